@@ -1,0 +1,276 @@
+"""Event payload models (pydantic v2) and the topic -> CloudEvents type registry.
+
+Payloads are frozen and ignore unknown fields, so a consumer keeps working when a producer
+adds an optional field (the only allowed evolution, see ``mandaact_contracts.compat``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Annotated, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from mandaact_contracts import topics
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Normalise an instant to UTC; a naive value is taken as UTC (as MongoDB stores it)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _check_timezone(value: str) -> str:
+    """Accept only a known IANA timezone name such as "Asia/Seoul"."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone: {value!r}") from None
+    return value
+
+
+UtcDatetime = Annotated[
+    datetime,
+    AfterValidator(_to_utc),
+    Field(description="An instant, RFC 3339; normalised to UTC (naive values are taken as UTC)."),
+]
+IanaTimezone = Annotated[
+    str,
+    AfterValidator(_check_timezone),
+    Field(description="IANA timezone name, e.g. Asia/Seoul.", examples=["Asia/Seoul"]),
+]
+Position = Annotated[int, Field(ge=1, le=8, description="Position in the grid, 1-8.")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ActionType = Literal["routine", "mission", "reference"]
+CheckableActionType = Literal["routine", "mission"]
+XpReason = Literal["checkin", "perfect_day", "badge"]
+
+
+class EventPayload(BaseModel):
+    """Base of every payload: user-scoped, frozen, tolerant of additive fields."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    tenant_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1)
+
+
+class _Snapshot(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# --- goals -----------------------------------------------------------------------------------
+
+
+class UserChanged(EventPayload):
+    """A user's settings after a change (or at creation)."""
+
+    version: int = Field(ge=1, description="Bumped on every change of the user's settings.")
+    timezone: IanaTimezone
+    locale: Literal["ko", "en"]
+    display_name: str | None
+    changed_at: UtcDatetime
+
+
+class ScheduleSnapshot(_Snapshot):
+    """When a routine is due: daily; weekly on `days` or `times` a week; monthly `times` a month."""
+
+    frequency: Literal["daily", "weekly", "monthly"]
+    days: list[Weekday] | None = None
+    times: int | None = Field(default=None, ge=1)
+
+
+class ActionSnapshot(_Snapshot):
+    """One action of a sub-goal as it is after the change."""
+
+    id: str
+    position: Position
+    title: str
+    type: ActionType
+    schedule: ScheduleSnapshot | None
+    due_date: date | None
+    added_on: date = Field(description="The owner's local date the action was added.")
+
+
+class SubGoalSnapshot(_Snapshot):
+    """One sub-goal with its actions."""
+
+    position: Position
+    title: str
+    actions: list[ActionSnapshot]
+
+
+class MandalartSnapshot(_Snapshot):
+    """The whole grid (mandalart) after a change."""
+
+    id: str
+    title: str
+    description: str | None
+    active: bool
+    deleted: bool = False
+    version: int = Field(ge=1, description="Bumped on every change of the grid.")
+    sub_goals: list[SubGoalSnapshot]
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class GoalChanged(EventPayload):
+    """A grid was created, changed or deleted; carries the whole grid after the change."""
+
+    mandalart: MandalartSnapshot
+    timezone: IanaTimezone = Field(description="The owner's timezone at the time of the change.")
+
+
+# --- checkins --------------------------------------------------------------------------------
+
+
+class _CheckinChange(EventPayload):
+    checkin_id: str
+    action_id: str
+    mandalart_id: str
+    sub_goal_position: Position
+    sub_goal_title: str
+    action_title: str
+    action_type: CheckableActionType
+    local_date: date = Field(description="The user's local date the check-in is for.")
+    timezone: IanaTimezone
+    occurred_at: UtcDatetime
+    seq: int = Field(ge=1, description="Change sequence number per (user, action, local_date).")
+    schedule: ScheduleSnapshot | None = None
+
+
+class ActionCompleted(_CheckinChange):
+    """An action was checked off for a local date."""
+
+
+class ActionUncompleted(_CheckinChange):
+    """A check-in was undone."""
+
+
+# --- gamification ----------------------------------------------------------------------------
+
+
+class _XpEntry(EventPayload):
+    entry_id: str
+    amount: int
+    reason: XpReason
+    action_id: str | None
+    local_date: date | None
+    badge: str | None
+    source_event_id: str = Field(description="ce_id of the event that caused this entry.")
+    xp_total: int = Field(ge=0, description="The user's XP total after this entry.")
+    level: int = Field(ge=1, description="The user's level after this entry.")
+    multiplier: float | None = None
+    created_at: UtcDatetime
+
+
+class XpAwarded(_XpEntry):
+    """An XP ledger entry that adds XP."""
+
+    amount: int = Field(gt=0, description="XP added (positive).")
+
+
+class XpRevoked(_XpEntry):
+    """An XP ledger entry that takes XP back."""
+
+    amount: int = Field(lt=0, description="XP taken back (negative).")
+    revokes_entry_id: str | None = None
+
+
+class LevelReached(EventPayload):
+    """The user reached a new level."""
+
+    level: int = Field(ge=1)
+    xp_total: int = Field(ge=0)
+    reached_at: UtcDatetime
+
+
+class BadgeUnlocked(EventPayload):
+    """The user unlocked a badge (once per badge)."""
+
+    badge: str = Field(description="Badge code from the catalogue.")
+    xp_reward: int = Field(ge=0)
+    unlocked_at: UtcDatetime
+
+
+class StreakChanged(EventPayload):
+    """The user's streak after a change."""
+
+    current: int = Field(ge=0)
+    longest: int = Field(ge=0)
+    last_active_date: date | None
+    changed_at: UtcDatetime
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+class ReportGenerated(EventPayload):
+    """A weekly report was written."""
+
+    report_id: str
+    week: str = Field(
+        pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$",
+        description="ISO week, e.g. 2026-W47.",
+        examples=["2026-W47"],
+    )
+    generator: Literal["llm", "fallback"]
+    generated_at: UtcDatetime
+
+
+# --- registry --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """What travels on a topic: its CloudEvents type and payload model."""
+
+    topic: str
+    ce_type: str
+    model: type[EventPayload]
+
+
+def _spec(topic: str, model: type[EventPayload], version: int = 1) -> tuple[str, EventSpec]:
+    return topic, EventSpec(topic=topic, ce_type=f"mandaact.{topic}.v{version}", model=model)
+
+
+EVENT_TYPES: Final[dict[str, EventSpec]] = dict(
+    [
+        _spec(topics.USER_CHANGED, UserChanged),
+        _spec(topics.GOAL_CHANGED, GoalChanged),
+        _spec(topics.ACTION_COMPLETED, ActionCompleted),
+        _spec(topics.ACTION_UNCOMPLETED, ActionUncompleted),
+        _spec(topics.XP_AWARDED, XpAwarded),
+        _spec(topics.XP_REVOKED, XpRevoked),
+        _spec(topics.LEVEL_REACHED, LevelReached),
+        _spec(topics.BADGE_UNLOCKED, BadgeUnlocked),
+        _spec(topics.STREAK_CHANGED, StreakChanged),
+        _spec(topics.REPORT_GENERATED, ReportGenerated),
+    ]
+)
+
+_BY_CE_TYPE: Final[dict[str, EventSpec]] = {spec.ce_type: spec for spec in EVENT_TYPES.values()}
+
+
+def ce_type_for(topic: str) -> str:
+    """Return the CloudEvents type of a topic's events; KeyError for an unknown topic."""
+    try:
+        return EVENT_TYPES[topic].ce_type
+    except KeyError:
+        raise KeyError(f"unknown topic: {topic!r}") from None
+
+
+def model_for_ce_type(ce_type: str) -> type[EventPayload]:
+    """Return the payload model of a CloudEvents type; KeyError for an unknown type."""
+    return spec_for_ce_type(ce_type).model
+
+
+def spec_for_ce_type(ce_type: str) -> EventSpec:
+    """Return the registry entry of a CloudEvents type; KeyError for an unknown type."""
+    try:
+        return _BY_CE_TYPE[ce_type]
+    except KeyError:
+        raise KeyError(f"unknown event type: {ce_type!r}") from None

@@ -1,0 +1,40 @@
+"""Kafka topic names, partition counts and dead-letter topic naming."""
+
+from __future__ import annotations
+
+from typing import Final
+
+USER_CHANGED: Final = "user.changed"
+GOAL_CHANGED: Final = "goal.changed"
+ACTION_COMPLETED: Final = "action.completed"
+ACTION_UNCOMPLETED: Final = "action.uncompleted"
+XP_AWARDED: Final = "xp.awarded"
+XP_REVOKED: Final = "xp.revoked"
+LEVEL_REACHED: Final = "level.reached"
+BADGE_UNLOCKED: Final = "badge.unlocked"
+STREAK_CHANGED: Final = "streak.changed"
+REPORT_GENERATED: Final = "report.generated"
+
+ALL_TOPICS: Final[tuple[str, ...]] = (
+    USER_CHANGED,
+    GOAL_CHANGED,
+    ACTION_COMPLETED,
+    ACTION_UNCOMPLETED,
+    XP_AWARDED,
+    XP_REVOKED,
+    LEVEL_REACHED,
+    BADGE_UNLOCKED,
+    STREAK_CHANGED,
+    REPORT_GENERATED,
+)
+
+TOPIC_PARTITIONS: Final[dict[str, int]] = dict.fromkeys(ALL_TOPICS, 3)
+
+DEAD_LETTER_SUFFIX: Final = ".dlt"
+
+
+def dead_letter_topic(group: str) -> str:
+    """Return the dead-letter topic of a consumer group, e.g. "gamification.dlt"."""
+    if not group or group != group.strip():
+        raise ValueError(f"invalid consumer group name: {group!r}")
+    return f"{group}{DEAD_LETTER_SUFFIX}"
