@@ -1,0 +1,58 @@
+# One set of commands: CI, pre-commit and people run these targets.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := contracts libs/common tools/devstack services/goals services/checkins services/gamification services/reports
+SRC := contracts libs tools services tests conftest.py
+STAMP := $(VENV)/.installed
+
+.PHONY: install up down status test test-unit test-integration test-e2e lint fmt bench schemas clean
+
+$(STAMP): requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt $(foreach p,$(PACKAGES),-e $(p))
+	@touch $(STAMP)
+
+install: $(STAMP) ## virtualenv, Python packages and the Kafka jars
+	$(BIN)/python -m mandaact_devstack fetch
+
+up: install ## start Kafka, the MongoDB-compatible server and the four services; waits until ready
+	$(BIN)/python -m mandaact_devstack up
+
+down: ## stop everything `make up` started
+	@test -x $(BIN)/python && $(BIN)/python -m mandaact_devstack down || true
+
+status:
+	$(BIN)/python -m mandaact_devstack status
+
+test: install ## every test: unit, integration (real Kafka + MongoDB-compatible server) and e2e
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q -m unit
+
+test-integration: install
+	$(BIN)/pytest -q -m integration
+
+test-e2e: install
+	$(BIN)/pytest -q -m e2e
+
+lint: install ## ruff (lint + format check) and mypy strict
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
+	$(BIN)/mypy $(SRC)
+
+fmt: install
+	$(BIN)/ruff check --fix $(SRC)
+	$(BIN)/ruff format $(SRC)
+
+bench: install ## throughput figures with their same-run baselines
+	$(BIN)/python -m benchmarks
+
+schemas: install ## regenerate the checked-in JSON Schemas and AsyncAPI document
+	$(BIN)/python -m mandaact_contracts.export
+
+clean: down
+	rm -rf .run

@@ -1,0 +1,1 @@
+"""Mechanisms shared by every MandaAct service (one implementation, not four copies)."""

@@ -1,0 +1,128 @@
+"""`mandaact` developer CLI: mint a dev token, seed a demo tenant, tail a topic."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from typing import Any
+
+import httpx
+
+from mandaact_common.auth import mint_token
+from mandaact_common.settings import DEV_JWT_SECRET
+
+DEMO_GRID: dict[str, Any] = {
+    "title": "Design an event-driven system",
+    "description": "demo grid",
+    "sub_goals": [
+        {
+            "position": 1,
+            "title": "Event flows",
+            "actions": [
+                {
+                    "position": 1,
+                    "title": "Draw the flow",
+                    "type": "routine",
+                    "schedule": {"frequency": "daily"},
+                },
+                {
+                    "position": 2,
+                    "title": "Review",
+                    "type": "routine",
+                    "schedule": {"frequency": "weekly", "days": ["mon", "thu"]},
+                },
+                {"position": 3, "title": "Install Kafka", "type": "mission"},
+                {"position": 4, "title": "Stay curious", "type": "reference"},
+            ],
+        }
+    ],
+}
+
+
+def _secret() -> str:
+    return os.environ.get("MANDAACT_JWT_SECRET", DEV_JWT_SECRET)
+
+
+def _token(args: argparse.Namespace) -> int:
+    roles = ["admin"] if args.admin else None
+    print(mint_token(_secret(), args.tenant, args.user, ttl_seconds=args.ttl, roles=roles))
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    token = mint_token(_secret(), args.tenant, args.user)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=10) as http:
+        grid = http.post(f"{args.goals_url}/v1/mandalarts", json=DEMO_GRID, headers=headers)
+        grid.raise_for_status()
+        print(json.dumps(grid.json(), indent=2, ensure_ascii=False))
+    print(f"token: {token}")
+    return 0
+
+
+async def _tail(args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        args.topic,
+        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        group_id=f"mandaact-tail-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest" if args.from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        async for record in consumer:
+            headers = {k: v.decode(errors="replace") for k, v in record.headers}
+            print(
+                json.dumps(
+                    {
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "key": record.key.decode(errors="replace") if record.key else None,
+                        "headers": headers,
+                        "value": (record.value or b"").decode(errors="replace"),
+                    },
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
+            seen += 1
+            if args.max and seen >= args.max:
+                break
+    finally:
+        await consumer.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `mandaact` command."""
+    parser = argparse.ArgumentParser(prog="mandaact", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tok = sub.add_parser("token", help="print a dev JWT for a tenant and user")
+    tok.add_argument("--tenant", required=True)
+    tok.add_argument("--user", required=True)
+    tok.add_argument("--ttl", type=int, default=24 * 3600, help="seconds")
+    tok.add_argument("--admin", action="store_true")
+    seed = sub.add_parser("seed", help="create a demo grid for a demo tenant and user")
+    seed.add_argument("--tenant", default="demo")
+    seed.add_argument("--user", default="demo-user")
+    seed.add_argument("--goals-url", default="http://127.0.0.1:8001")
+    tail = sub.add_parser("tail", help="print a topic's messages with their CloudEvents headers")
+    tail.add_argument("topic")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "token":
+        code = _token(args)
+    elif args.command == "seed":
+        code = _seed(args)
+    else:
+        code = asyncio.run(_tail(args))
+    sys.exit(code)

@@ -1,0 +1,115 @@
+"""RFC 9457 problem details: one error hierarchy, mapped to application/problem+json at the edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://mandaact.dev/problems/"
+
+
+class ProblemError(Exception):
+    """A failure that the HTTP edge turns into a problem document."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class Unauthorized(ProblemError):
+    """No valid credentials."""
+
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+
+class NotFound(ProblemError):
+    """The resource does not exist for this tenant and user."""
+
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    """The request conflicts with the current state."""
+
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(ProblemError):
+    """An If-Match precondition did not hold."""
+
+    status, slug, title = 412, "precondition-failed", "Precondition failed"
+
+
+class RuleBroken(ProblemError):
+    """The input is well-formed but breaks a domain rule."""
+
+    status, slug, title = 422, "rule-broken", "Unprocessable content"
+
+
+class TooManyRequests(ProblemError):
+    """A server-enforced limit was reached."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+def problem_response(
+    status: int, title: str, detail: str, slug: str, instance: str | None = None, **ext: Any
+) -> JSONResponse:
+    """Build an application/problem+json response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(ext)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map domain errors, validation errors and HTTP errors to problem+json."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(
+            exc.status, exc.title, exc.detail, exc.slug, request.url.path, **exc.extensions
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+        return problem_response(
+            422, "Invalid request", detail, "validation", request.url.path, errors=errors
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response(exc.status_code, detail, detail, slug, request.url.path)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,291 @@
+"""Outbox, relay, idempotent consumer and dead-letter topic against the real broker and server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from mandaact_common.consumer import PROCESSED, IdempotentConsumer, Inbound, KafkaDeadLetterSink
+from mandaact_common.outbox import OUTBOX, OutboxRelay, Transaction, make_producer, transact
+from mandaact_common.settings import ServiceSettings
+from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec, build_broker
+from mandaact_contracts import topics
+from mandaact_contracts.envelope import encode_value, new_envelope, to_kafka_headers
+from mandaact_contracts.events import ActionCompleted
+from mandaact_contracts.topics import dead_letter_topic
+
+pytestmark = pytest.mark.integration
+
+
+def completed(tenant: str = "t1", user: str = "u1", action: str = "a1") -> ActionCompleted:
+    return ActionCompleted(
+        tenant_id=tenant,
+        user_id=user,
+        checkin_id=str(uuid.uuid4()),
+        action_id=action,
+        mandalart_id="m1",
+        sub_goal_position=1,
+        sub_goal_title="Event flows",
+        action_title="Draw the flow",
+        action_type="routine",
+        local_date=date(2026, 11, 24),
+        timezone="Asia/Seoul",
+        occurred_at=datetime(2026, 11, 24, 3, 0, tzinfo=UTC),
+        seq=1,
+    )
+
+
+@dataclass
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def record_of(payload: ActionCompleted, offset: int = 0) -> FakeRecord:
+    env = new_envelope(topics.ACTION_COMPLETED, payload, "checkins")
+    return FakeRecord(
+        topics.ACTION_COMPLETED, 0, offset, b"k", encode_value(env), to_kafka_headers(env)
+    )
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[FakeRecord, BaseException]] = []
+
+    async def send(self, record: Any, error: BaseException, attempts: int) -> None:
+        self.sent.append((record, error))
+
+
+async def count_effects(db: Any) -> int:
+    return int(await db["effects"].count_documents({}))
+
+
+def effect_handler() -> Any:
+    async def handler(tx: Transaction, items: list[Inbound]) -> None:
+        await tx.db["effects"].insert_many(
+            [{"event": i.envelope.id} for i in items], session=tx.session
+        )
+
+    return handler
+
+
+async def test_transaction_rolls_back_state_and_events_together(
+    mongo_client: Any, unique_db_name: str
+) -> None:
+    db = mongo_client[unique_db_name]
+
+    async def fails(tx: Transaction) -> None:
+        await tx.db["things"].insert_one({"_id": 1}, session=tx.session)
+        tx.emit(topics.ACTION_COMPLETED, completed())
+        await tx.flush()
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await transact(mongo_client, db, "checkins", fails)
+    assert await db["things"].count_documents({}) == 0
+    assert await db[OUTBOX].count_documents({}) == 0
+
+    async def works(tx: Transaction) -> None:
+        await tx.db["things"].insert_one({"_id": 1}, session=tx.session)
+        tx.emit(topics.ACTION_COMPLETED, completed())
+
+    await transact(mongo_client, db, "checkins", works)
+    assert await db["things"].count_documents({}) == 1
+    assert await db[OUTBOX].count_documents({}) == 1
+
+
+async def test_redelivered_event_changes_nothing(mongo_client: Any, unique_db_name: str) -> None:
+    db = mongo_client[unique_db_name]
+    sink = ListSink()
+    consumer = IdempotentConsumer(
+        group="g", client=mongo_client, db=db, handler=effect_handler(), dead_letters=sink
+    )
+    rec = record_of(completed())
+    await consumer.process([rec, rec])  # duplicate inside one batch
+    await consumer.process([rec])  # and again in a later batch
+    assert await count_effects(db) == 1
+    assert await db[PROCESSED].count_documents({}) == 1
+    assert sink.sent == []
+
+
+async def test_poison_record_is_dead_lettered_and_the_rest_applied(
+    mongo_client: Any, unique_db_name: str
+) -> None:
+    db = mongo_client[unique_db_name]
+    sink = ListSink()
+    consumer = IdempotentConsumer(
+        group="g", client=mongo_client, db=db, handler=effect_handler(), dead_letters=sink
+    )
+    bad = FakeRecord(topics.ACTION_COMPLETED, 0, 1, b"k", b"{not json", [("ce_id", b"x")])
+    await consumer.process([record_of(completed(), 0), bad, record_of(completed(), 2)])
+    assert await count_effects(db) == 2
+    assert [r.offset for r, _ in sink.sent] == [1]
+
+
+async def test_failing_handler_isolates_the_bad_event_after_bounded_retries(
+    mongo_client: Any, unique_db_name: str
+) -> None:
+    db = mongo_client[unique_db_name]
+    sink = ListSink()
+    poison_action = "poison"
+    calls = 0
+
+    async def handler(tx: Transaction, items: list[Inbound]) -> None:
+        nonlocal calls
+        calls += 1
+        if any(getattr(i.payload, "action_id", "") == poison_action for i in items):
+            raise ConnectionError("transient-looking failure that never heals")
+        await tx.db["effects"].insert_many(
+            [{"event": i.envelope.id} for i in items], session=tx.session
+        )
+
+    consumer = IdempotentConsumer(
+        group="g",
+        client=mongo_client,
+        db=db,
+        handler=handler,
+        dead_letters=sink,
+        max_retries=2,
+        backoff_seconds=0.01,
+    )
+    records = [
+        record_of(completed(action="ok1"), 0),
+        record_of(completed(action=poison_action), 1),
+        record_of(completed(action="ok2"), 2),
+    ]
+    await consumer.process(records)
+    assert await count_effects(db) == 2
+    assert [r.offset for r, _ in sink.sent] == [1]
+    # 3 tries of the batch, then ok1, 3 tries of the poison record, ok2
+    assert calls == 3 + 1 + 3 + 1
+
+
+async def _create_topics(bootstrap: str, names: list[str]) -> None:
+    from mandaact_devstack import create_topics
+
+    await create_topics(bootstrap, dict.fromkeys(names, 3))
+
+
+async def _read(bootstrap: str, topic: str, n: int, wait_seconds: float = 30.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while len(out) < n and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                out.extend(records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_relay_publishes_cloudevents_with_the_user_key(
+    infra: Any, mongo_client: Any, unique_db_name: str
+) -> None:
+    topic = topics.ACTION_COMPLETED
+    await _create_topics(infra.bootstrap_servers, [topic])
+    db = mongo_client[unique_db_name]
+    payload = completed(tenant=f"t-{uuid.uuid4().hex[:6]}")
+
+    async def work(tx: Transaction) -> str:
+        return tx.emit(topic, payload, subject=payload.action_id).id
+
+    event_id = await transact(mongo_client, db, "checkins", work)
+    producer = make_producer(infra.bootstrap_servers, "test-relay")
+    await producer.start()
+    try:
+        assert await OutboxRelay(db, producer, "checkins").publish_pending() == 1
+    finally:
+        await producer.stop()
+    assert await db[OUTBOX].count_documents({}) == 0
+    records = [
+        r
+        for r in await _read(infra.bootstrap_servers, topic, 10_000, wait_seconds=5)
+        if dict(r.headers).get("ce_id") == event_id.encode()
+    ]
+    assert len(records) == 1
+    headers = dict(records[0].headers)
+    assert records[0].key == f"{payload.tenant_id}:u1".encode()
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["ce_type"] == b"mandaact.action.completed.v1"
+    assert headers["ce_source"] == b"checkins"
+    assert headers["ce_tenantid"] == payload.tenant_id.encode()
+    assert headers["content-type"] == b"application/json"
+    assert "traceparent" in headers
+    assert json.loads(records[0].value)["action_id"] == "a1"
+
+
+async def test_malformed_message_goes_to_the_dead_letter_topic_and_consumer_moves_on(
+    infra: Any, mongo_client: Any, unique_db_name: str
+) -> None:
+    """Through the real FastStream subscriber: MANUAL ack, DLT with error headers, next one ok."""
+    group = f"dlt-test-{uuid.uuid4().hex[:6]}"
+    topic = f"test.{group}"
+    await _create_topics(infra.bootstrap_servers, [topic, dead_letter_topic(group)])
+    db = mongo_client[unique_db_name]
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=unique_db_name,
+    )
+    producer = make_producer(infra.bootstrap_servers, "test")
+    await producer.start()
+    spec = WorkerSpec(
+        service="test", consumers=(ConsumerSpec(group, (topic,), lambda _d: effect_handler()),)
+    )
+    deps = WorkerDeps(settings=settings, client=mongo_client, db=db, producer=producer)
+    consumers = {
+        group: IdempotentConsumer(
+            group=group,
+            client=mongo_client,
+            db=db,
+            handler=spec.consumers[0].handler(deps),
+            dead_letters=KafkaDeadLetterSink(producer, group),
+        )
+    }
+    broker = build_broker(spec, settings, consumers)
+    await broker.start()
+    try:
+        raw = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
+        await raw.start()
+        try:
+            await raw.send_and_wait(topic, b"\x00 definitely not json", key=b"t:u")
+            good = new_envelope(topics.ACTION_COMPLETED, completed(), "checkins")
+            await raw.send_and_wait(
+                topic, encode_value(good), key=b"t:u", headers=to_kafka_headers(good)
+            )
+        finally:
+            await raw.stop()
+        dead = await _read(infra.bootstrap_servers, dead_letter_topic(group), 1)
+        assert len(dead) == 1
+        headers = dict(dead[0].headers)
+        assert headers["dlt_error_type"] == b"InvalidEvent"
+        assert headers["dlt_original_topic"] == topic.encode()
+        assert dead[0].value == b"\x00 definitely not json"
+        for _ in range(100):
+            if await count_effects(db) == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await count_effects(db) == 1
+    finally:
+        await broker.stop()
+        await producer.stop()

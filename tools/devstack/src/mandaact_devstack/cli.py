@@ -1,0 +1,361 @@
+"""`python -m mandaact_devstack up|down|status`: the local stack behind `make up` / `make down`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mandaact_devstack.kafka import (
+    create_topics,
+    default_topics,
+    ensure_kafka_artifacts,
+    kafka_answers,
+    kafka_version,
+    start_kafka,
+    warm_up_coordinators,
+)
+from mandaact_devstack.mongo import mongo_answers, mongodb_url, start_secantus
+from mandaact_devstack.procs import (
+    DevstackError,
+    ManagedProcess,
+    adopt_pid_file,
+    default_run_dir,
+    group_members,
+    port_open,
+    read_pid_file,
+    run_sync,
+    stop_process_group,
+    tail_file,
+)
+from mandaact_devstack.services import (
+    KINDS,
+    SERVICE_PORTS,
+    http_status,
+    log_path,
+    pid_path,
+    process_name,
+    running_service,
+    service_script,
+    start_service,
+    wait_http_ready,
+)
+
+KAFKA_HOST = "127.0.0.1"
+KAFKA_PORT = 9092
+KAFKA_CONTROLLER_PORT = 9093
+MONGO_HOST = "127.0.0.1"
+MONGO_PORT = 27017
+READY_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class InfraSpec:
+    """A piece of infrastructure `up` may start: its pid file name and command-line marker."""
+
+    name: str
+    marker: str
+
+
+KAFKA = InfraSpec("kafka", "kafka.Kafka")
+SECANTUS = InfraSpec("secantusdb", "secantusd-py")
+
+
+def _say(message: str) -> None:
+    print(f"[devstack] {message}", flush=True)
+
+
+def _infra_pid_file(run_dir: Path, spec: InfraSpec) -> Path:
+    return run_dir / "pids" / f"{spec.name}.pid"
+
+
+def _infra_log(run_dir: Path, spec: InfraSpec) -> Path:
+    return run_dir / "logs" / f"{spec.name}.log"
+
+
+def _running_infra(run_dir: Path, spec: InfraSpec) -> ManagedProcess | None:
+    return adopt_pid_file(
+        spec.name, _infra_pid_file(run_dir, spec), _infra_log(run_dir, spec), spec.marker
+    )
+
+
+def _state_file(run_dir: Path) -> Path:
+    return run_dir / "devstack.json"
+
+
+def _ensure_kafka(run_dir: Path, started: list[ManagedProcess]) -> str:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if external:
+        _say(f"Kafka: using KAFKA_BOOTSTRAP_SERVERS={external}")
+        if not run_sync(lambda: kafka_answers(external, max_wait=10)):
+            raise DevstackError(f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer")
+        return external
+    bootstrap = f"{KAFKA_HOST}:{KAFKA_PORT}"
+    if _running_infra(run_dir, KAFKA) is not None or port_open(KAFKA_HOST, KAFKA_PORT):
+        if run_sync(lambda: kafka_answers(bootstrap, max_wait=10)):
+            _say(f"Kafka: already running on {bootstrap}")
+            return bootstrap
+        raise DevstackError(f"{bootstrap} is taken by something that is not a working Kafka")
+    started_at = time.monotonic()
+    proc = start_kafka(
+        run_dir / "kafka",
+        host=KAFKA_HOST,
+        port=KAFKA_PORT,
+        controller_port=KAFKA_CONTROLLER_PORT,
+        log_path=_infra_log(run_dir, KAFKA),
+        pid_file=_infra_pid_file(run_dir, KAFKA),
+    )
+    started.append(proc)
+    _say(
+        f"Kafka {kafka_version()}: started on {bootstrap} (pid {proc.pid}, "
+        f"{time.monotonic() - started_at:.1f}s)"
+    )
+    return bootstrap
+
+
+def _ensure_mongo(run_dir: Path, started: list[ManagedProcess]) -> str:
+    external = os.environ.get("MONGODB_URL", "").strip()
+    if external:
+        _say(f"MongoDB: using MONGODB_URL={external}")
+        if not mongo_answers(external, timeout=10):
+            raise DevstackError(f"MONGODB_URL={external} does not answer")
+        return external
+    url = mongodb_url(MONGO_HOST, MONGO_PORT)
+    if _running_infra(run_dir, SECANTUS) is not None or port_open(MONGO_HOST, MONGO_PORT):
+        if mongo_answers(url, timeout=10):
+            _say(f"MongoDB: already running at {url}")
+            return url
+        raise DevstackError(f"{MONGO_HOST}:{MONGO_PORT} is taken by something that is not MongoDB")
+    started_at = time.monotonic()
+    proc = start_secantus(
+        run_dir / "secantusdb",
+        host=MONGO_HOST,
+        port=MONGO_PORT,
+        log_path=_infra_log(run_dir, SECANTUS),
+        pid_file=_infra_pid_file(run_dir, SECANTUS),
+    )
+    started.append(proc)
+    _say(f"SecantusDB: started at {url} (pid {proc.pid}, {time.monotonic() - started_at:.1f}s)")
+    return url
+
+
+def _start_services(
+    run_dir: Path,
+    bootstrap: str,
+    mongo: str,
+    started: list[ManagedProcess],
+    only: frozenset[str] | None,
+) -> list[tuple[str, int, ManagedProcess]]:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_URL": mongo}
+    env["MANDAACT_ENV"] = os.environ.get("MANDAACT_ENV", "local")
+    apis: list[tuple[str, int, ManagedProcess]] = []
+    for name, port in SERVICE_PORTS.items():
+        if only is not None and name not in only:
+            continue
+        for kind in KINDS:
+            label = process_name(name, kind)
+            if service_script(name, kind) is None:
+                _say(f"{label}: mandaact-{label} not installed yet, skipped")
+                continue
+            proc = running_service(name, kind, run_dir)
+            if proc is not None:
+                _say(f"{label}: already running (pid {proc.pid})")
+            else:
+                if kind == "api" and port_open("127.0.0.1", port):
+                    raise DevstackError(f"port {port} for {label} is taken by another process")
+                proc = start_service(name, kind, env, run_dir=run_dir, http_port=port)
+                started.append(proc)
+                _say(f"{label}: started (pid {proc.pid}, log {proc.log_path})")
+            if kind == "api":
+                apis.append((name, port, proc))
+    return apis
+
+
+def up(
+    run_dir: Path, *, keep_on_failure: bool = False, services: frozenset[str] | None = None
+) -> int:
+    """Start Kafka, SecantusDB and the services (all, or just `services`); wait until ready."""
+    started: list[ManagedProcess] = []
+    try:
+        t0 = time.monotonic()
+        ensure_kafka_artifacts(quiet=True)
+        _say(f"Kafka jars ready ({time.monotonic() - t0:.1f}s)")
+        bootstrap = _ensure_kafka(run_dir, started)
+        mongo = _ensure_mongo(run_dir, started)
+        topics = default_topics()
+        created = run_sync(lambda: create_topics(bootstrap, topics))
+        run_sync(lambda: warm_up_coordinators(bootstrap))
+        _say(f"topics: {len(topics)} ensured ({len(created)} created)")
+        apis = _start_services(run_dir, bootstrap, mongo, started, services)
+        deadline = time.monotonic() + READY_TIMEOUT
+        for _name, port, proc in apis:
+            url = f"http://127.0.0.1:{port}/readyz"
+            wait_http_ready(url, timeout=max(1.0, deadline - time.monotonic()), proc=proc)
+        for proc in started:
+            if not proc.alive():
+                raise DevstackError(f"{proc.name} exited; log tail:\n{proc.log_tail()}")
+    except (DevstackError, OSError) as exc:
+        _say(f"FAILED: {exc}")
+        if keep_on_failure:
+            _say("processes left running (--keep-on-failure); `down` stops them")
+        else:
+            for proc in reversed(started):
+                _stop_quietly(proc)
+        return 1
+    state = {
+        "kafka_bootstrap_servers": bootstrap,
+        "mongodb_url": mongo,
+        "apis": {name: f"http://127.0.0.1:{port}" for name, port, _ in apis},
+    }
+    _state_file(run_dir).write_text(json.dumps(state, indent=2) + "\n")
+    print()
+    print(f"  KAFKA_BOOTSTRAP_SERVERS={bootstrap}")
+    print(f"  MONGODB_URL={mongo}")
+    for name, port, _ in apis:
+        print(f"  {name:<13} http://127.0.0.1:{port}  (docs: http://127.0.0.1:{port}/docs)")
+    print(f"  logs: {run_dir / 'logs'}")
+    return 0
+
+
+def fetch() -> int:
+    """Make sure Kafka's jars are in deploy/kafka/lib (runs Maven only when needed)."""
+    started_at = time.monotonic()
+    try:
+        lib = ensure_kafka_artifacts(quiet=True)
+    except DevstackError as exc:
+        _say(f"FAILED: {exc}")
+        return 1
+    _say(f"Kafka {kafka_version(lib)} jars in {lib} ({time.monotonic() - started_at:.1f}s)")
+    return 0
+
+
+def _stop_quietly(proc: ManagedProcess) -> None:
+    try:
+        proc.stop()
+    except DevstackError as exc:
+        _say(f"could not stop {proc.name}: {exc}")
+
+
+def down(run_dir: Path) -> int:
+    """Stop the services, then Kafka and SecantusDB (only what `up` started)."""
+    leftovers: list[str] = []
+    targets: list[tuple[str, Path, str]] = []
+    for name in reversed(list(SERVICE_PORTS)):
+        for kind in ("worker", "api"):
+            targets.append(
+                (process_name(name, kind), pid_path(name, kind, run_dir), f"mandaact-{name}-{kind}")
+            )
+    for spec in (KAFKA, SECANTUS):
+        targets.append((spec.name, _infra_pid_file(run_dir, spec), spec.marker))
+    for label, pid_file, marker in targets:
+        pid = read_pid_file(pid_file)
+        if pid is None:
+            continue
+        proc = adopt_pid_file(label, pid_file, pid_file, marker)
+        if proc is None:
+            _say(f"{label}: not running (stale pid file removed)")
+            pid_file.unlink(missing_ok=True)
+            continue
+        started_at = time.monotonic()
+        try:
+            stop_process_group(proc.pid, timeout=30)
+        except DevstackError as exc:
+            leftovers.append(f"{label}: {exc}")
+            continue
+        pid_file.unlink(missing_ok=True)
+        _say(f"{label}: stopped (pid {pid}, {time.monotonic() - started_at:.1f}s)")
+        if group_members(pid):
+            leftovers.append(f"{label}: processes {group_members(pid)} still alive")
+    _state_file(run_dir).unlink(missing_ok=True)
+    if leftovers:
+        for line in leftovers:
+            _say(f"LEFT BEHIND: {line}")
+        return 1
+    _say("all stopped")
+    return 0
+
+
+def status(run_dir: Path) -> int:
+    """Print what runs (pid files, ports, readiness)."""
+    rows: list[tuple[str, str, str]] = []
+    for spec, host, port in ((KAFKA, KAFKA_HOST, KAFKA_PORT), (SECANTUS, MONGO_HOST, MONGO_PORT)):
+        proc = _running_infra(run_dir, spec)
+        where = f"{host}:{port} {'open' if port_open(host, port) else 'closed'}"
+        rows.append((spec.name, f"pid {proc.pid}" if proc else "not started by devstack", where))
+    for name, port in SERVICE_PORTS.items():
+        for kind in KINDS:
+            label = process_name(name, kind)
+            proc = running_service(name, kind, run_dir)
+            installed = service_script(name, kind) is not None
+            if proc is None:
+                what = "not running" if installed else "not installed"
+            else:
+                what = f"pid {proc.pid}"
+            detail = ""
+            if kind == "api":
+                code = http_status(f"http://127.0.0.1:{port}/readyz", timeout=1.0)
+                detail = f":{port} readyz={code if code is not None else '-'}"
+            if installed:
+                detail = f"{detail} log {log_path(name, kind, run_dir)}".strip()
+            rows.append((label, what, detail))
+    width = max(len(r[0]) for r in rows)
+    for label, what, detail in rows:
+        print(f"{label:<{width}}  {what:<26} {detail}")
+    state = _state_file(run_dir)
+    if state.is_file():
+        print(state.read_text().strip())
+    return 0
+
+
+def _tail(run_dir: Path, name: str) -> int:
+    print(tail_file(run_dir / "logs" / f"{name}.log", 60))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m mandaact_devstack`."""
+    parser = argparse.ArgumentParser(prog="python -m mandaact_devstack", description=__doc__)
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="state dir (default <repo>/.run)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up_parser = sub.add_parser("up", help="start Kafka, SecantusDB, the services; wait until ready")
+    up_parser.add_argument(
+        "--keep-on-failure", action="store_true", help="do not stop what was started on failure"
+    )
+    up_parser.add_argument(
+        "--services",
+        default=None,
+        help=f"comma-separated subset of {','.join(SERVICE_PORTS)} ('' = infrastructure only)",
+    )
+    sub.add_parser("fetch", help="fetch Kafka's jars into deploy/kafka/lib (Maven) if missing")
+    sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("status", help="show what runs")
+    logs_parser = sub.add_parser("logs", help="tail the log of a process, e.g. goals-api")
+    logs_parser.add_argument("name")
+    args = parser.parse_args(argv)
+    run_dir: Path = (args.run_dir or default_run_dir()).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if args.command == "up":
+        services = None
+        if args.services is not None:
+            services = frozenset(s.strip() for s in args.services.split(",") if s.strip())
+            unknown = services - set(SERVICE_PORTS)
+            if unknown:
+                parser.error(f"unknown services: {', '.join(sorted(unknown))}")
+        return up(run_dir, keep_on_failure=args.keep_on_failure, services=services)
+    if args.command == "down":
+        return down(run_dir)
+    if args.command == "fetch":
+        return fetch()
+    if args.command == "logs":
+        return _tail(run_dir, args.name)
+    return status(run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

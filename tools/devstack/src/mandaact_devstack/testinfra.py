@@ -1,0 +1,259 @@
+"""Test infrastructure: testcontainers with a Docker engine, else local processes on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import importlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from pymongo import MongoClient
+
+from mandaact_devstack.kafka import (
+    create_topics,
+    default_topics,
+    start_kafka,
+    wait_kafka_ready,
+    warm_up_coordinators,
+)
+from mandaact_devstack.mongo import mongodb_url, start_secantus, wait_mongo_ready
+from mandaact_devstack.procs import DevstackError, ManagedProcess, free_port, run_sync
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["external", "docker", "local"]
+
+DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
+DEFAULT_MONGO_IMAGE = "mongo:7.0"
+
+
+@dataclass
+class InfraHandle:
+    """Where the test Kafka and MongoDB-compatible server are, and how to stop them."""
+
+    bootstrap_servers: str
+    mongodb_url: str
+    kafka_mode: Mode
+    mongo_mode: Mode
+    base_dir: Path | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+    _stops: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    def stop(self) -> None:
+        """Stop everything this handle started (idempotent); external servers are left alone."""
+        if self._stopped:
+            return
+        self._stopped = True
+        errors: list[BaseException] = []
+        for stop in reversed(self._stops):
+            try:
+                stop()
+            except Exception as exc:
+                errors.append(exc)
+        self._stops.clear()
+        if errors:
+            raise DevstackError(f"stopping test infra failed: {errors!r}")
+
+    def __enter__(self) -> InfraHandle:
+        """Use the handle as a context manager that stops on exit."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop on exit."""
+        self.stop()
+
+
+def docker_available(timeout: float = 3.0) -> bool:
+    """Whether a Docker engine answers a ping (the CLI alone is not enough)."""
+    try:
+        docker: Any = importlib.import_module("docker")
+        client = docker.from_env(timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _want_docker(use_docker: bool | None) -> bool:
+    if use_docker is not None:
+        return use_docker
+    choice = os.environ.get("MANDAACT_TEST_INFRA", "").strip().lower()
+    if choice in ("local", "docker"):
+        return choice == "docker"
+    return docker_available()
+
+
+def _start_docker_kafka() -> tuple[str, Callable[[], None]]:
+    try:
+        module: Any = importlib.import_module("testcontainers.community.kafka")
+    except ImportError:
+        module = importlib.import_module("testcontainers.kafka")
+    container = module.KafkaContainer(
+        os.environ.get("MANDAACT_TEST_KAFKA_IMAGE", DEFAULT_KAFKA_IMAGE)
+    ).with_kraft()
+    for key, value in {
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_MIN_INSYNC_REPLICAS": "1",
+    }.items():
+        container.with_env(key, value)
+    container.start(timeout=180)
+    return str(container.get_bootstrap_server()), container.stop
+
+
+def _start_docker_mongo() -> tuple[str, Callable[[], None]]:
+    try:
+        module: Any = importlib.import_module("testcontainers.community.mongodb")
+    except ImportError:
+        module = importlib.import_module("testcontainers.mongodb")
+    container = module.MongoDbContainer(
+        os.environ.get("MANDAACT_TEST_MONGO_IMAGE", DEFAULT_MONGO_IMAGE)
+    )
+    # No root user: a replica set with auth would need a keyFile. Empty values switch auth off.
+    container.username = ""
+    container.password = ""
+    container.with_command("--replSet rs0 --bind_ip_all")
+    container.start()
+    try:
+        host = container.get_container_host_ip()
+        port = int(container.get_exposed_port(27017))
+        url = mongodb_url(host, port)
+        client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=30000)
+        try:
+            client.admin.command(
+                "replSetInitiate",
+                {"_id": "rs0", "members": [{"_id": 0, "host": "localhost:27017"}]},
+            )
+        finally:
+            client.close()
+        run_sync(lambda: wait_mongo_ready(url, max_wait=60))
+    except BaseException:
+        container.stop()
+        raise
+    return url, container.stop
+
+
+def start_test_infra(
+    base_dir: Path | str | None = None,
+    *,
+    topics: Mapping[str, int] | None = None,
+    use_docker: bool | None = None,
+) -> InfraHandle:
+    """Kafka + MongoDB-compatible server for tests (env, testcontainers or local processes)."""
+    # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL (when set) are used as they are. Otherwise
+    # testcontainers when a Docker engine answers (override: MANDAACT_TEST_INFRA=local|docker),
+    # else local Kafka + SecantusDB processes on free ports with data under base_dir (a temp
+    # dir, removed on stop, when None). topics (default: the contract topics) are created.
+    # Call it from the thread that lives as long as the infra (the main thread in pytest).
+    external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    external_mongo = os.environ.get("MONGODB_URL", "").strip()
+    docker = (not external_kafka or not external_mongo) and _want_docker(use_docker)
+    owns_dir = base_dir is None
+    root = Path(tempfile.mkdtemp(prefix="mandaact-infra-")) if base_dir is None else Path(base_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    local_mode: Mode = "docker" if docker else "local"
+    handle = InfraHandle(
+        bootstrap_servers=external_kafka,
+        mongodb_url=external_mongo,
+        kafka_mode="external" if external_kafka else local_mode,
+        mongo_mode="external" if external_mongo else local_mode,
+        base_dir=root,
+    )
+    if owns_dir:
+        handle._stops.append(lambda: shutil.rmtree(root, ignore_errors=True))
+    atexit.register(_stop_quietly, handle)
+    try:
+        if docker:
+            if not external_mongo:
+                handle.mongodb_url, stop = _start_docker_mongo()
+                handle._stops.append(stop)
+            if not external_kafka:
+                handle.bootstrap_servers, stop = _start_docker_kafka()
+                handle._stops.append(stop)
+        else:
+            _start_local(handle, root, external_kafka, external_mongo)
+        wanted = default_topics() if topics is None else dict(topics)
+
+        async def prepare_kafka() -> None:
+            if wanted:
+                await create_topics(handle.bootstrap_servers, wanted)
+            if handle.kafka_mode != "external":
+                await warm_up_coordinators(handle.bootstrap_servers)
+
+        run_sync(prepare_kafka)
+    except BaseException:
+        _stop_quietly(handle)
+        raise
+    log.info(
+        "test infra: kafka=%s (%s) mongodb=%s (%s)",
+        handle.bootstrap_servers,
+        handle.kafka_mode,
+        handle.mongodb_url,
+        handle.mongo_mode,
+    )
+    return handle
+
+
+def _start_local(handle: InfraHandle, root: Path, external_kafka: str, external_mongo: str) -> None:
+    # Spawn both (from this thread: die_with_parent is tied to the spawning thread), then
+    # wait for both at once.
+    mongo_proc: ManagedProcess | None = None
+    kafka_proc: ManagedProcess | None = None
+    if not external_mongo:
+        mongo_port = free_port()
+        mongo_proc = start_secantus(
+            root / "secantusdb",
+            port=mongo_port,
+            log_path=root / "secantusdb.log",
+            die_with_parent=True,
+            wait=False,
+        )
+        handle.processes.append(mongo_proc)
+        handle._stops.append(mongo_proc.stop)
+        handle.mongodb_url = mongodb_url("127.0.0.1", mongo_port)
+    if not external_kafka:
+        kafka_port = free_port()
+        kafka_proc = start_kafka(
+            root / "kafka",
+            port=kafka_port,
+            controller_port=free_port(),
+            log_path=root / "kafka.log",
+            die_with_parent=True,
+            wait=False,
+        )
+        handle.processes.append(kafka_proc)
+        handle._stops.append(kafka_proc.stop)
+        handle.bootstrap_servers = f"127.0.0.1:{kafka_port}"
+
+    async def wait_all() -> None:
+        waits = []
+        if kafka_proc is not None:
+            waits.append(wait_kafka_ready(handle.bootstrap_servers, max_wait=90, proc=kafka_proc))
+        if mongo_proc is not None:
+            waits.append(wait_mongo_ready(handle.mongodb_url, max_wait=60, proc=mongo_proc))
+        await asyncio.gather(*waits)
+
+    run_sync(wait_all)
+
+
+def _stop_quietly(handle: InfraHandle) -> None:
+    with contextlib.suppress(Exception):
+        handle.stop()
