@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -35,6 +34,7 @@ from mandaact_common.observability import (
 )
 from mandaact_common.outbox import Transaction, transact
 from mandaact_contracts.envelope import Envelope, InvalidEvent, from_kafka, parse_payload
+from mandaact_contracts.events import EventPayload
 from mandaact_contracts.topics import dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Inbound:
     """One decoded, validated event with where it came from."""
 
     envelope: Envelope
-    payload: BaseModel
+    payload: EventPayload
     record: Record
 
 

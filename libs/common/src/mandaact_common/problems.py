@@ -96,7 +96,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid")}
+            {
+                # A JSON syntax error's loc is ("body", <char offset>): the field is the body.
+                "field": "body" if e.get("type") == "json_invalid" else _field_name(e.get("loc", ())),
+                "message": e.get("msg", "invalid"),
+            }
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"

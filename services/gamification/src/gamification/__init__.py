@@ -1,0 +1,1 @@
+"""The gamification service: the single authority for XP, levels, streaks and badges."""

@@ -1,0 +1,1 @@
+"""Gamification's Kafka consumers (thin: they hand batches to the service layer)."""

@@ -1,0 +1,118 @@
+"""Rebuild the whole gamification state from the Kafka topics into an empty database.
+
+`mandaact-gamification-replay --database NAME` reads every partition of the consumed topics from
+the beginning up to the end offsets seen at start (no consumer group, nothing committed) and
+feeds the records through the same idempotent consumer and handler the worker uses. The events
+the rebuild would announce stay in the new database's outbox and are dropped at the end unless
+`--keep-outbox` is given, so a replay never republishes history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from gamification.bootstrap import CONSUMES, GROUP
+from gamification.consumers.handler import make_handler
+from gamification.settings import Settings
+from gamification.store.mongo import ensure_indexes
+from mandaact_common.consumer import IdempotentConsumer, Record
+from mandaact_common.mongo import make_client
+from mandaact_common.outbox import OUTBOX, ensure_outbox_indexes, make_producer
+from mandaact_common.worker import WorkerDeps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplayStats:
+    """What a replay read and where it wrote."""
+
+    database: str
+    records: int
+    batches: int
+
+
+class _CountDeadLetters:
+    """A record the live worker dead-lettered is skipped by the replay too, and counted."""
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    async def send(self, record: Record, error: BaseException, attempts: int) -> None:
+        self.skipped += 1
+        log.warning("replay skipped %s@%d: %s", record.topic, record.offset, error)
+
+
+async def replay(settings: Settings, database: str, *, keep_outbox: bool = False) -> ReplayStats:
+    """Fold every event of the consumed topics into `database` (which should be empty)."""
+    client = make_client(settings.mongodb_url)
+    db = client[database]
+    if await db.list_collection_names():
+        await client.close()
+        raise SystemExit(f"database {database!r} is not empty; replay needs an empty one")
+    await ensure_indexes(db)
+    await ensure_outbox_indexes(db)
+    producer = make_producer(settings.kafka_bootstrap_servers, "gamification-replay")
+    deps = WorkerDeps(settings=settings, client=client, db=db, producer=producer)
+    consumer = IdempotentConsumer(
+        group=GROUP,
+        client=client,
+        db=db,
+        handler=make_handler(deps),
+        dead_letters=_CountDeadLetters(),
+        max_retries=settings.consumer_max_retries,
+        backoff_seconds=settings.consumer_backoff_seconds,
+    )
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.consumer_batch_size,
+    )
+    await reader.start()
+    records = batches = 0
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in CONSUMES
+            for p in sorted(reader.partitions_for_topic(topic) or set())
+        ]
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        end = await reader.end_offsets(partitions)
+        remaining = {tp for tp in partitions if end[tp] > 0}
+        while remaining:
+            fetched = await reader.getmany(*remaining, timeout_ms=1000)
+            batch = []
+            for tp, recs in fetched.items():
+                batch += [r for r in recs if r.offset < end[tp]]
+                if await reader.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+            if batch:
+                await consumer.process(batch)
+                records += len(batch)
+                batches += 1
+    finally:
+        await reader.stop()
+    if not keep_outbox:
+        await db[OUTBOX].delete_many({})
+    await client.close()
+    return ReplayStats(database=database, records=records, batches=batches)
+
+
+def main() -> None:
+    """Entry point of `mandaact-gamification-replay`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", required=True, help="an empty database to rebuild into")
+    parser.add_argument("--keep-outbox", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    stats = asyncio.run(replay(Settings(), args.database, keep_outbox=args.keep_outbox))
+    print(json.dumps(stats.__dict__))

@@ -1,0 +1,227 @@
+"""The gamification projection against the real MongoDB-compatible server, through the consumer."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from gamification.bootstrap import build_app
+from gamification.consumers.handler import make_handler
+from gamification.settings import Settings
+from gamification.store.mongo import ensure_indexes
+from mandaact_common.auth import mint_token
+from mandaact_common.consumer import IdempotentConsumer
+from mandaact_common.outbox import OUTBOX
+from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_contracts import topics
+from mandaact_contracts.envelope import encode_value, new_envelope, to_kafka_headers
+from mandaact_contracts.events import (
+    ActionCompleted,
+    ActionSnapshot,
+    ActionUncompleted,
+    EventPayload,
+    GoalChanged,
+    MandalartSnapshot,
+    ScheduleSnapshot,
+    SubGoalSnapshot,
+)
+
+pytestmark = pytest.mark.integration
+
+TENANT, USER = "acme", "alice"
+ADDED = date(2026, 11, 2)  # a Monday
+
+
+@dataclass
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def rec(topic: str, payload: EventPayload) -> Rec:
+    env = new_envelope(topic, payload, "test")
+    return Rec(topic, 0, 0, b"k", encode_value(env), to_kafka_headers(env))
+
+
+def goal(version: int = 1, n_actions: int = 2) -> Rec:
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    snapshot = MandalartSnapshot(
+        id="m1",
+        title="Core",
+        description=None,
+        active=True,
+        version=version,
+        created_at=now,
+        updated_at=now,
+        sub_goals=[
+            SubGoalSnapshot(
+                position=1,
+                title="Sub",
+                actions=[
+                    ActionSnapshot(
+                        id=f"a{i}",
+                        position=i,
+                        title=f"Action {i}",
+                        type="routine",
+                        schedule=ScheduleSnapshot(frequency="daily"),
+                        due_date=None,
+                        added_on=ADDED,
+                    )
+                    for i in range(1, n_actions + 1)
+                ],
+            )
+        ],
+    )
+    return rec(
+        topics.GOAL_CHANGED,
+        GoalChanged(tenant_id=TENANT, user_id=USER, mandalart=snapshot, timezone="Asia/Seoul"),
+    )
+
+
+def change(action: str, day: date, seq: int, done: bool = True, user: str = USER) -> Rec:
+    model = ActionCompleted if done else ActionUncompleted
+    payload = model(
+        tenant_id=TENANT,
+        user_id=user,
+        checkin_id=str(uuid.uuid4()),
+        action_id=action,
+        mandalart_id="m1",
+        sub_goal_position=1,
+        sub_goal_title="Sub",
+        action_title=action,
+        action_type="routine",
+        local_date=day,
+        timezone="Asia/Seoul",
+        occurred_at=datetime(day.year, day.month, day.day, 1, seq, tzinfo=UTC),
+        seq=seq,
+    )
+    return rec(topics.ACTION_COMPLETED if done else topics.ACTION_UNCOMPLETED, payload)
+
+
+class Harness:
+    def __init__(self, client: Any, db_name: str) -> None:
+        self.client = client
+        self.db = client[db_name]
+        self.db_name = db_name
+        self.consumer = IdempotentConsumer(
+            group="gamification",
+            client=client,
+            db=self.db,
+            handler=make_handler(None),  # type: ignore[arg-type]
+            dead_letters=None,  # type: ignore[arg-type]
+        )
+
+    async def deliver(self, *records: Rec) -> None:
+        await ensure_indexes(self.db)
+        await self.consumer.process(list(records))
+
+    async def progress(self, user: str = USER) -> dict[str, Any]:
+        settings = Settings(mongodb_url="unused", mongodb_database=self.db_name)
+        app = build_app(settings, client=self.client)
+        token = mint_token(DEV_JWT_SECRET, TENANT, user)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                r = await http.get("/v1/me/progress", headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200, r.text
+                ledger = await http.get(
+                    "/v1/me/xp-ledger?limit=200", headers={"Authorization": f"Bearer {token}"}
+                )
+        body: dict[str, Any] = r.json()
+        body["ledger"] = ledger.json()["items"]
+        return body
+
+    async def outbox_types(self) -> list[str]:
+        return [d["topic"] async for d in self.db[OUTBOX].find({}).sort("created_at", 1)]
+
+
+def checkins(progress: dict[str, Any]) -> list[int]:
+    """Amounts of the check-in entries, newest first."""
+    return [e["amount"] for e in progress["ledger"] if e["reason"] == "checkin"]
+
+
+@pytest.fixture
+def harness(mongo_client: Any, unique_db_name: str) -> Harness:
+    return Harness(mongo_client, unique_db_name)
+
+
+async def test_check_in_awards_ten_and_undo_takes_exactly_that_back(harness: Harness) -> None:
+    day = date(2026, 11, 3)  # Tuesday: no weekend multiplier
+    await harness.deliver(goal(), change("a1", day, 1))
+    p = await harness.progress()
+    assert checkins(p) == [10]
+    assert p["xp_total"] == sum(e["amount"] for e in p["ledger"])
+    badge_xp = sum(e["amount"] for e in p["ledger"] if e["reason"] == "badge")
+    assert p["xp_total"] == 10 + badge_xp  # first check-in and first grid badges
+    await harness.deliver(change("a1", day, 2, done=False))
+    p = await harness.progress()
+    assert checkins(p) == [-10, 10]
+    assert p["xp_total"] == badge_xp  # badges are never taken back
+    types = await harness.outbox_types()
+    assert types.count(topics.XP_AWARDED) == len([e for e in p["ledger"] if e["amount"] > 0])
+    assert types.count(topics.XP_REVOKED) == 1
+
+
+async def test_the_same_event_delivered_twice_changes_nothing(harness: Harness) -> None:
+    day = date(2026, 11, 3)
+    first = change("a1", day, 1)
+    await harness.deliver(goal(), first)
+    before = await harness.progress()
+    outbox_before = await harness.outbox_types()
+    await harness.deliver(first)
+    await harness.deliver(first, first)
+    after = await harness.progress()
+    assert after == before
+    assert await harness.outbox_types() == outbox_before
+
+
+async def test_perfect_day_is_awarded_once_and_taken_back_by_an_undo(harness: Harness) -> None:
+    day = date(2026, 11, 3)
+    await harness.deliver(goal(n_actions=2), change("a1", day, 1), change("a2", day, 1))
+    p = await harness.progress()
+    assert [e["amount"] for e in p["ledger"] if e["reason"] == "perfect_day"] == [50]
+    assert p["perfect_days"] == 1
+    await harness.deliver(change("a2", day, 2, done=False))
+    p = await harness.progress()
+    assert [e["amount"] for e in p["ledger"] if e["reason"] == "perfect_day"] == [-50, 50]
+    assert checkins(p) == [-10, 10, 10]
+    assert p["perfect_days"] == 0
+
+
+async def test_shuffled_cross_topic_delivery_converges_to_the_in_order_result(
+    mongo_client: Any,
+) -> None:
+    """An undo that arrives before its check, grids after check-ins: the same final state."""
+    records = [goal(n_actions=3)]
+    start = date(2026, 11, 2)
+    for offset in range(9):
+        day = start + timedelta(days=offset)
+        for action in ("a1", "a2", "a3"):
+            records.append(change(action, day, 1))
+            if (offset + len(action)) % 4 == 0:
+                records.append(change(action, day, 2, done=False))
+    in_order = Harness(mongo_client, f"t_{uuid.uuid4().hex[:10]}")
+    for r in records:
+        await in_order.deliver(r)
+    expected = await in_order.progress()
+
+    shuffled = Harness(mongo_client, f"t_{uuid.uuid4().hex[:10]}")
+    mixed = records + random.Random(7).sample(records, 8)
+    random.Random(42).shuffle(mixed)
+    for i in range(0, len(mixed), 5):
+        await shuffled.deliver(*mixed[i : i + 5])
+    got = await shuffled.progress()
+    for field in ("xp_total", "level", "streak", "perfect_days"):
+        assert got[field] == expected[field], field
+    assert {b["code"] for b in got["badges"]} == {b["code"] for b in expected["badges"]}
+    assert sum(e["amount"] for e in got["ledger"]) == expected["xp_total"]

@@ -1,0 +1,90 @@
+"""The whole stack for end-to-end tests: real infra plus every service's API and worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SERVICES = ("goals", "checkins", "gamification", "reports")
+
+
+@dataclass
+class Stack:
+    """Running service processes on free ports, and how to reach or disturb them."""
+
+    infra: Any
+    run_dir: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    procs: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        """Base URL of a service's API."""
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def start(self, service: str, kind: str) -> None:
+        """Start (or restart) one process of a service."""
+        from mandaact_devstack import start_service, wait_http_ready
+
+        env = {
+            **self.env,
+            "MANDAACT_MONGODB_DATABASE": f"{self.env['MANDAACT_DB_PREFIX']}_{service}",
+        }
+        proc = start_service(
+            service,
+            kind,  # type: ignore[arg-type]
+            env,
+            run_dir=self.run_dir,
+            http_port=self.ports[service] if kind == "api" else None,
+            die_with_parent=True,
+        )
+        self.procs[f"{service}-{kind}"] = proc
+        if kind == "api":
+            wait_http_ready(f"{self.url(service)}/readyz", timeout=90, proc=proc)
+
+    def kill(self, service: str, kind: str) -> None:
+        """SIGKILL a process (its whole process group), no chance to clean up."""
+        proc = self.procs.pop(f"{service}-{kind}")
+        os.killpg(proc.pid, signal.SIGKILL)
+        if proc.popen is not None:
+            proc.popen.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        """Stop every process this stack started."""
+        for proc in self.procs.values():
+            proc.stop(timeout=20)
+        self.procs.clear()
+
+
+@pytest.fixture(scope="session")
+def stack(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Every service's API and worker against the session's Kafka and MongoDB-compatible server."""
+    from mandaact_devstack import free_port
+    from mandaact_devstack.services import service_script
+
+    missing = [s for s in SERVICES if service_script(s, "worker") is None]
+    assert not missing, f"services not installed: {missing} (run `make install`)"
+    run_dir = tmp_path_factory.mktemp("stack")
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+        "MONGODB_URL": infra.mongodb_url,
+        "MANDAACT_ENV": "test",
+        "MANDAACT_DB_PREFIX": f"e2e_{uuid.uuid4().hex[:8]}",
+        "MANDAACT_RELAY_POLL": "0.05",
+        "OPENAI_API_KEY": "",
+    }
+    stack = Stack(infra, run_dir, env, {s: free_port() for s in SERVICES})
+    try:
+        for service in SERVICES:
+            stack.start(service, "worker")
+            stack.start(service, "api")
+        yield stack
+    finally:
+        stack.stop_all()

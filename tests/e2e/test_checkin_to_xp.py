@@ -1,0 +1,235 @@
+"""A check-in turns into XP through real Kafka: goals → checkins → gamification, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from mandaact_common.auth import mint_token
+from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_contracts import topics
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+
+
+def auth(tenant: str, user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user)}"}
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], seconds: float = 30.0
+) -> T:
+    """Poll until `ok(value)`; fail with the last value seen."""
+    deadline = time.monotonic() + seconds
+    value = await probe()
+    while not ok(value):
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {seconds}s; last value: {value!r}")
+        await asyncio.sleep(0.2)
+        value = await probe()
+    return value
+
+
+def grid(n_sub_goals: int = 1, n_actions: int = 2) -> dict[str, Any]:
+    return {
+        "title": "Design an event-driven system",
+        "sub_goals": [
+            {
+                "position": s,
+                "title": f"Sub-goal {s}",
+                "actions": [
+                    {
+                        "position": a,
+                        "title": f"Action {s}.{a}",
+                        "type": "routine",
+                        "schedule": {"frequency": "daily"},
+                    }
+                    for a in range(1, n_actions + 1)
+                ],
+            }
+            for s in range(1, n_sub_goals + 1)
+        ],
+    }
+
+
+async def create_grid_and_wait_for_checklist(
+    http: httpx.AsyncClient, stack: Any, headers: dict[str, str], body: dict[str, Any]
+) -> list[str]:
+    created = await http.post(f"{stack.url('goals')}/v1/mandalarts", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    action_ids = [a["id"] for sg in created.json()["sub_goals"] for a in sg["actions"]]
+
+    async def checklist() -> dict[str, Any]:
+        r = await http.get(f"{stack.url('checkins')}/v1/checklist", headers=headers)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    await eventually(checklist, lambda c: c["due_count"] == len(action_ids))
+    return action_ids
+
+
+async def progress_of(http: httpx.AsyncClient, stack: Any, headers: dict[str, str]) -> Any:
+    r = await http.get(f"{stack.url('gamification')}/v1/me/progress", headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_a_check_in_shows_xp_in_progress(stack: Any) -> None:
+    headers = auth(f"acme-{uuid.uuid4().hex[:6]}", "alice")
+    async with httpx.AsyncClient(timeout=10) as http:
+        action_ids = await create_grid_and_wait_for_checklist(http, stack, headers, grid())
+        r = await http.put(f"{stack.url('checkins')}/v1/checkins/{action_ids[0]}", headers=headers)
+        assert r.status_code == 201, r.text
+        again = await http.put(
+            f"{stack.url('checkins')}/v1/checkins/{action_ids[0]}", headers=headers
+        )
+        assert again.status_code == 200
+        progress = await eventually(
+            lambda: progress_of(http, stack, headers), lambda p: p["xp_total"] >= 10, 20
+        )
+        ledger = await http.get(f"{stack.url('gamification')}/v1/me/xp-ledger", headers=headers)
+        checkin_entries = [e for e in ledger.json()["items"] if e["reason"] == "checkin"]
+        assert [(e["action_id"], e["amount"]) for e in checkin_entries] == [(action_ids[0], 10)]
+        assert progress["level"] == 1
+        assert progress["streak"]["current"] == 1
+
+
+async def test_malformed_message_is_dead_lettered_and_the_consumer_goes_on(stack: Any) -> None:
+    bootstrap = stack.infra.bootstrap_servers
+    marker = uuid.uuid4().hex.encode()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topics.ACTION_COMPLETED, b"not json " + marker, key=b"evil:mallory"
+        )
+    finally:
+        await producer.stop()
+    dead = AIOKafkaConsumer(
+        topics.dead_letter_topic("gamification"),
+        bootstrap_servers=bootstrap,
+        group_id=f"dlt-reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await dead.start()
+    found: Any = None
+    try:
+        deadline = time.monotonic() + 30
+        while found is None and time.monotonic() < deadline:
+            for records in (await dead.getmany(timeout_ms=500)).values():
+                found = next((r for r in records if marker in (r.value or b"")), found)
+    finally:
+        await dead.stop()
+    assert found is not None, "the malformed message never reached gamification.dlt"
+    headers = dict(found.headers)
+    assert headers["dlt_original_topic"] == topics.ACTION_COMPLETED.encode()
+    assert headers["dlt_error_type"] == b"InvalidEvent"
+    assert headers["dlt_error_message"]
+    # ...and the consumer moved on: a later check-in still turns into XP.
+    headers_ok = auth(f"acme-{uuid.uuid4().hex[:6]}", "bob")
+    async with httpx.AsyncClient(timeout=10) as http:
+        action_ids = await create_grid_and_wait_for_checklist(http, stack, headers_ok, grid())
+        r = await http.put(
+            f"{stack.url('checkins')}/v1/checkins/{action_ids[1]}", headers=headers_ok
+        )
+        assert r.status_code == 201
+        await eventually(
+            lambda: progress_of(http, stack, headers_ok), lambda p: p["xp_total"] >= 10, 20
+        )
+
+
+async def test_sigkill_of_the_gamification_worker_loses_and_doubles_nothing(stack: Any) -> None:
+    """Check-ins keep flowing while the worker is SIGKILLed; after restart each has one entry."""
+    tenant = f"kill-{uuid.uuid4().hex[:6]}"
+    users = [f"user{i}" for i in range(6)]
+    per_user = {u: auth(tenant, u) for u in users}
+    async with httpx.AsyncClient(timeout=30) as http:
+        actions = {
+            u: await create_grid_and_wait_for_checklist(http, stack, h, grid(4, 8))
+            for u, h in per_user.items()
+        }
+        today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Seoul")).date()
+        dates = [today, today - timedelta(days=1)]
+        jobs = [(u, a, d) for u in users for a in actions[u] for d in dates]
+
+        async def check_in(user: str, action: str, day: Any) -> None:
+            r = await http.put(
+                f"{stack.url('checkins')}/v1/checkins/{action}",
+                params={"date": day.isoformat()},
+                headers=per_user[user],
+            )
+            assert r.status_code == 201, r.text
+
+        async def flow() -> None:
+            sem = asyncio.Semaphore(8)
+
+            async def one(job: tuple[str, str, Any]) -> None:
+                async with sem:
+                    await check_in(*job)
+
+            await asyncio.gather(*(one(j) for j in jobs))
+
+        flowing = asyncio.create_task(flow())
+
+        async def entries_so_far() -> int:
+            total = 0
+            for h in per_user.values():
+                p = await progress_of(http, stack, h)
+                total += p["xp_total"]
+            return total
+
+        # Kill once XP has started to flow, i.e. in the middle of the stream.
+        await eventually(entries_so_far, lambda xp: xp > 0, 60)
+        stack.kill("gamification", "worker")
+        await asyncio.sleep(1.0)
+        stack.start("gamification", "worker")
+        await flowing
+
+        async def checkin_entries() -> dict[str, Counter[tuple[str, str]]]:
+            out: dict[str, Counter[tuple[str, str]]] = {}
+            for user, h in per_user.items():
+                items: list[dict[str, Any]] = []
+                before: int | None = None
+                while True:
+                    params: dict[str, Any] = {"limit": 200}
+                    if before is not None:
+                        params["before"] = before
+                    page = await http.get(
+                        f"{stack.url('gamification')}/v1/me/xp-ledger",
+                        params=params,
+                        headers=h,
+                    )
+                    body = page.json()
+                    items += body["items"]
+                    before = body["next_before"]
+                    if before is None:
+                        break
+                out[user] = Counter(
+                    (e["action_id"], e["local_date"]) for e in items if e["reason"] == "checkin"
+                )
+            return out
+
+        expected = {u: {(a, d.isoformat()) for a in actions[u] for d in dates} for u in users}
+        final = await eventually(
+            checkin_entries,
+            lambda got: all(set(got[u]) == expected[u] for u in users),
+            90,
+        )
+        for user in users:
+            assert set(final[user]) == expected[user], f"{user}: a check-in lost its XP"
+            doubled = {k: n for k, n in final[user].items() if n != 1}
+            assert not doubled, f"{user}: check-ins with more than one ledger entry: {doubled}"
