@@ -6,85 +6,24 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from mandaact_common.auth import mint_token
-from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_contracts import topics
+from tests.e2e.helpers import (
+    auth,
+    create_grid_and_wait_for_checklist,
+    eventually,
+    grid,
+    progress_of,
+)
 
 pytestmark = pytest.mark.e2e
-
-T = TypeVar("T")
-
-
-def auth(tenant: str, user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user)}"}
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], seconds: float = 30.0
-) -> T:
-    """Poll until `ok(value)`; fail with the last value seen."""
-    deadline = time.monotonic() + seconds
-    value = await probe()
-    while not ok(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {seconds}s; last value: {value!r}")
-        await asyncio.sleep(0.2)
-        value = await probe()
-    return value
-
-
-def grid(n_sub_goals: int = 1, n_actions: int = 2) -> dict[str, Any]:
-    return {
-        "title": "Design an event-driven system",
-        "sub_goals": [
-            {
-                "position": s,
-                "title": f"Sub-goal {s}",
-                "actions": [
-                    {
-                        "position": a,
-                        "title": f"Action {s}.{a}",
-                        "type": "routine",
-                        "schedule": {"frequency": "daily"},
-                    }
-                    for a in range(1, n_actions + 1)
-                ],
-            }
-            for s in range(1, n_sub_goals + 1)
-        ],
-    }
-
-
-async def create_grid_and_wait_for_checklist(
-    http: httpx.AsyncClient, stack: Any, headers: dict[str, str], body: dict[str, Any]
-) -> list[str]:
-    created = await http.post(f"{stack.url('goals')}/v1/mandalarts", json=body, headers=headers)
-    assert created.status_code == 201, created.text
-    action_ids = [a["id"] for sg in created.json()["sub_goals"] for a in sg["actions"]]
-
-    async def checklist() -> dict[str, Any]:
-        r = await http.get(f"{stack.url('checkins')}/v1/checklist", headers=headers)
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()
-        return body
-
-    await eventually(checklist, lambda c: c["due_count"] == len(action_ids))
-    return action_ids
-
-
-async def progress_of(http: httpx.AsyncClient, stack: Any, headers: dict[str, str]) -> Any:
-    r = await http.get(f"{stack.url('gamification')}/v1/me/progress", headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def test_a_check_in_shows_xp_in_progress(stack: Any) -> None:

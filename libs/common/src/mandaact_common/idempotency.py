@@ -110,7 +110,10 @@ async def recall(
     doc = await tx.db[IDEMPOTENCY_KEYS].find_one(_filter(request), session=tx.session)
     if doc is None:
         return None
-    if doc["expires_at"] <= now:
+    expires_at: datetime = doc["expires_at"]
+    if expires_at.tzinfo is None:  # a client without tz_aware=True reads naive UTC
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= now:
         # The TTL monitor runs only now and then; an expired key must not block a new request.
         await tx.db[IDEMPOTENCY_KEYS].delete_one({"_id": doc["_id"]}, session=tx.session)
         return None

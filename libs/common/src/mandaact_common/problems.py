@@ -84,6 +84,13 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _error_field(error: Any) -> str:
+    # A JSON syntax error's loc is ("body", <char offset>): the field at fault is the body.
+    if error.get("type") == "json_invalid":
+        return "body"
+    return _field_name(error.get("loc", ()))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors and HTTP errors to problem+json."""
 
@@ -96,12 +103,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {
-                # A JSON syntax error's loc is ("body", <char offset>): the field is the body.
-                "field": "body" if e.get("type") == "json_invalid" else _field_name(e.get("loc", ())),
-                "message": e.get("msg", "invalid"),
-            }
-            for e in exc.errors()
+            {"field": _error_field(e), "message": e.get("msg", "invalid")} for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
         return problem_response(

@@ -15,13 +15,14 @@ import json
 import logging
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from gamification.bootstrap import CONSUMES, GROUP
 from gamification.consumers.handler import make_handler
 from gamification.settings import Settings
 from gamification.store.mongo import ensure_indexes
 from mandaact_common.consumer import IdempotentConsumer, Record
+from mandaact_common.kafka import partitions_of
 from mandaact_common.mongo import make_client
 from mandaact_common.outbox import OUTBOX, ensure_outbox_indexes, make_producer
 from mandaact_common.worker import WorkerDeps
@@ -79,11 +80,7 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
     await reader.start()
     records = batches = 0
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in CONSUMES
-            for p in sorted(reader.partitions_for_topic(topic) or set())
-        ]
+        partitions = await partitions_of(settings.kafka_bootstrap_servers, CONSUMES)
         reader.assign(partitions)
         await reader.seek_to_beginning(*partitions)
         end = await reader.end_offsets(partitions)

@@ -9,8 +9,6 @@ and replays all converge to the same totals, levels, streaks and badges.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,13 +16,7 @@ from zoneinfo import ZoneInfo
 from gamification.domain.badges import badge as badge_of
 from gamification.domain.levels import level_for_xp
 from gamification.domain.model import DerivedState, LedgerLine, derive
-from gamification.store.mongo import (
-    CHANGES,
-    GRIDS,
-    USERS,
-    GamificationStore,
-    user_key,
-)
+from gamification.store.mongo import GamificationStore, actions_of, changes_of, user_key
 from mandaact_common.consumer import Inbound
 from mandaact_common.domain.calendar import iso_week
 from mandaact_common.mongo import Doc
@@ -50,166 +42,151 @@ def entry_id(uk: str, key: str, n: int) -> str:
     return str(uuid.uuid5(ENTRY_NAMESPACE, f"{uk}|{key}|{n}"))
 
 
-@dataclass
-class _Facts:
-    users: dict[str, Doc]
-    grids: dict[str, Doc]
-    changes: list[Doc]
-    touched: dict[str, str]  # uk -> ce_id of the last event that touched it
+def _new_state(uk: str, tenant_id: str, user_id: str) -> Doc:
+    return {
+        "_id": uk,
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "user_version": 0,
+        "timezone": None,
+        "grids": [],
+        "changes": [],
+        "ledger": [],
+        "entries": 0,
+    }
 
 
-def _collect(items: Iterable[Inbound]) -> _Facts:
-    facts = _Facts(users={}, grids={}, changes=[], touched={})
-    for item in items:
-        p = item.payload
-        uk = user_key(p.tenant_id, p.user_id)
-        base = {"uk": uk, "tenant_id": p.tenant_id, "user_id": p.user_id}
-        if isinstance(p, UserChanged):
-            if p.version > facts.users.get(uk, {}).get("version", 0):
-                facts.users[uk] = {
-                    "_id": uk,
-                    **base,
-                    "version": p.version,
-                    "timezone": p.timezone,
-                    "display_name": p.display_name,
-                }
-        elif isinstance(p, GoalChanged):
-            grid = p.mandalart
-            gid = f"{p.tenant_id}:{grid.id}"
-            if grid.version > facts.grids.get(gid, {}).get("version", 0):
-                facts.grids[gid] = {
-                    "_id": gid,
-                    **base,
-                    "version": grid.version,
-                    "active": grid.active,
-                    "deleted": grid.deleted,
-                    "actions": [
-                        {
-                            "id": a.id,
-                            "type": a.type,
-                            "schedule": a.schedule.model_dump() if a.schedule else None,
-                            "added_on": a.added_on.isoformat(),
-                            "due_date": a.due_date.isoformat() if a.due_date else None,
-                        }
-                        for sg in grid.sub_goals
-                        for a in sg.actions
-                        if a.type != "reference"
-                    ],
-                }
-        elif isinstance(p, ActionCompleted | ActionUncompleted):
-            local = p.occurred_at.astimezone(ZoneInfo(p.timezone))
-            facts.changes.append(
-                {
-                    "_id": f"{uk}:{p.action_id}:{p.local_date.isoformat()}:{p.seq}",
-                    **base,
-                    "event_id": item.envelope.id,
-                    "action_id": p.action_id,
-                    "local_date": p.local_date.isoformat(),
-                    "seq": p.seq,
-                    "done": isinstance(p, ActionCompleted),
-                    "occurred_at": p.occurred_at,
-                    "local_time": local.time().replace(microsecond=0).isoformat(),
-                    "timezone": p.timezone,
-                }
-            )
-        else:
-            continue
-        facts.touched[uk] = item.envelope.id
-    return facts
+def _grid_doc(event: GoalChanged) -> Doc:
+    grid = event.mandalart
+    return {
+        "id": grid.id,
+        "version": grid.version,
+        "active": grid.active,
+        "deleted": grid.deleted,
+        "actions": [
+            {
+                "id": a.id,
+                "type": a.type,
+                "schedule": a.schedule.model_dump() if a.schedule else None,
+                "added_on": a.added_on.isoformat(),
+                "due_date": a.due_date.isoformat() if a.due_date else None,
+            }
+            for sg in grid.sub_goals
+            for a in sg.actions
+            if a.type != "reference"
+        ],
+    }
+
+
+def _fold_fact(state: Doc, item: Inbound) -> bool:
+    """Record one event's fact in the user's state; False when it carries nothing new."""
+    p = item.payload
+    if isinstance(p, UserChanged):
+        if p.version <= state["user_version"]:
+            return False
+        state.update(user_version=p.version, timezone=p.timezone)
+        return True
+    if isinstance(p, GoalChanged):
+        current = next((g for g in state["grids"] if g["id"] == p.mandalart.id), None)
+        if current is not None and current["version"] >= p.mandalart.version:
+            return False
+        state["grids"] = [g for g in state["grids"] if g["id"] != p.mandalart.id]
+        state["grids"].append(_grid_doc(p))
+        return True
+    if isinstance(p, ActionCompleted | ActionUncompleted):
+        day = p.local_date.isoformat()
+        if any(
+            c["action_id"] == p.action_id and c["local_date"] == day and c["seq"] == p.seq
+            for c in state["changes"]
+        ):
+            return False
+        local = p.occurred_at.astimezone(ZoneInfo(p.timezone))
+        state["changes"].append(
+            {
+                "event_id": item.envelope.id,
+                "action_id": p.action_id,
+                "local_date": day,
+                "seq": p.seq,
+                "done": isinstance(p, ActionCompleted),
+                "occurred_at": p.occurred_at,
+                "local_time": local.time().replace(microsecond=0).isoformat(),
+            }
+        )
+        if state["timezone"] is None or state["user_version"] == 0:
+            state["timezone"] = p.timezone
+        return True
+    return False
 
 
 async def apply_batch(tx: Transaction, items: list[Inbound], now: datetime) -> None:
     """Store the batch's facts and bring every touched user's ledger and progress up to date."""
     store = GamificationStore(tx.db, tx.session)
-    facts = _collect(items)
-    newer_users = await store.newer_versions(
-        USERS, {k: d["version"] for k, d in facts.users.items()}
-    )
-    await store.upsert_docs(USERS, [facts.users[k] for k in newer_users])
-    newer_grids = await store.newer_versions(
-        GRIDS, {k: d["version"] for k, d in facts.grids.items()}
-    )
-    await store.upsert_docs(GRIDS, [facts.grids[k] for k in newer_grids])
-    await store.add_changes(facts.changes)
-    if facts.touched:
-        await _recompute(tx, store, facts.touched, now)
+    uks = {user_key(i.payload.tenant_id, i.payload.user_id) for i in items}
+    states = await store.states(uks)
+    touched: dict[str, str] = {}
+    for item in items:
+        p = item.payload
+        uk = user_key(p.tenant_id, p.user_id)
+        state = states.setdefault(uk, _new_state(uk, p.tenant_id, p.user_id))
+        if _fold_fact(state, item):
+            touched[uk] = item.envelope.id
+    entries: list[Doc] = []
+    for uk, trigger in touched.items():
+        entries += _rederive(tx, states[uk], trigger, now)
+    await store.insert_ledger(entries)
+    await store.save_states([states[uk] for uk in touched])
 
 
-async def _recompute(
-    tx: Transaction, store: GamificationStore, touched: dict[str, str], now: datetime
-) -> None:
-    uks = list(touched)
-    changes = await store.changes_by_user(uks)
-    actions = await store.actions_by_user(uks)
-    ledgers = await store.ledger_entries(uks)
-    progress = await store.progress_by_user(uks)
-    timezones = await store.timezones(uks)
-    new_entries: list[Doc] = []
-    new_progress: list[Doc] = []
-    for uk in uks:
-        user_actions, has_grid = actions[uk]
-        state = derive(changes[uk], user_actions, has_grid=has_grid)
-        prev = progress.get(uk, {})
-        tenant_id, user_id = uk.split(":", 1)
-        entries = _diff(uk, state, ledgers[uk], int(prev.get("entries", 0)), touched[uk], now)
-        new_entries += entries
-        _announce(tx, tenant_id, user_id, prev, state, entries, now)
-        new_progress.append(
-            _progress_doc(uk, tenant_id, user_id, state, prev, entries, timezones.get(uk), now)
-        )
-    await store.insert_ledger(new_entries)
-    await store.save_progress(new_progress)
+def _rederive(tx: Transaction, state: Doc, trigger_event_id: str, now: datetime) -> list[Doc]:
+    """Derive the user's desired state, append the ledger difference, refresh the projection."""
+    derived = derive(changes_of(state), actions_of(state), has_grid=bool(state["grids"]))
+    entries = _diff(state, derived, trigger_event_id, now)
+    _announce(tx, state, derived, entries, now)
+    _project(state, derived, now)
+    return entries
 
 
-def _diff(
-    uk: str,
-    state: DerivedState,
-    stored: dict[str, list[Doc]],
-    ord_start: int,
-    trigger_event_id: str,
-    now: datetime,
-) -> list[Doc]:
+def _diff(state: Doc, derived: DerivedState, trigger_event_id: str, now: datetime) -> list[Doc]:
     """Ledger entries that make the stored sums per key equal the desired ones."""
-    tenant_id, user_id = uk.split(":", 1)
-    desired: dict[str, LedgerLine] = {line.key: line for line in state.lines}
+    uk = state["_id"]
+    sums: dict[str, Doc] = {s["key"]: s for s in state["ledger"]}
+    desired: dict[str, LedgerLine] = {line.key: line for line in derived.lines}
     out: list[Doc] = []
-    ordinal = ord_start
-    running = sum(int(e["amount"]) for entries in stored.values() for e in entries)
+    running = sum(int(s["sum"]) for s in sums.values())
 
-    def add(line_like: Doc, amount: int, key: str, source: str) -> None:
-        nonlocal ordinal, running
-        n = len(stored.get(key, []))
-        ordinal += 1
+    def add(meta: Doc, amount: int, key: str, source: str) -> None:
+        nonlocal running
+        summary = sums.setdefault(key, {"key": key, "sum": 0, "count": 0, **meta})
         running += amount
+        state["entries"] += 1
         out.append(
             {
-                "_id": entry_id(uk, key, n),
+                "_id": entry_id(uk, key, summary["count"]),
                 "uk": uk,
-                "tenant_id": tenant_id,
-                "user_id": user_id,
+                "tenant_id": state["tenant_id"],
+                "user_id": state["user_id"],
                 "key": key,
-                "n": n,
-                "ord": ordinal,
+                "n": summary["count"],
+                "ord": state["entries"],
                 "amount": amount,
-                "reason": line_like["reason"],
-                "action_id": line_like.get("action_id"),
-                "local_date": line_like.get("local_date"),
-                "badge": line_like.get("badge"),
-                "multiplier": line_like.get("multiplier"),
+                **meta,
                 "source_event_id": source,
                 "xp_total": running,
                 "created_at": now,
             }
         )
+        summary["sum"] += amount
+        summary["count"] += 1
 
     for key, line in desired.items():
-        have = sum(int(e["amount"]) for e in stored.get(key, []))
+        have = int(sums[key]["sum"]) if key in sums else 0
         if line.amount != have:
             add(_line_doc(line), line.amount - have, key, line.source_event_id or trigger_event_id)
-    for key, entries in stored.items():
-        have = sum(int(e["amount"]) for e in entries)
-        if key not in desired and have != 0:
-            add(entries[0], -have, key, trigger_event_id)
+    for key, summary in list(sums.items()):
+        if key not in desired and summary["sum"] != 0:
+            meta = {f: summary.get(f) for f in ("reason", "action_id", "local_date", "badge")}
+            add({**meta, "multiplier": None}, -int(summary["sum"]), key, trigger_event_id)
+    state["ledger"] = list(sums.values())
     return out
 
 
@@ -224,16 +201,10 @@ def _line_doc(line: LedgerLine) -> Doc:
 
 
 def _announce(
-    tx: Transaction,
-    tenant_id: str,
-    user_id: str,
-    prev: Doc,
-    state: DerivedState,
-    entries: list[Doc],
-    now: datetime,
+    tx: Transaction, prev: Doc, state: DerivedState, entries: list[Doc], now: datetime
 ) -> None:
     """Emit the events the new entries and the changed progress cause (outbox)."""
-    ids = {"tenant_id": tenant_id, "user_id": user_id}
+    ids = {"tenant_id": prev["tenant_id"], "user_id": prev["user_id"]}
     for e in entries:
         common: dict[str, Any] = {
             **ids,
@@ -271,7 +242,7 @@ def _announce(
     if (prev.get("streak_current"), prev.get("streak_longest")) != (
         state.streak_current,
         state.streak_longest,
-    ) and (prev or state.streak_longest):
+    ) and ("streak_current" in prev or state.streak_longest):
         tx.emit(
             topics.STREAK_CHANGED,
             StreakChanged(
@@ -284,44 +255,30 @@ def _announce(
         )
 
 
-def _progress_doc(
-    uk: str,
-    tenant_id: str,
-    user_id: str,
-    state: DerivedState,
-    prev: Doc,
-    entries: list[Doc],
-    timezone: str | None,
-    now: datetime,
-) -> Doc:
+def _project(state: Doc, derived: DerivedState, now: datetime) -> None:
+    """Refresh the projection fields the API reads."""
     by_week: dict[str, int] = {}
-    for line in state.lines:
+    for line in derived.lines:
         if line.local_date is not None:
             week = iso_week(line.local_date)
             by_week[week] = by_week.get(week, 0) + line.amount
-    unlocked = {b["code"]: b["unlocked_at"] for b in prev.get("badges", [])}
-    badges = [{"code": b.code, "unlocked_at": unlocked.get(b.code, now)} for b in state.badges]
-    return {
-        "_id": uk,
-        "tenant_id": tenant_id,
-        "user_id": user_id,
-        "timezone": timezone or prev.get("timezone") or "Asia/Seoul",
-        "xp_total": state.xp_total,
-        "level": state.level,
-        "levels_reached": sorted(
-            set(prev.get("levels_reached", [])) | {up.level for up in state.levels_reached}
+    unlocked = {b["code"]: b["unlocked_at"] for b in state.get("badges", [])}
+    state.update(
+        xp_total=derived.xp_total,
+        level=derived.level,
+        levels_reached=sorted(
+            set(state.get("levels_reached", [])) | {up.level for up in derived.levels_reached}
         ),
-        "streak_current": state.streak_current,
-        "streak_longest": state.streak_longest,
-        "last_active_date": (
-            state.last_active_date.isoformat() if state.last_active_date else None
+        streak_current=derived.streak_current,
+        streak_longest=derived.streak_longest,
+        last_active_date=(
+            derived.last_active_date.isoformat() if derived.last_active_date else None
         ),
-        "perfect_days": state.perfect_days,
-        "badges": badges,
-        "xp_by_week": by_week,
-        "entries": int(prev.get("entries", 0)) + len(entries),
-        "updated_at": now,
-    }
+        perfect_days=derived.perfect_days,
+        badges=[{"code": b.code, "unlocked_at": unlocked.get(b.code, now)} for b in derived.badges],
+        xp_by_week=by_week,
+        updated_at=now,
+    )
 
 
 def current_streak(progress: Doc, today: date) -> int:
@@ -330,6 +287,3 @@ def current_streak(progress: Doc, today: date) -> int:
     if not last or date.fromisoformat(last) < today - timedelta(days=1):
         return 0
     return int(progress.get("streak_current", 0))
-
-
-__all__ = ["CHANGES", "apply_batch", "current_streak", "entry_id"]

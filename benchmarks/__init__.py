@@ -1,0 +1,1 @@
+"""`make bench`: throughput figures, each printed next to its same-run baseline."""

@@ -1,0 +1,1 @@
+"""The goals service: users' settings and their mandalart grids."""

@@ -1,0 +1,1 @@
+"""The goals HTTP edge: thin routes, request/response schemas, dependencies, error mapping."""

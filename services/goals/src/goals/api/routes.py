@@ -1,0 +1,233 @@
+"""Goals HTTP routes (thin): translate the request into a command, call the use case, present."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from goals.api.deps import CurrentOwner, Goals, IfMatchHeader, etag
+from goals.api.schemas import (
+    ActionPut,
+    MandalartCreate,
+    MandalartDetail,
+    MandalartPage,
+    MandalartPublic,
+    MandalartUpdate,
+    ProblemPublic,
+    SubGoalPut,
+    UserSettingsPublic,
+    UserSettingsUpdate,
+)
+from goals.domain.model import Mandalart, PageCursor, UserSettings
+from mandaact_common.idempotency import (
+    IdempotencyKeyHeader,
+    IdempotentRequest,
+    StoredResponse,
+    body_fingerprint,
+)
+from mandaact_common.problems import PROBLEM_JSON
+
+CREATE_OPERATION = "POST /v1/mandalarts"
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        401: "No valid bearer token.",
+        404: "No such grid (or part of it) for this user.",
+        409: "Another request changed the grid at the same moment; retry.",
+        412: "If-Match named a version other than the current one.",
+        422: "Invalid input; `errors` names each field at fault.",
+    }
+    return {
+        status: {
+            "description": described[status],
+            "content": {PROBLEM_JSON: {"schema": ProblemPublic.model_json_schema()}},
+        }
+        for status in statuses
+    }
+
+
+READ_ERRORS = _problems(401, 404, 422)
+WRITE_ERRORS = _problems(401, 404, 409, 412, 422)
+
+router = APIRouter(prefix="/v1", tags=["goals"])
+
+MandalartId = Annotated[uuid.UUID, Path(description="The grid's id (a UUID).")]
+SubGoalPosition = Annotated[int, Path(ge=1, le=8, description="Sub-goal position 1–8.")]
+ActionPosition = Annotated[int, Path(ge=1, le=8, description="Action position 1–8.")]
+
+
+def _settings(response: Response, settings: UserSettings) -> UserSettingsPublic:
+    response.headers["ETag"] = etag(settings.version)
+    return UserSettingsPublic.from_domain(settings)
+
+
+def _detail(response: Response, grid: Mandalart) -> MandalartDetail:
+    response.headers["ETag"] = etag(grid.version)
+    return MandalartDetail.from_domain(grid)
+
+
+def present_created(grid: Mandalart) -> StoredResponse:
+    """The 201 answer to a create, as it is stored for an idempotent replay."""
+    return StoredResponse(
+        status_code=201,
+        body=MandalartDetail.from_domain(grid).model_dump(mode="json"),
+        headers={"Location": f"/v1/mandalarts/{grid.id}", "ETag": etag(grid.version)},
+    )
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@router.get("/me", responses=_problems(401))
+async def get_me(owner: CurrentOwner, goals: Goals, response: Response) -> UserSettingsPublic:
+    """The caller's settings (Asia/Seoul and ko until first saved)."""
+    return _settings(response, await goals.get_settings(owner))
+
+
+@router.put("/me", responses=_problems(401, 409, 412, 422))
+async def put_me(
+    body: UserSettingsUpdate,
+    owner: CurrentOwner,
+    goals: Goals,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> UserSettingsPublic:
+    """Change the caller's settings (fields left out keep their value); emits user.changed."""
+    return _settings(response, await goals.change_settings(owner, body.to_command(), if_match))
+
+
+# --- grids -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/mandalarts",
+    status_code=201,
+    response_model=MandalartDetail,
+    responses=_problems(401, 422),
+)
+async def create_mandalart(
+    body: MandalartCreate,
+    request: Request,
+    owner: CurrentOwner,
+    goals: Goals,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Create a whole or partial grid; a repeated Idempotency-Key replays the first answer."""
+    draft = body.to_draft()
+    if idempotency_key is None:
+        stored = present_created(await goals.create_mandalart(owner, draft))
+    else:
+        request_id = IdempotentRequest(
+            tenant_id=owner.tenant_id,
+            user_id=owner.user_id,
+            operation=CREATE_OPERATION,
+            key=idempotency_key,
+            fingerprint=body_fingerprint(await request.body()),
+        )
+        stored = await goals.create_mandalart_once(owner, draft, request_id, present_created)
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=dict(stored.headers))
+
+
+@router.get("/mandalarts", responses=_problems(401, 422))
+async def list_mandalarts(
+    owner: CurrentOwner,
+    goals: Goals,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+    active: Annotated[bool | None, Query(description="Only active (or inactive) grids.")] = None,
+) -> MandalartPage:
+    """The caller's grids, newest first, a page at a time."""
+    after = PageCursor.decode(cursor, "query.cursor") if cursor is not None else None
+    page = await goals.list_mandalarts(owner, limit=limit, cursor=after, active=active)
+    return MandalartPage(
+        items=[MandalartPublic.from_domain(grid) for grid in page.items],
+        next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+    )
+
+
+@router.get("/mandalarts/{id}", responses=READ_ERRORS)
+async def get_mandalart(
+    id: MandalartId, owner: CurrentOwner, goals: Goals, response: Response
+) -> MandalartDetail:
+    """One grid, nested and as a 9×9 matrix."""
+    return _detail(response, await goals.get_mandalart(owner, str(id)))
+
+
+@router.patch("/mandalarts/{id}", responses=WRITE_ERRORS)
+async def patch_mandalart(
+    id: MandalartId,
+    body: MandalartUpdate,
+    owner: CurrentOwner,
+    goals: Goals,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> MandalartDetail:
+    """Change the title, description or active flag."""
+    grid = await goals.edit_mandalart(owner, str(id), body.to_command(), if_match)
+    return _detail(response, grid)
+
+
+@router.put("/mandalarts/{id}/sub-goals/{pos}", responses=WRITE_ERRORS)
+async def put_sub_goal(
+    id: MandalartId,
+    pos: SubGoalPosition,
+    body: SubGoalPut,
+    owner: CurrentOwner,
+    goals: Goals,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> MandalartDetail:
+    """Create or replace a sub-goal; actions keep their ids by position."""
+    grid = await goals.put_sub_goal(owner, str(id), body.to_draft(pos), if_match)
+    return _detail(response, grid)
+
+
+@router.put("/mandalarts/{id}/sub-goals/{pos}/actions/{apos}", responses=WRITE_ERRORS)
+async def put_action(
+    id: MandalartId,
+    pos: SubGoalPosition,
+    apos: ActionPosition,
+    body: ActionPut,
+    owner: CurrentOwner,
+    goals: Goals,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> MandalartDetail:
+    """Create or replace an action of an existing sub-goal; it keeps its id."""
+    grid = await goals.put_action(owner, str(id), pos, body.to_draft(apos), if_match)
+    return _detail(response, grid)
+
+
+@router.delete("/mandalarts/{id}/sub-goals/{pos}/actions/{apos}", responses=WRITE_ERRORS)
+async def delete_action(
+    id: MandalartId,
+    pos: SubGoalPosition,
+    apos: ActionPosition,
+    owner: CurrentOwner,
+    goals: Goals,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> MandalartDetail:
+    """Remove an action; answers the grid as it is now."""
+    grid = await goals.remove_action(owner, str(id), pos, apos, if_match)
+    return _detail(response, grid)
+
+
+@router.delete(
+    "/mandalarts/{id}",
+    status_code=204,
+    response_class=Response,
+    responses=WRITE_ERRORS,
+)
+async def delete_mandalart(
+    id: MandalartId, owner: CurrentOwner, goals: Goals, if_match: IfMatchHeader
+) -> Response:
+    """Delete (archive) a grid: it leaves lists, reads answer 404, goal.changed says deleted."""
+    await goals.delete_mandalart(owner, str(id), if_match)
+    return Response(status_code=204)

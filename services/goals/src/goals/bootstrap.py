@@ -1,0 +1,55 @@
+"""The one place that wires the goals service's real adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from goals.api.deps import ServiceFactory
+from goals.api.errors import install_error_handlers
+from goals.api.routes import router
+from goals.service import GoalsService
+from goals.settings import Settings
+from goals.store.mongo import MongoUnitOfWork, ensure_indexes
+from mandaact_common.http import AppState, create_app
+from mandaact_common.mongo import Doc
+from mandaact_common.worker import WorkerSpec, asyncapi_document
+from mandaact_contracts import topics
+
+
+def worker_spec() -> WorkerSpec:
+    """Goals consumes nothing; its worker relays `user.changed` and `goal.changed`."""
+    return WorkerSpec(service="goals", publishes=(topics.USER_CHANGED, topics.GOAL_CHANGED))
+
+
+def mongo_service(state: AppState) -> GoalsService:
+    """The use cases over the process's MongoDB client."""
+    return GoalsService(MongoUnitOfWork(state.client, state.db))
+
+
+def build_app(
+    settings: Settings,
+    client: AsyncMongoClient[Doc] | None = None,
+    service_factory: ServiceFactory = mongo_service,
+) -> FastAPI:
+    """The goals HTTP app (tests pass their own client, or a factory with fakes)."""
+
+    async def on_start(state: AppState) -> None:
+        await ensure_indexes(state.db)
+
+    def asyncapi() -> dict[str, Any]:
+        return asyncapi_document(worker_spec(), settings)
+
+    app = create_app(
+        settings,
+        title="MandaAct goals",
+        routers=[router],
+        on_start=on_start,
+        asyncapi=asyncapi,
+        client=client,
+    )
+    app.state.goals_factory = service_factory
+    install_error_handlers(app)
+    return app

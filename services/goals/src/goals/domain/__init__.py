@@ -1,0 +1,1 @@
+"""The goals service's pure domain: the Mandalart aggregate, user settings, the grid layout."""

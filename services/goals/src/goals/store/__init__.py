@@ -1,0 +1,1 @@
+"""Ports and adapters of the goals service's storage."""

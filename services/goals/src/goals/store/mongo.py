@@ -1,0 +1,300 @@
+"""The goals service's MongoDB adapter (PyMongo async): settings, grids, outbox, idempotency keys.
+
+Every document carries `tenant_id` and `user_id`, and every query filters by both.
+Writes of a changed document are conditional on the version that was read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import TypeVar
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from goals.domain.errors import ConcurrentChange
+from goals.domain.model import (
+    Action,
+    Mandalart,
+    Owner,
+    PageCursor,
+    SubGoal,
+    UserSettings,
+)
+from mandaact_common.domain.schedule import Schedule
+from mandaact_common.idempotency import (
+    IdempotentRequest,
+    StoredResponse,
+    ensure_idempotency_indexes,
+    run_idempotent,
+)
+from mandaact_common.mongo import Doc
+from mandaact_common.outbox import Transaction, transact
+from mandaact_contracts.events import EventPayload
+
+T = TypeVar("T")
+
+USERS = "users"
+MANDALARTS = "mandalarts"
+SOURCE = "goals"
+
+
+async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
+    """Create the indexes the queries and the uniqueness rules rely on."""
+    await db[USERS].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="owner_unique"
+    )
+    await db[MANDALARTS].create_index(
+        [
+            ("tenant_id", ASCENDING),
+            ("user_id", ASCENDING),
+            ("deleted", ASCENDING),
+            ("created_at", DESCENDING),
+            ("_id", DESCENDING),
+        ],
+        name="owner_newest_first",
+    )
+    await ensure_idempotency_indexes(db)
+
+
+# --- mapping -----------------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _schedule_doc(schedule: Schedule | None) -> Doc | None:
+    if schedule is None:
+        return None
+    return {
+        "frequency": schedule.frequency,
+        "days": schedule.day_codes(),
+        "times": schedule.times,
+    }
+
+
+def _schedule_from(doc: Doc | None) -> Schedule | None:
+    if doc is None:
+        return None
+    return Schedule.from_parts(doc["frequency"], doc.get("days"), doc.get("times"))
+
+
+def _action_doc(action: Action) -> Doc:
+    return {
+        "id": action.id,
+        "position": action.position,
+        "title": action.title,
+        "type": action.type,
+        "schedule": _schedule_doc(action.schedule),
+        # BSON has no date-only type; ISO text keeps the local date exact.
+        "due_date": action.due_date.isoformat() if action.due_date else None,
+        "added_on": action.added_on.isoformat(),
+    }
+
+
+def _action_from(doc: Doc) -> Action:
+    return Action(
+        id=doc["id"],
+        position=doc["position"],
+        title=doc["title"],
+        type=doc["type"],
+        schedule=_schedule_from(doc.get("schedule")),
+        due_date=date.fromisoformat(doc["due_date"]) if doc.get("due_date") else None,
+        added_on=date.fromisoformat(doc["added_on"]),
+    )
+
+
+def mandalart_doc(mandalart: Mandalart) -> Doc:
+    """The stored form of a grid."""
+    return {
+        "_id": mandalart.id,
+        "tenant_id": mandalart.owner.tenant_id,
+        "user_id": mandalart.owner.user_id,
+        "title": mandalart.title,
+        "description": mandalart.description,
+        "active": mandalart.active,
+        "deleted": mandalart.deleted,
+        "version": mandalart.version,
+        "sub_goals": [
+            {
+                "position": s.position,
+                "title": s.title,
+                "actions": [_action_doc(a) for a in s.actions],
+            }
+            for s in mandalart.sub_goals
+        ],
+        "created_at": mandalart.created_at,
+        "updated_at": mandalart.updated_at,
+    }
+
+
+def mandalart_from(doc: Doc) -> Mandalart:
+    """A grid from its stored form."""
+    return Mandalart(
+        id=doc["_id"],
+        owner=Owner(doc["tenant_id"], doc["user_id"]),
+        title=doc["title"],
+        description=doc.get("description"),
+        active=bool(doc["active"]),
+        deleted=bool(doc.get("deleted", False)),
+        version=int(doc["version"]),
+        sub_goals=tuple(
+            SubGoal(
+                position=s["position"],
+                title=s["title"],
+                actions=tuple(_action_from(a) for a in s.get("actions", [])),
+            )
+            for s in doc.get("sub_goals", [])
+        ),
+        created_at=_utc(doc["created_at"]),
+        updated_at=_utc(doc["updated_at"]),
+    )
+
+
+def _settings_doc(settings: UserSettings) -> Doc:
+    return {
+        "tenant_id": settings.owner.tenant_id,
+        "user_id": settings.owner.user_id,
+        "timezone": settings.timezone,
+        "locale": settings.locale,
+        "display_name": settings.display_name,
+        "version": settings.version,
+        "updated_at": settings.updated_at,
+    }
+
+
+def _settings_from(doc: Doc) -> UserSettings:
+    return UserSettings(
+        owner=Owner(doc["tenant_id"], doc["user_id"]),
+        timezone=doc["timezone"],
+        locale=doc["locale"],
+        display_name=doc.get("display_name"),
+        version=int(doc["version"]),
+        updated_at=_utc(doc["updated_at"]) if doc.get("updated_at") else None,
+    )
+
+
+def _owner_filter(owner: Owner) -> Doc:
+    return {"tenant_id": owner.tenant_id, "user_id": owner.user_id}
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+class MongoGoalsStore:
+    """The GoalsStore port on MongoDB, inside a transaction (or read-only without one)."""
+
+    def __init__(self, db: AsyncDatabase[Doc], tx: Transaction | None) -> None:
+        self._db = db
+        self._tx = tx
+        self._session = tx.session if tx else None
+
+    async def get_settings(self, owner: Owner) -> UserSettings | None:
+        """The owner's stored settings, or None when never saved."""
+        doc = await self._db[USERS].find_one(_owner_filter(owner), session=self._session)
+        return _settings_from(doc) if doc else None
+
+    async def save_settings(self, settings: UserSettings, *, previous_version: int) -> None:
+        """Insert (previous 0) or replace conditionally on the version that was read."""
+        doc = _settings_doc(settings)
+        if previous_version == 0:
+            try:
+                await self._db[USERS].insert_one(doc, session=self._session)
+            except DuplicateKeyError:
+                raise ConcurrentChange("the settings were saved by another request") from None
+            return
+        result = await self._db[USERS].replace_one(
+            {**_owner_filter(settings.owner), "version": previous_version},
+            doc,
+            session=self._session,
+        )
+        if result.matched_count != 1:
+            raise ConcurrentChange("the settings were changed by another request")
+
+    async def get_mandalart(self, owner: Owner, mandalart_id: str) -> Mandalart | None:
+        """The owner's live grid with this id."""
+        doc = await self._db[MANDALARTS].find_one(
+            {"_id": mandalart_id, **_owner_filter(owner), "deleted": False},
+            session=self._session,
+        )
+        return mandalart_from(doc) if doc else None
+
+    async def add_mandalart(self, mandalart: Mandalart) -> None:
+        """Insert a new grid."""
+        await self._db[MANDALARTS].insert_one(mandalart_doc(mandalart), session=self._session)
+
+    async def save_mandalart(self, mandalart: Mandalart, *, previous_version: int) -> None:
+        """Replace the grid only if it is still at `previous_version` and not deleted."""
+        result = await self._db[MANDALARTS].replace_one(
+            {
+                "_id": mandalart.id,
+                **_owner_filter(mandalart.owner),
+                "version": previous_version,
+                "deleted": False,
+            },
+            mandalart_doc(mandalart),
+            session=self._session,
+        )
+        if result.matched_count != 1:
+            raise ConcurrentChange("the mandalart was changed by another request")
+
+    async def list_mandalarts(
+        self, owner: Owner, *, limit: int, after: PageCursor | None, active: bool | None
+    ) -> list[Mandalart]:
+        """The owner's live grids, newest first (ties by id), starting after `after`."""
+        query: Doc = {**_owner_filter(owner), "deleted": False}
+        if active is not None:
+            query["active"] = active
+        if after is not None:
+            query["$or"] = [
+                {"created_at": {"$lt": after.created_at}},
+                {"created_at": after.created_at, "_id": {"$lt": after.id}},
+            ]
+        cursor = (
+            self._db[MANDALARTS]
+            .find(query, session=self._session)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [mandalart_from(doc) async for doc in cursor]
+
+    def emit(self, topic: str, payload: EventPayload, subject: str) -> None:
+        """Record an event in the transaction's outbox rows."""
+        if self._tx is None:
+            raise RuntimeError("events can only be emitted inside a transaction")
+        self._tx.emit(topic, payload, subject=subject)
+
+
+class MongoUnitOfWork:
+    """The UnitOfWork port on MongoDB: one multi-document transaction per unit."""
+
+    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> None:
+        self._client = client
+        self._db = db
+
+    async def run(self, work: Callable[[MongoGoalsStore], Awaitable[T]]) -> T:
+        """Run `work`; its changes, outbox rows and nothing else commit together."""
+
+        async def unit(tx: Transaction) -> T:
+            return await work(MongoGoalsStore(tx.db, tx))
+
+        return await transact(self._client, self._db, SOURCE, unit)
+
+    async def read(self, work: Callable[[MongoGoalsStore], Awaitable[T]]) -> T:
+        """Run read-only `work` without a transaction."""
+        return await work(MongoGoalsStore(self._db, None))
+
+    async def run_once(
+        self,
+        request: IdempotentRequest,
+        work: Callable[[MongoGoalsStore], Awaitable[StoredResponse]],
+    ) -> StoredResponse:
+        """Run `work` once per idempotency key, storing the key with its effect."""
+
+        async def unit(tx: Transaction) -> StoredResponse:
+            return await work(MongoGoalsStore(tx.db, tx))
+
+        return await run_idempotent(self._client, self._db, SOURCE, request, unit)

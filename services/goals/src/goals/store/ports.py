@@ -1,0 +1,66 @@
+"""The ports the use cases need: a transactional store of settings and grids, and its events."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from goals.domain.model import Mandalart, Owner, PageCursor, UserSettings
+from mandaact_common.idempotency import IdempotentRequest, StoredResponse
+from mandaact_contracts.events import EventPayload
+
+T = TypeVar("T")
+
+
+class GoalsStore(Protocol):
+    """What one unit of work reads and writes; every read is scoped to an owner."""
+
+    async def get_settings(self, owner: Owner) -> UserSettings | None:
+        """The owner's stored settings, or None when never saved."""
+        ...
+
+    async def save_settings(self, settings: UserSettings, *, previous_version: int) -> None:
+        """Store settings if the stored version is still `previous_version` (0 = none yet)."""
+        ...
+
+    async def get_mandalart(self, owner: Owner, mandalart_id: str) -> Mandalart | None:
+        """The owner's grid with this id, None if it is someone else's, deleted or unknown."""
+        ...
+
+    async def add_mandalart(self, mandalart: Mandalart) -> None:
+        """Store a new grid."""
+        ...
+
+    async def save_mandalart(self, mandalart: Mandalart, *, previous_version: int) -> None:
+        """Store a changed grid if the stored version is still `previous_version`."""
+        ...
+
+    async def list_mandalarts(
+        self, owner: Owner, *, limit: int, after: PageCursor | None, active: bool | None
+    ) -> list[Mandalart]:
+        """The owner's live grids, newest first, starting after `after`."""
+        ...
+
+    def emit(self, topic: str, payload: EventPayload, subject: str) -> None:
+        """Record an event, written with this unit of work's changes."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """Runs work against a GoalsStore: atomically (changes and events) or read-only."""
+
+    async def run(self, work: Callable[[GoalsStore], Awaitable[T]]) -> T:
+        """Run `work` in one transaction; nothing is stored if it raises."""
+        ...
+
+    async def read(self, work: Callable[[GoalsStore], Awaitable[T]]) -> T:
+        """Run read-only `work` (no transaction)."""
+        ...
+
+    async def run_once(
+        self,
+        request: IdempotentRequest,
+        work: Callable[[GoalsStore], Awaitable[StoredResponse]],
+    ) -> StoredResponse:
+        """Like `run`, but a repeated idempotency key replays the first response."""
+        ...
