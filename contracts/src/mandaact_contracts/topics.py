@@ -38,3 +38,12 @@ def dead_letter_topic(group: str) -> str:
     if not group or group != group.strip():
         raise ValueError(f"invalid consumer group name: {group!r}")
     return f"{group}{DEAD_LETTER_SUFFIX}"
+
+
+CONSUMER_GROUPS: Final[tuple[str, ...]] = ("checkins", "gamification", "reports")
+"""The services' consumer groups; each has its own dead-letter topic."""
+
+
+def topics_to_create() -> dict[str, int]:
+    """Every topic the stack needs, with partitions: the event topics and the dead-letter ones."""
+    return {**TOPIC_PARTITIONS, **{dead_letter_topic(g): 3 for g in CONSUMER_GROUPS}}

@@ -345,12 +345,12 @@ async def wait_kafka_ready(
 
 
 def default_topics() -> dict[str, int]:
-    """Topic -> partitions: mandaact_contracts.topics.TOPIC_PARTITIONS, else a built-in copy."""
+    """Topic -> partitions: the contracts' event and dead-letter topics, else a built-in copy."""
     try:
-        from mandaact_contracts.topics import TOPIC_PARTITIONS
+        from mandaact_contracts.topics import topics_to_create
     except ImportError:
         return dict(FALLBACK_TOPICS)
-    return dict(TOPIC_PARTITIONS)
+    return topics_to_create()
 
 
 def _leaders_ready(described: list[Any], names: set[str]) -> bool:
