@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from mandaact_common.mongo import Doc, is_transient
 from mandaact_common.observability import (
@@ -40,6 +41,7 @@ from mandaact_contracts.topics import dead_letter_topic
 log = logging.getLogger(__name__)
 
 PROCESSED = "processed_events"
+DUPLICATE_KEY = 11000
 
 
 class Record(Protocol):
@@ -185,17 +187,7 @@ class IdempotentConsumer:
             unique.setdefault(item.envelope.id, item)
         keys = {f"{self.group}:{event_id}": item for event_id, item in unique.items()}
 
-        async def work(tx: Transaction) -> int:
-            seen_cursor = tx.db[PROCESSED].find(
-                {"_id": {"$in": list(keys)}}, {"_id": 1}, session=tx.session
-            )
-            seen = {doc["_id"] async for doc in seen_cursor}
-            fresh = [item for key, item in keys.items() if key not in seen]
-            if not fresh:
-                return 0
-            if fresh[0].envelope.traceparent:
-                set_traceparent(fresh[0].envelope.traceparent)
-            await self._handler(tx, fresh)
+        async def record_processed(tx: Transaction, fresh: list[Inbound]) -> None:
             now = datetime.now(UTC)
             await tx.db[PROCESSED].insert_many(
                 [
@@ -204,9 +196,38 @@ class IdempotentConsumer:
                 ],
                 session=tx.session,
             )
+
+        async def apply(tx: Transaction, fresh: list[Inbound]) -> int:
+            if fresh[0].envelope.traceparent:
+                set_traceparent(fresh[0].envelope.traceparent)
+            await self._handler(tx, fresh)
             return len(fresh)
 
-        applied = await transact(self._client, self._db, self.group, work)
+        async def optimistic(tx: Transaction) -> int:
+            # The usual case is no repeat: claim every id first; a repeat fails the unique
+            # index, which aborts this transaction before any effect is written.
+            fresh = list(keys.values())
+            await record_processed(tx, fresh)
+            return await apply(tx, fresh)
+
+        async def filtered(tx: Transaction) -> int:
+            seen_cursor = tx.db[PROCESSED].find(
+                {"_id": {"$in": list(keys)}}, {"_id": 1}, session=tx.session
+            )
+            seen = {doc["_id"] async for doc in seen_cursor}
+            fresh = [item for key, item in keys.items() if key not in seen]
+            if not fresh:
+                return 0
+            await record_processed(tx, fresh)
+            return await apply(tx, fresh)
+
+        try:
+            applied = await transact(self._client, self._db, self.group, optimistic)
+        except BulkWriteError as exc:
+            codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
+            if codes != {DUPLICATE_KEY}:
+                raise
+            applied = await transact(self._client, self._db, self.group, filtered)
         for item in items:
             EVENTS_CONSUMED.labels(self.group, item.record.topic, "applied").inc()
         if applied < len(items):
