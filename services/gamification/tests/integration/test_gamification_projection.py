@@ -53,7 +53,7 @@ def rec(topic: str, payload: EventPayload) -> Rec:
     return Rec(topic, 0, 0, b"k", encode_value(env), to_kafka_headers(env))
 
 
-def goal(version: int = 1, n_actions: int = 2) -> Rec:
+def goal(version: int = 1, n_actions: int = 2, user: str = USER) -> Rec:
     now = datetime(2026, 11, 2, tzinfo=UTC)
     snapshot = MandalartSnapshot(
         id="m1",
@@ -84,7 +84,7 @@ def goal(version: int = 1, n_actions: int = 2) -> Rec:
     )
     return rec(
         topics.GOAL_CHANGED,
-        GoalChanged(tenant_id=TENANT, user_id=USER, mandalart=snapshot, timezone="Asia/Seoul"),
+        GoalChanged(tenant_id=TENANT, user_id=user, mandalart=snapshot, timezone="Asia/Seoul"),
     )
 
 
@@ -225,3 +225,99 @@ async def test_shuffled_cross_topic_delivery_converges_to_the_in_order_result(
         assert got[field] == expected[field], field
     assert {b["code"] for b in got["badges"]} == {b["code"] for b in expected["badges"]}
     assert sum(e["amount"] for e in got["ledger"]) == expected["xp_total"]
+
+
+async def _get(harness: Harness, path: str, tenant: str, user: str) -> httpx.Response:
+    settings = Settings(mongodb_url="unused", mongodb_database=harness.db_name)
+    app = build_app(settings, client=harness.client)
+    token = mint_token(DEV_JWT_SECRET, tenant, user)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            return await http.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_leaderboard_shows_only_the_callers_tenant_in_a_stable_order(
+    harness: Harness,
+) -> None:
+    day = date(2026, 11, 3)
+    await harness.deliver(
+        goal(), goal(user="bob"), change("a1", day, 1), change("a1", day, 1, user="bob")
+    )
+    other = ActionCompleted(
+        tenant_id="globex",
+        user_id="mallory",
+        checkin_id="c",
+        action_id="x",
+        mandalart_id="m",
+        sub_goal_position=1,
+        sub_goal_title="s",
+        action_title="t",
+        action_type="routine",
+        local_date=day,
+        timezone="Asia/Seoul",
+        occurred_at=datetime(2026, 11, 3, 1, tzinfo=UTC),
+        seq=1,
+    )
+    await harness.deliver(rec(topics.ACTION_COMPLETED, other))
+    r = await _get(harness, "/v1/leaderboard?period=all", TENANT, USER)
+    assert r.status_code == 200, r.text
+    rows = r.json()["items"]
+    # alice and bob earned the same XP: the tie is broken by user id, every time
+    assert [(row["user_id"], row["xp"]) for row in rows] == [
+        ("alice", rows[0]["xp"]),
+        ("bob", rows[0]["xp"]),
+    ]
+    assert [row["rank"] for row in rows] == [1, 2]
+    theirs = await _get(harness, "/v1/leaderboard?period=all", "globex", "mallory")
+    assert [row["user_id"] for row in theirs.json()["items"]] == ["mallory"]
+
+
+async def test_badges_catalogue_lists_unlocks_and_hides_secrets(harness: Harness) -> None:
+    await harness.deliver(goal(), change("a1", date(2026, 11, 3), 1))
+    r = await _get(harness, "/v1/badges", TENANT, USER)
+    assert r.status_code == 200
+    badges = r.json()
+    assert len(badges) >= 25
+    unlocked = {b["code"] for b in badges if b["unlocked_at"]}
+    assert unlocked  # the first check-in unlocked something
+    assert all(b["title"] == "???" for b in badges if b["secret"] and not b["unlocked_at"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/me/xp-ledger?limit=0",
+        "/v1/me/xp-ledger?limit=abc",
+        "/v1/me/xp-ledger?before=-1",
+        "/v1/leaderboard?period=month",
+        "/v1/leaderboard?limit=1000",
+    ],
+)
+async def test_bad_query_parameters_get_a_problem_naming_the_field(
+    harness: Harness, path: str
+) -> None:
+    r = await _get(harness, path, TENANT, USER)
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    field = path.split("?")[1].split("=")[0]
+    assert field in r.json()["detail"]
+
+
+async def test_requests_without_a_valid_token_get_401(harness: Harness) -> None:
+    settings = Settings(mongodb_url="unused", mongodb_database=harness.db_name)
+    app = build_app(settings, client=harness.client)
+    expired = mint_token(DEV_JWT_SECRET, TENANT, USER, ttl_seconds=-10)
+    forged = mint_token("another-secret-that-is-long-enough-000", TENANT, USER)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            for headers in (
+                {},
+                {"Authorization": f"Bearer {expired}"},
+                {"Authorization": f"Bearer {forged}"},
+                {"Authorization": "Basic x"},
+            ):
+                r = await http.get("/v1/me/progress", headers=headers)
+                assert r.status_code == 401, headers
+                assert r.headers["content-type"].startswith("application/problem+json")
