@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -119,3 +120,25 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+class ProblemDocument(BaseModel):
+    """An RFC 9457 problem document (`errors` lists the fields at fault, when any)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+def problem_responses(described: dict[int, str], *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for these statuses, each a problem+json document."""
+    return {
+        status: {
+            "description": described[status],
+            "content": {PROBLEM_JSON: {"schema": ProblemDocument.model_json_schema()}},
+        }
+        for status in statuses
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,7 +35,10 @@ class ServiceSettings(BaseSettings):
         DEV_JWT_SECRET, validation_alias=AliasChoices("MANDAACT_JWT_SECRET", "jwt_secret")
     )
     http_host: str = Field("127.0.0.1", validation_alias=AliasChoices("MANDAACT_HTTP_HOST"))
-    http_port: int = Field(8000, validation_alias=AliasChoices("MANDAACT_HTTP_PORT", "http_port"))
+    default_http_port: ClassVar[int] = 8000
+    http_port: int = Field(
+        0, ge=0, le=65535, validation_alias=AliasChoices("MANDAACT_HTTP_PORT", "http_port")
+    )
     worker_metrics_port: int = Field(
         0, validation_alias=AliasChoices("MANDAACT_WORKER_METRICS_PORT", "worker_metrics_port")
     )
@@ -66,6 +69,8 @@ class ServiceSettings(BaseSettings):
             )
         if len(self.jwt_secret) < 32:
             raise ValueError("MANDAACT_JWT_SECRET must be at least 32 characters")
+        if not self.http_port:
+            self.http_port = self.default_http_port
         if not self.mongodb_database:
             self.mongodb_database = f"mandaact_{self.service_name}"
         return self

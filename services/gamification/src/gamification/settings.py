@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from mandaact_common.settings import ServiceSettings
 
 
@@ -9,4 +11,4 @@ class Settings(ServiceSettings):
     """Gamification settings: the shared base with this service's name and port."""
 
     service_name: str = "gamification"
-    http_port: int = 8003
+    default_http_port: ClassVar[int] = 8003

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from mandaact_common.settings import ServiceSettings
 
 
@@ -9,4 +11,4 @@ class Settings(ServiceSettings):
     """Goals settings: the shared base with this service's name and port."""
 
     service_name: str = "goals"
-    http_port: int = 8001
+    default_http_port: ClassVar[int] = 8001

@@ -16,7 +16,6 @@ from goals.api.schemas import (
     MandalartPage,
     MandalartPublic,
     MandalartUpdate,
-    ProblemPublic,
     SubGoalPut,
     UserSettingsPublic,
     UserSettingsUpdate,
@@ -28,7 +27,7 @@ from mandaact_common.idempotency import (
     StoredResponse,
     body_fingerprint,
 )
-from mandaact_common.problems import PROBLEM_JSON
+from mandaact_common.problems import problem_responses
 
 CREATE_OPERATION = "POST /v1/mandalarts"
 
@@ -41,13 +40,7 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         412: "If-Match named a version other than the current one.",
         422: "Invalid input; `errors` names each field at fault.",
     }
-    return {
-        status: {
-            "description": described[status],
-            "content": {PROBLEM_JSON: {"schema": ProblemPublic.model_json_schema()}},
-        }
-        for status in statuses
-    }
+    return problem_responses(described, *statuses)
 
 
 READ_ERRORS = _problems(401, 404, 422)

@@ -481,14 +481,3 @@ class UserSettingsPublic(BaseModel):
             display_name=settings.display_name,
             version=settings.version,
         )
-
-
-class ProblemPublic(BaseModel):
-    """An RFC 9457 problem document (`errors` lists the fields at fault, when any)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[dict[str, str]] | None = None

@@ -1,0 +1,1 @@
+"""MandaAct checkins service: the daily checklist and check-ins."""

@@ -1,0 +1,93 @@
+"""The batch handler the idempotent consumer calls inside its transaction (thin).
+
+It only turns `goal.changed` and `user.changed` payloads into read-model values and hands the
+batch to the projection use case; the consumer has already recorded the event ids in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from checkins.domain.model import Grid, GridAction, Owner, UserProfile
+from checkins.service import project
+from checkins.store.mongo import MongoCheckinsStore
+from mandaact_common.consumer import BatchHandler, Inbound
+from mandaact_common.domain.schedule import Schedule
+from mandaact_common.outbox import Transaction
+from mandaact_common.worker import WorkerDeps
+from mandaact_contracts.events import GoalChanged, UserChanged
+
+log = logging.getLogger(__name__)
+
+
+def grid_of(event: GoalChanged) -> Grid:
+    """The read-model grid of a `goal.changed`; ValueError if an action breaks the due rules."""
+    # Failing here dead-letters the event, rather than breaking every later checklist read.
+    snapshot = event.mandalart
+    actions = tuple(
+        GridAction(
+            id=action.id,
+            mandalart_id=snapshot.id,
+            sub_goal_position=sub_goal.position,
+            sub_goal_title=sub_goal.title,
+            position=action.position,
+            title=action.title,
+            type=action.type,
+            schedule=(
+                Schedule.from_parts(
+                    action.schedule.frequency, action.schedule.days, action.schedule.times
+                )
+                if action.schedule is not None
+                else None
+            ),
+            added_on=action.added_on,
+            due_date=action.due_date,
+        )
+        for sub_goal in snapshot.sub_goals
+        for action in sub_goal.actions
+    )
+    for action in actions:
+        _ = action.rule  # validates type, schedule and due date together
+    return Grid(
+        owner=Owner(event.tenant_id, event.user_id),
+        id=snapshot.id,
+        title=snapshot.title,
+        version=snapshot.version,
+        active=snapshot.active,
+        deleted=snapshot.deleted,
+        timezone=event.timezone,
+        created_at=snapshot.created_at,
+        updated_at=snapshot.updated_at,
+        actions=actions,
+    )
+
+
+def profile_of(event: UserChanged) -> UserProfile:
+    """The read-model settings of a `user.changed`."""
+    return UserProfile(
+        owner=Owner(event.tenant_id, event.user_id),
+        timezone=event.timezone,
+        locale=event.locale,
+        version=event.version,
+    )
+
+
+def make_handler(_deps: WorkerDeps) -> BatchHandler:
+    """Turn a batch of inbound events into one projection of the read model."""
+
+    async def handle(tx: Transaction, items: list[Inbound]) -> None:
+        grids: list[Grid] = []
+        profiles: list[UserProfile] = []
+        for item in items:
+            payload = item.payload
+            if isinstance(payload, GoalChanged):
+                grids.append(grid_of(payload))
+            elif isinstance(payload, UserChanged):
+                profiles.append(profile_of(payload))
+            else:
+                # Another event type on our topics carries nothing this read model keeps.
+                log.debug("ignoring %s (%s)", item.envelope.type, item.envelope.id)
+        await project(MongoCheckinsStore(tx.db, tx), grids, profiles)
+
+    return handle

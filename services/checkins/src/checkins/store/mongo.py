@@ -1,0 +1,424 @@
+"""The checkins service's MongoDB adapter (PyMongo async): read model, check-ins, outbox.
+
+Every document carries `tenant_id` and `user_id`, and every query filters by both. Ids are
+built from the natural keys, so two writers of the same slot or grid always collide on `_id`
+(a write conflict inside transactions, retried) instead of creating two documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, Final, TypeVar
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from checkins.domain.errors import ConcurrentChange
+from checkins.domain.model import DaySlot, Grid, GridAction, Owner, UserProfile
+from checkins.store.ports import GridKey
+from mandaact_common.domain.schedule import Schedule
+from mandaact_common.mongo import Doc
+from mandaact_common.outbox import Transaction, transact
+from mandaact_contracts.events import EventPayload
+
+T = TypeVar("T")
+
+USERS: Final = "users"
+GRIDS: Final = "grids"
+CHECKINS: Final = "checkins"
+MISSION_LOCKS: Final = "mission_locks"
+SOURCE: Final = "checkins"
+ATTEMPTS: Final = 3
+"""Runs of a unit of work that lost a race on a new document before the error is returned."""
+
+
+async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
+    """Create the indexes the queries rely on."""
+    await db[GRIDS].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("deleted", ASCENDING)],
+        name="owner_live",
+    )
+    await db[GRIDS].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("actions.id", ASCENDING)],
+        name="owner_action",
+    )
+    await db[GRIDS].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("updated_at", DESCENDING)],
+        name="owner_latest",
+    )
+    await db[CHECKINS].create_index(
+        [
+            ("tenant_id", ASCENDING),
+            ("user_id", ASCENDING),
+            ("done", ASCENDING),
+            ("local_date", ASCENDING),
+        ],
+        name="owner_done_by_date",
+    )
+    await db[CHECKINS].create_index(
+        [
+            ("tenant_id", ASCENDING),
+            ("user_id", ASCENDING),
+            ("action_id", ASCENDING),
+            ("done", ASCENDING),
+        ],
+        name="owner_action_done",
+    )
+
+
+# --- mapping -----------------------------------------------------------------------------------
+
+
+def key(*parts: str) -> str:
+    """An unambiguous `_id` from natural key parts (any of them may contain any character)."""
+    return json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _owner_filter(owner: Owner) -> Doc:
+    return {"tenant_id": owner.tenant_id, "user_id": owner.user_id}
+
+
+def _schedule_doc(schedule: Schedule | None) -> Doc | None:
+    if schedule is None:
+        return None
+    return {"frequency": schedule.frequency, "days": schedule.day_codes(), "times": schedule.times}
+
+
+def _schedule_from(doc: Doc | None) -> Schedule | None:
+    if doc is None:
+        return None
+    return Schedule.from_parts(doc["frequency"], doc.get("days"), doc.get("times"))
+
+
+def action_doc(action: GridAction) -> Doc:
+    """The stored form of an action (dates as ISO text: BSON has no date-only type)."""
+    return {
+        "id": action.id,
+        "mandalart_id": action.mandalart_id,
+        "sub_goal_position": action.sub_goal_position,
+        "sub_goal_title": action.sub_goal_title,
+        "position": action.position,
+        "title": action.title,
+        "type": action.type,
+        "schedule": _schedule_doc(action.schedule),
+        "added_on": action.added_on.isoformat(),
+        "due_date": action.due_date.isoformat() if action.due_date else None,
+    }
+
+
+def action_from(doc: Doc) -> GridAction:
+    """An action from its stored form."""
+    return GridAction(
+        id=doc["id"],
+        mandalart_id=doc["mandalart_id"],
+        sub_goal_position=int(doc["sub_goal_position"]),
+        sub_goal_title=doc["sub_goal_title"],
+        position=int(doc["position"]),
+        title=doc["title"],
+        type=doc["type"],
+        schedule=_schedule_from(doc.get("schedule")),
+        added_on=date.fromisoformat(doc["added_on"]),
+        due_date=date.fromisoformat(doc["due_date"]) if doc.get("due_date") else None,
+    )
+
+
+def grid_doc(grid: Grid) -> Doc:
+    """The stored form of a grid in the read model."""
+    return {
+        "_id": key(grid.owner.tenant_id, grid.id),
+        **_owner_filter(grid.owner),
+        "mandalart_id": grid.id,
+        "title": grid.title,
+        "version": grid.version,
+        "active": grid.active,
+        "deleted": grid.deleted,
+        "timezone": grid.timezone,
+        "created_at": grid.created_at,
+        "updated_at": grid.updated_at,
+        "actions": [action_doc(a) for a in grid.actions],
+    }
+
+
+def grid_from(doc: Doc) -> Grid:
+    """A grid from its stored form."""
+    return Grid(
+        owner=Owner(doc["tenant_id"], doc["user_id"]),
+        id=doc["mandalart_id"],
+        title=doc["title"],
+        version=int(doc["version"]),
+        active=bool(doc["active"]),
+        deleted=bool(doc["deleted"]),
+        timezone=doc["timezone"],
+        created_at=_utc(doc["created_at"]),
+        updated_at=_utc(doc["updated_at"]),
+        actions=tuple(action_from(a) for a in doc.get("actions", [])),
+    )
+
+
+def _profile_doc(profile: UserProfile) -> Doc:
+    return {
+        "_id": key(profile.owner.tenant_id, profile.owner.user_id),
+        **_owner_filter(profile.owner),
+        "timezone": profile.timezone,
+        "locale": profile.locale,
+        "version": profile.version,
+    }
+
+
+def _slot_id(owner: Owner, action_id: str, day: date) -> str:
+    return key(owner.tenant_id, owner.user_id, action_id, day.isoformat())
+
+
+def slot_doc(slot: DaySlot) -> Doc:
+    """The stored form of an action's day: state, change count and the action as last seen."""
+    return {
+        "_id": _slot_id(slot.owner, slot.action_id, slot.day),
+        **_owner_filter(slot.owner),
+        "action_id": slot.action_id,
+        "local_date": slot.day.isoformat(),
+        "done": slot.done,
+        "changes": slot.changes,
+        "checkin_id": slot.checkin_id,
+        "checked_at": slot.checked_at,
+        "action": action_doc(slot.action),
+    }
+
+
+def slot_from(doc: Doc, action: GridAction | None = None) -> DaySlot:
+    """A day's slot from its stored form (with `action` instead of the stored one if given)."""
+    checked_at = doc.get("checked_at")
+    return DaySlot(
+        owner=Owner(doc["tenant_id"], doc["user_id"]),
+        action=action or action_from(doc["action"]),
+        day=date.fromisoformat(doc["local_date"]),
+        done=bool(doc["done"]),
+        changes=int(doc["changes"]),
+        checkin_id=doc.get("checkin_id"),
+        checked_at=_utc(checked_at) if checked_at else None,
+    )
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+class MongoCheckinsStore:
+    """The CheckinsStore port on MongoDB, inside a transaction (or read-only without one)."""
+
+    def __init__(self, db: AsyncDatabase[Doc], tx: Transaction | None) -> None:
+        self._db = db
+        self._tx = tx
+        self._session: AsyncClientSession | None = tx.session if tx else None
+
+    async def profile(self, owner: Owner) -> UserProfile | None:
+        """The user's settings from the newest user.changed, or None."""
+        doc = await self._db[USERS].find_one(
+            {"_id": key(owner.tenant_id, owner.user_id), **_owner_filter(owner)},
+            session=self._session,
+        )
+        if doc is None:
+            return None
+        return UserProfile(owner, doc["timezone"], doc["locale"], int(doc["version"]))
+
+    async def latest_grid_timezone(self, owner: Owner) -> str | None:
+        """The timezone of the user's most recently changed grid (deleted ones count too)."""
+        cursor = (
+            self._db[GRIDS]
+            .find(_owner_filter(owner), {"timezone": 1}, session=self._session)
+            .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(1)
+        )
+        async for doc in cursor:
+            return str(doc["timezone"])
+        return None
+
+    async def live_grids(self, owner: Owner) -> list[Grid]:
+        """The user's grids that are not deleted."""
+        cursor = self._db[GRIDS].find(
+            {**_owner_filter(owner), "deleted": False}, session=self._session
+        )
+        return [grid_from(doc) async for doc in cursor]
+
+    async def grid_with_action(self, owner: Owner, action_id: str) -> Grid | None:
+        """The user's live grid holding this action."""
+        doc = await self._db[GRIDS].find_one(
+            {**_owner_filter(owner), "actions.id": action_id, "deleted": False},
+            session=self._session,
+        )
+        return grid_from(doc) if doc else None
+
+    async def slot(self, owner: Owner, action: GridAction, day: date) -> DaySlot | None:
+        """The stored state of the action on `day`."""
+        doc = await self._db[CHECKINS].find_one(
+            {"_id": _slot_id(owner, action.id, day), **_owner_filter(owner)},
+            session=self._session,
+        )
+        return slot_from(doc, action) if doc else None
+
+    async def save_slot(self, slot: DaySlot, *, previous_changes: int) -> None:
+        """Insert (previous 0) or replace the slot if its change count is still the one read."""
+        doc = slot_doc(slot)
+        if slot.action.type == "mission":
+            await self._serialize_mission(slot)
+        if previous_changes == 0:
+            await self._db[CHECKINS].insert_one(doc, session=self._session)
+            return
+        result = await self._db[CHECKINS].replace_one(
+            {"_id": doc["_id"], **_owner_filter(slot.owner), "changes": previous_changes},
+            doc,
+            session=self._session,
+        )
+        if result.matched_count != 1:
+            raise ConcurrentChange("the check-in was changed by another request")
+
+    async def _serialize_mission(self, slot: DaySlot) -> None:
+        # A mission is done on one date only, but two dates are two slot documents: writing
+        # one document per mission makes racing check-ins of it conflict, so the loser re-runs
+        # and sees the winner's date.
+        await self._db[MISSION_LOCKS].update_one(
+            {"_id": key(slot.owner.tenant_id, slot.owner.user_id, slot.action_id)},
+            {"$inc": {"changes": 1}, "$set": _owner_filter(slot.owner)},
+            upsert=True,
+            session=self._session,
+        )
+
+    async def done_dates(
+        self,
+        owner: Owner,
+        *,
+        until: date,
+        since: date,
+        any_date_of: Collection[str] = (),
+    ) -> dict[str, set[date]]:
+        """Check-in dates per action up to `until`: from `since` on, or any for `any_date_of`."""
+        query: Doc = {**_owner_filter(owner), "done": True}
+        in_window: Doc = {"local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()}}
+        if any_date_of:
+            query["$or"] = [
+                in_window,
+                {
+                    "action_id": {"$in": list(any_date_of)},
+                    "local_date": {"$lte": until.isoformat()},
+                },
+            ]
+        else:
+            query.update(in_window)
+        cursor = self._db[CHECKINS].find(
+            query, {"action_id": 1, "local_date": 1}, session=self._session
+        )
+        done: dict[str, set[date]] = {}
+        async for doc in cursor:
+            done.setdefault(doc["action_id"], set()).add(date.fromisoformat(doc["local_date"]))
+        return done
+
+    async def action_done_dates(self, owner: Owner, action_id: str) -> set[date]:
+        """Every date the action has a check-in on."""
+        cursor = self._db[CHECKINS].find(
+            {**_owner_filter(owner), "action_id": action_id, "done": True},
+            {"local_date": 1},
+            session=self._session,
+        )
+        return {date.fromisoformat(doc["local_date"]) async for doc in cursor}
+
+    async def checkins(self, owner: Owner, since: date, until: date) -> list[DaySlot]:
+        """The user's current check-ins from `since` to `until`, by date then time."""
+        cursor = (
+            self._db[CHECKINS]
+            .find(
+                {
+                    **_owner_filter(owner),
+                    "done": True,
+                    "local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()},
+                },
+                session=self._session,
+            )
+            .sort([("local_date", ASCENDING), ("checked_at", ASCENDING), ("_id", ASCENDING)])
+        )
+        return [slot_from(doc) async for doc in cursor]
+
+    def emit(self, topic: str, payload: EventPayload, subject: str) -> None:
+        """Record an event in the transaction's outbox rows."""
+        if self._tx is None:
+            raise RuntimeError("events can only be emitted inside a transaction")
+        self._tx.emit(topic, payload, subject=subject)
+
+    async def grid_versions(self, keys: Collection[GridKey]) -> dict[GridKey, int]:
+        """The stored version of each of these grids."""
+        cursor = self._db[GRIDS].find(
+            {"_id": {"$in": [key(tenant, grid) for tenant, grid in keys]}},
+            {"tenant_id": 1, "mandalart_id": 1, "version": 1},
+            session=self._session,
+        )
+        return {
+            (doc["tenant_id"], doc["mandalart_id"]): int(doc["version"]) async for doc in cursor
+        }
+
+    async def save_grids(self, grids: Sequence[Grid]) -> None:
+        """Store these grids in one bulk write, each only over an older version (or none)."""
+        await self._db[GRIDS].bulk_write(
+            [_newer(grid_doc(grid), grid.version) for grid in grids],
+            ordered=False,
+            session=self._session,
+        )
+
+    async def profile_versions(self, owners: Collection[Owner]) -> dict[Owner, int]:
+        """The stored settings version of each of these users."""
+        cursor = self._db[USERS].find(
+            {"_id": {"$in": [key(o.tenant_id, o.user_id) for o in owners]}},
+            {"tenant_id": 1, "user_id": 1, "version": 1},
+            session=self._session,
+        )
+        return {
+            Owner(doc["tenant_id"], doc["user_id"]): int(doc["version"]) async for doc in cursor
+        }
+
+    async def save_profiles(self, profiles: Sequence[UserProfile]) -> None:
+        """Store these settings in one bulk write, each only over an older version (or none)."""
+        await self._db[USERS].bulk_write(
+            [_newer(_profile_doc(p), p.version) for p in profiles],
+            ordered=False,
+            session=self._session,
+        )
+
+
+def _newer(doc: Doc, version: int) -> ReplaceOne[Doc]:
+    # The guard makes a stale write fail loudly (duplicate _id on the upsert) rather than
+    # overwrite a newer version; callers read the stored versions first in the same
+    # transaction, so it only fires if that contract is broken.
+    guard: dict[str, Any] = {"_id": doc["_id"], "version": {"$lt": version}}
+    return ReplaceOne(guard, doc, upsert=True)
+
+
+class MongoUnitOfWork:
+    """The UnitOfWork port on MongoDB: one multi-document transaction per unit."""
+
+    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> None:
+        self._client = client
+        self._db = db
+
+    async def run(self, work: Callable[[MongoCheckinsStore], Awaitable[T]]) -> T:
+        """Run `work`; its changes and outbox rows commit together (re-run if it lost a race)."""
+
+        async def unit(tx: Transaction) -> T:
+            return await work(MongoCheckinsStore(tx.db, tx))
+
+        for _ in range(ATTEMPTS - 1):
+            try:
+                return await transact(self._client, self._db, SOURCE, unit)
+            except (DuplicateKeyError, ConcurrentChange):
+                continue  # another request stored the same slot first; re-run on its result
+        try:
+            return await transact(self._client, self._db, SOURCE, unit)
+        except DuplicateKeyError:
+            raise ConcurrentChange("the check-in was changed by another request") from None
+
+    async def read(self, work: Callable[[MongoCheckinsStore], Awaitable[T]]) -> T:
+        """Run read-only `work` without a transaction."""
+        return await work(MongoCheckinsStore(self._db, None))

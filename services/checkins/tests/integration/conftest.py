@@ -1,0 +1,146 @@
+"""Fixtures for the checkins service against the real MongoDB-compatible server."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from checkins.bootstrap import GROUP, build_app
+from checkins.consumers.handler import make_handler
+from checkins.settings import Settings
+from mandaact_common.auth import mint_token
+from mandaact_common.consumer import IdempotentConsumer
+from mandaact_common.mongo import Doc
+from mandaact_common.outbox import OUTBOX
+from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_common.worker import WorkerDeps
+from mandaact_contracts.envelope import Envelope
+from mandaact_contracts.events import EventPayload
+from services.checkins.tests.support import (
+    Clock,
+    Feed,
+    RecordingDeadLetters,
+    envelope_of,
+    record_of,
+)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The app's clock, at NOW until a test moves it."""
+    return Clock()
+
+
+@pytest.fixture
+def checkins_settings(infra: Any, unique_db_name: str) -> Settings:
+    """Settings pointing at the test server, with a database of this test's own."""
+    return Settings(env="test", mongodb_url=infra.mongodb_url, mongodb_database=unique_db_name)
+
+
+@pytest.fixture
+async def checkins_app(
+    checkins_settings: Settings, mongo_client: AsyncMongoClient[Doc], clock: Clock
+) -> AsyncIterator[FastAPI]:
+    """The checkins app with its lifespan running (indexes made)."""
+    app = build_app(checkins_settings, client=mongo_client, clock=clock)
+    async with app.router.lifespan_context(app):
+        yield app
+    await mongo_client.drop_database(checkins_settings.mongodb_database)
+
+
+@pytest.fixture
+async def http(checkins_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in process."""
+    transport = httpx.ASGITransport(app=checkins_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://checkins") as client:
+        yield client
+
+
+@pytest.fixture
+def db(mongo_client: AsyncMongoClient[Doc], checkins_settings: Settings) -> AsyncDatabase[Doc]:
+    """The checkins database of this test."""
+    return mongo_client[checkins_settings.mongodb_database]
+
+
+def _auth(tenant: str = "acme", user: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user)}"}
+
+
+@pytest.fixture
+def auth() -> Callable[..., dict[str, str]]:
+    """Makes an Authorization header with a dev token: auth(tenant, user)."""
+    return _auth
+
+
+@pytest.fixture
+def dead_letters() -> RecordingDeadLetters:
+    """Where the test consumer's poison records go."""
+    return RecordingDeadLetters()
+
+
+@pytest.fixture
+def feed(
+    checkins_app: FastAPI,
+    checkins_settings: Settings,
+    mongo_client: AsyncMongoClient[Doc],
+    db: AsyncDatabase[Doc],
+    dead_letters: RecordingDeadLetters,
+) -> Feed:
+    """Delivers events as one batch through the real idempotent consumer and our handler."""
+    # Payloads get a new envelope (a new ce_id); envelopes are re-delivered as they are.
+    # The handler does not touch the producer; the dead letters are recorded instead.
+    deps = WorkerDeps(checkins_settings, mongo_client, db, cast(AIOKafkaProducer, None))
+    consumer = IdempotentConsumer(
+        group=GROUP,
+        client=mongo_client,
+        db=db,
+        handler=make_handler(deps),
+        dead_letters=dead_letters,
+        max_retries=1,
+        backoff_seconds=0.01,
+    )
+    offsets = itertools.count()
+
+    async def deliver(*items: EventPayload | Envelope) -> list[Envelope]:
+        envelopes = [i if isinstance(i, Envelope) else envelope_of(i) for i in items]
+        await consumer.process([record_of(e, next(offsets)) for e in envelopes])
+        return envelopes
+
+    return deliver
+
+
+@pytest.fixture
+def outbox(db: AsyncDatabase[Doc]) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
+    """Reads outbox rows in order, each with its decoded JSON `payload` and `header_map`."""
+
+    async def read(topic: str | None = None) -> list[dict[str, Any]]:
+        query = {} if topic is None else {"topic": topic}
+        rows = await db[OUTBOX].find(query).sort([("created_at", 1), ("_id", 1)]).to_list()
+        for row in rows:
+            row["payload"] = json.loads(row["value"])
+            row["header_map"] = {
+                k: v if isinstance(v, str) else bytes(v).decode() for k, v in row["headers"]
+            }
+        return rows
+
+    return read
+
+
+@pytest.fixture
+def dump(db: AsyncDatabase[Doc]) -> Callable[[], Awaitable[dict[str, list[Doc]]]]:
+    """Reads every document of every collection, to prove a rejected request changed nothing."""
+
+    async def read() -> dict[str, list[Doc]]:
+        names = sorted(await db.list_collection_names())
+        return {name: await db[name].find({}).sort("_id", 1).to_list() for name in names}
+
+    return read
