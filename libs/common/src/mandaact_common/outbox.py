@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OUTBOX = "outbox"
+EVENTS_PER_ROW = 1000
 RELAY_LEASE = "outbox_relay_lease"
 
 
@@ -65,23 +67,57 @@ class Transaction:
         return envelope
 
     async def flush(self) -> None:
-        """Write the recorded events into the outbox collection in this transaction."""
+        """Write the recorded events into the outbox in this transaction.
+
+        The events of one transaction share one outbox document (chunked), so a consumer batch
+        that causes a thousand events adds a couple of rows, not a thousand: the relay's reads
+        and deletes stay small whatever the event volume.
+        """
         if not self.events:
             return
-        docs = [
+        now = datetime.now(UTC)
+        events = [
             {
-                "_id": env.id,
+                "id": env.id,
                 "topic": topic,
                 "key": key,
                 "headers": [[k, v] for k, v in to_kafka_headers(env)],
                 "value": encode_value(env),
                 "tenant_id": env.tenant_id,
-                "created_at": datetime.now(UTC),
             }
             for topic, env, key in self.events
         ]
+        docs = [
+            {"_id": chunk[0]["id"], "created_at": now, "n": len(chunk), "events": chunk}
+            for chunk in (
+                events[i : i + EVENTS_PER_ROW] for i in range(0, len(events), EVENTS_PER_ROW)
+            )
+        ]
         await self.db[OUTBOX].insert_many(docs, session=self.session)
         self.events.clear()
+
+
+async def pending_events(db: AsyncDatabase[Doc], topic: str | None = None) -> list[Doc]:
+    """The outbox's unpublished events in order, with `payload` and `header_map` decoded."""
+    rows = await db[OUTBOX].find({}).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).to_list()
+    out: list[Doc] = []
+    for row in rows:
+        for event in row["events"]:
+            if topic is not None and event["topic"] != topic:
+                continue
+            out.append(
+                {
+                    **event,
+                    "_id": event["id"],
+                    "created_at": row["created_at"],
+                    "payload": json.loads(event["value"]),
+                    "header_map": {
+                        k: v if isinstance(v, str) else bytes(v).decode()
+                        for k, v in event["headers"]
+                    },
+                }
+            )
+    return out
 
 
 async def transact(
@@ -121,14 +157,14 @@ class OutboxRelay:
         service: str,
         *,
         poll_seconds: float = 0.05,
-        batch_size: int = 500,
+        rows_per_poll: int = 50,
         lease_seconds: float = 10.0,
     ) -> None:
         self._db = db
         self._producer = producer
         self._service = service
         self._poll = poll_seconds
-        self._batch = batch_size
+        self._rows = rows_per_poll
         self._lease_seconds = lease_seconds
         self._owner = uuid.uuid4().hex
 
@@ -150,36 +186,37 @@ class OutboxRelay:
         return True
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows; return how many were published."""
+        """Publish the events of the oldest outbox rows; return how many were published."""
         rows: list[dict[str, Any]] = (
             await self._db[OUTBOX]
             .find({})
             .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
-            .limit(self._batch)
+            .limit(self._rows)
             .to_list()
         )
         if not rows:
             OUTBOX_PENDING.labels(self._service).set(0)
             return 0
         futures = []
-        for row in rows:
+        events = [event for row in rows for event in row["events"]]
+        for event in events:
             headers = [
-                (str(k), v.encode() if isinstance(v, str) else bytes(v)) for k, v in row["headers"]
+                (str(k), v.encode() if isinstance(v, str) else bytes(v))
+                for k, v in event["headers"]
             ]
-            value = row["value"]
             futures.append(
                 await self._producer.send(
-                    row["topic"],
-                    value=value if isinstance(value, bytes) else bytes(value),
-                    key=row["key"] if isinstance(row["key"], bytes) else bytes(row["key"]),
+                    event["topic"],
+                    value=bytes(event["value"]),
+                    key=bytes(event["key"]),
                     headers=headers,
                 )
             )
         await asyncio.gather(*futures)
         await self._db[OUTBOX].delete_many({"_id": {"$in": [r["_id"] for r in rows]}})
-        for row in rows:
-            OUTBOX_PUBLISHED.labels(self._service, row["topic"]).inc()
-        return len(rows)
+        for event in events:
+            OUTBOX_PUBLISHED.labels(self._service, event["topic"]).inc()
+        return len(events)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set; errors are logged and retried with backoff."""
@@ -191,7 +228,7 @@ class OutboxRelay:
                     continue
                 published = await self.publish_pending()
                 backoff = self._poll
-                if published < self._batch:
+                if published == 0:
                     await _wait(stop, self._poll)
             except Exception as exc:
                 log.warning("outbox relay error, retrying in %.2fs: %r", backoff, exc)

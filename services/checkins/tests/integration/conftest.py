@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -20,7 +19,7 @@ from checkins.settings import Settings
 from mandaact_common.auth import mint_token
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.mongo import Doc
-from mandaact_common.outbox import OUTBOX
+from mandaact_common.outbox import pending_events
 from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts.envelope import Envelope
@@ -123,14 +122,7 @@ def outbox(db: AsyncDatabase[Doc]) -> Callable[..., Awaitable[list[dict[str, Any
     """Reads outbox rows in order, each with its decoded JSON `payload` and `header_map`."""
 
     async def read(topic: str | None = None) -> list[dict[str, Any]]:
-        query = {} if topic is None else {"topic": topic}
-        rows = await db[OUTBOX].find(query).sort([("created_at", 1), ("_id", 1)]).to_list()
-        for row in rows:
-            row["payload"] = json.loads(row["value"])
-            row["header_map"] = {
-                k: v if isinstance(v, str) else bytes(v).decode() for k, v in row["headers"]
-            }
-        return rows
+        return await pending_events(db, topic)
 
     return read
 

@@ -17,7 +17,7 @@ from gamification.settings import Settings
 from gamification.store.mongo import ensure_indexes
 from mandaact_common.auth import mint_token
 from mandaact_common.consumer import IdempotentConsumer
-from mandaact_common.outbox import OUTBOX
+from mandaact_common.outbox import pending_events
 from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_contracts import topics
 from mandaact_contracts.envelope import encode_value, new_envelope, to_kafka_headers
@@ -142,7 +142,7 @@ class Harness:
         return body
 
     async def outbox_types(self) -> list[str]:
-        return [d["topic"] async for d in self.db[OUTBOX].find({}).sort("created_at", 1)]
+        return [e["topic"] for e in await pending_events(self.db)]
 
 
 def checkins(progress: dict[str, Any]) -> list[int]:
