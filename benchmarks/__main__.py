@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import importlib
 import json
+import signal
+import sys
 import tempfile
 from typing import Any
 
@@ -20,6 +22,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", default=list(BENCHES), choices=list(BENCHES))
     args = parser.parse_args()
+    # A SIGTERM (e.g. timeout) unwinds through `finally`, so the servers started here stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from mandaact_devstack import start_test_infra
 
     results: dict[str, Any] = {}

@@ -170,7 +170,7 @@ async def _worker_rate(infra: Any, database: str, expected: int) -> dict[str, fl
         done = 0
         while done < expected:
             await asyncio.sleep(0.5)
-            done = await processed.count_documents({})
+            done = await processed.estimated_document_count()
             if done and first_at is None:
                 first_at = time.perf_counter()
             if not proc.alive():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -48,10 +49,16 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+_TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 def _claim_id(claims: dict[str, object], name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > 128:
         raise Unauthorized(f"the token has no usable '{name}' claim")
+    # `<tenant>:<user>` keys (Kafka keys, per-user documents) must split one way only.
+    if name == "tid" and not _TENANT_ID.fullmatch(value):
+        raise Unauthorized("the token's 'tid' must be 1-64 letters, digits, '.', '_' or '-'")
     return value
 
 

@@ -1,0 +1,1 @@
+"""MandaAct reports: weekly folds of every user's events and AI-written weekly reports."""

@@ -1,0 +1,1 @@
+"""Reports' Kafka consumer (thin: it hands batches to the fold use case)."""
