@@ -36,12 +36,18 @@ async def test_a_check_in_shows_xp_in_progress(stack: Any) -> None:
             f"{stack.url('checkins')}/v1/checkins/{action_ids[0]}", headers=headers
         )
         assert again.status_code == 200
-        progress = await eventually(
-            lambda: progress_of(http, stack, headers), lambda p: p["xp_total"] >= 10, 20
-        )
-        ledger = await http.get(f"{stack.url('gamification')}/v1/me/xp-ledger", headers=headers)
-        checkin_entries = [e for e in ledger.json()["items"] if e["reason"] == "checkin"]
-        assert [(e["action_id"], e["amount"]) for e in checkin_entries] == [(action_ids[0], 10)]
+
+        async def checkin_entries() -> list[Any]:
+            r = await http.get(f"{stack.url('gamification')}/v1/me/xp-ledger", headers=headers)
+            assert r.status_code == 200, r.text
+            return [e for e in r.json()["items"] if e["reason"] == "checkin"]
+
+        entries = await eventually(checkin_entries, lambda e: len(e) > 0, 20)
+        seoul_today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Seoul")).date()
+        base = 15 if seoul_today.weekday() >= 5 else 10  # weekend multiplier 1.5
+        assert [(e["action_id"], e["amount"]) for e in entries] == [(action_ids[0], base)]
+        progress = await progress_of(http, stack, headers)
+        assert progress["xp_total"] >= base
         assert progress["level"] == 1
         assert progress["streak"]["current"] == 1
 

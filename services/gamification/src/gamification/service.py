@@ -92,6 +92,8 @@ def _fold_fact(state: Doc, item: Inbound) -> bool:
             return False
         state["grids"] = [g for g in state["grids"] if g["id"] != p.mandalart.id]
         state["grids"].append(_grid_doc(p))
+        if state["user_version"] == 0:  # until user.changed arrives, the grid tells the zone
+            state["timezone"] = p.timezone
         return True
     if isinstance(p, ActionCompleted | ActionUncompleted):
         day = p.local_date.isoformat()

@@ -17,6 +17,7 @@ from mandaact_common.domain.calendar import iso_week
 from mandaact_common.http import CurrentPrincipal, State
 
 router = APIRouter(prefix="/v1", tags=["gamification"])
+DEFAULT_TIMEZONE = "Asia/Seoul"
 
 
 class StreakPublic(BaseModel):
@@ -111,7 +112,7 @@ async def get_progress(principal: CurrentPrincipal, state: State) -> ProgressPub
         xp_into_level=into,
         xp_for_next_level=needed,
         streak=StreakPublic(
-            current=current_streak(doc, _today(doc.get("timezone", "Asia/Seoul"))) if doc else 0,
+            current=current_streak(doc, _today(doc.get("timezone") or DEFAULT_TIMEZONE)) if doc else 0,
             longest=int(doc.get("streak_longest", 0)),
         ),
         perfect_days=int(doc.get("perfect_days", 0)),
@@ -158,7 +159,7 @@ async def get_leaderboard(
     week: str | None = None
     if period == "week":
         me = await store.progress(user_key(principal.tenant_id, principal.user_id)) or {}
-        week = iso_week(_today(me.get("timezone", "Asia/Seoul")))
+        week = iso_week(_today(me.get("timezone") or DEFAULT_TIMEZONE))
         field = f"xp_by_week.{week}"
     else:
         field = "xp_total"
