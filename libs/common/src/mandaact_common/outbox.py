@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OUTBOX = "outbox"
+OUTBOX_EVENTS = "outbox_events"
 EVENTS_PER_ROW = 1000
 RELAY_LEASE = "outbox_relay_lease"
 
@@ -87,22 +88,30 @@ class Transaction:
             }
             for topic, env, key in self.events
         ]
-        docs = [
-            {"_id": chunk[0]["id"], "created_at": now, "n": len(chunk), "events": chunk}
-            for chunk in (
-                events[i : i + EVENTS_PER_ROW] for i in range(0, len(events), EVENTS_PER_ROW)
-            )
-        ]
-        await self.db[OUTBOX].insert_many(docs, session=self.session)
+        chunks = [events[i : i + EVENTS_PER_ROW] for i in range(0, len(events), EVENTS_PER_ROW)]
+        # The small row is what the relay sorts; the events sit beside it, read by `_id`.
+        await self.db[OUTBOX].insert_many(
+            [{"_id": c[0]["id"], "created_at": now, "n": len(c)} for c in chunks],
+            session=self.session,
+        )
+        await self.db[OUTBOX_EVENTS].insert_many(
+            [{"_id": c[0]["id"], "events": c} for c in chunks], session=self.session
+        )
         self.events.clear()
+
+
+async def _events_of(db: AsyncDatabase[Doc], ids: list[Any]) -> dict[Any, list[Doc]]:
+    found = {d["_id"]: d["events"] async for d in db[OUTBOX_EVENTS].find({"_id": {"$in": ids}})}
+    return {i: found.get(i, []) for i in ids}
 
 
 async def pending_events(db: AsyncDatabase[Doc], topic: str | None = None) -> list[Doc]:
     """The outbox's unpublished events in order, with `payload` and `header_map` decoded."""
     rows = await db[OUTBOX].find({}).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).to_list()
+    events_of = await _events_of(db, [row["_id"] for row in rows])
     out: list[Doc] = []
     for row in rows:
-        for event in row["events"]:
+        for event in events_of[row["_id"]]:
             if topic is not None and event["topic"] != topic:
                 continue
             out.append(
@@ -157,7 +166,7 @@ class OutboxRelay:
         service: str,
         *,
         poll_seconds: float = 0.05,
-        rows_per_poll: int = 50,
+        rows_per_poll: int = 10,
         lease_seconds: float = 10.0,
     ) -> None:
         self._db = db
@@ -198,7 +207,8 @@ class OutboxRelay:
             OUTBOX_PENDING.labels(self._service).set(0)
             return 0
         futures = []
-        events = [event for row in rows for event in row["events"]]
+        events_of = await _events_of(self._db, [row["_id"] for row in rows])
+        events = [event for row in rows for event in events_of[row["_id"]]]
         for event in events:
             headers = [
                 (str(k), v.encode() if isinstance(v, str) else bytes(v))
@@ -213,7 +223,9 @@ class OutboxRelay:
                 )
             )
         await asyncio.gather(*futures)
-        await self._db[OUTBOX].delete_many({"_id": {"$in": [r["_id"] for r in rows]}})
+        ids = [r["_id"] for r in rows]
+        await self._db[OUTBOX_EVENTS].delete_many({"_id": {"$in": ids}})
+        await self._db[OUTBOX].delete_many({"_id": {"$in": ids}})
         for event in events:
             OUTBOX_PUBLISHED.labels(self._service, event["topic"]).inc()
         return len(events)

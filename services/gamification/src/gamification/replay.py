@@ -24,7 +24,7 @@ from gamification.store.mongo import ensure_indexes
 from mandaact_common.consumer import IdempotentConsumer, Record
 from mandaact_common.kafka import partitions_of
 from mandaact_common.mongo import make_client
-from mandaact_common.outbox import OUTBOX, ensure_outbox_indexes, make_producer
+from mandaact_common.outbox import OUTBOX, OUTBOX_EVENTS, ensure_outbox_indexes, make_producer
 from mandaact_common.worker import WorkerDeps
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
         await reader.stop()
     if not keep_outbox:
         await db[OUTBOX].delete_many({})
+        await db[OUTBOX_EVENTS].delete_many({})
     await client.close()
     return ReplayStats(database=database, records=records, batches=batches)
 

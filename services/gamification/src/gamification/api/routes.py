@@ -112,7 +112,9 @@ async def get_progress(principal: CurrentPrincipal, state: State) -> ProgressPub
         xp_into_level=into,
         xp_for_next_level=needed,
         streak=StreakPublic(
-            current=current_streak(doc, _today(doc.get("timezone") or DEFAULT_TIMEZONE)) if doc else 0,
+            current=current_streak(doc, _today(doc.get("timezone") or DEFAULT_TIMEZONE))
+            if doc
+            else 0,
             longest=int(doc.get("streak_longest", 0)),
         ),
         perfect_days=int(doc.get("perfect_days", 0)),
