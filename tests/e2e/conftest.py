@@ -78,6 +78,7 @@ def stack(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         "MANDAACT_ENV": "test",
         "MANDAACT_DB_PREFIX": f"e2e_{uuid.uuid4().hex[:8]}",
         "MANDAACT_RELAY_POLL": "0.05",
+        "MANDAACT_BACKFILL_DAYS": "14",  # lets tests check in over last week
         "OPENAI_API_KEY": "",
     }
     stack = Stack(infra, run_dir, env, {s: free_port() for s in SERVICES})

@@ -77,3 +77,34 @@ async def progress_of(http: httpx.AsyncClient, stack: Any, headers: dict[str, st
     r = await http.get(f"{stack.url('gamification')}/v1/me/progress", headers=headers)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+async def wait_until_consumed(
+    bootstrap: str, group: str, topics: list[str], seconds: float = 60
+) -> None:
+    """Wait until a consumer group has committed every record now on these topics."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from mandaact_common.kafka import partitions_of
+
+    parts = await partitions_of(bootstrap, topics)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await reader.start()
+    try:
+        ends = await reader.end_offsets(parts)
+    finally:
+        await reader.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+
+        async def committed() -> dict[Any, int]:
+            offsets = await admin.list_consumer_group_offsets(group)
+            return {tp: meta.offset for tp, meta in offsets.items()}
+
+        await eventually(
+            committed, lambda got: all(got.get(tp, -1) >= end for tp, end in ends.items()), seconds
+        )
+    finally:
+        await admin.close()

@@ -25,6 +25,9 @@ SECANTUS_SCRIPT = "secantusd-py"
 REPLICA_SET_NAME = "secantus"
 
 
+OPLOG_MAX_ENTRIES = 50_000_000
+
+
 def mongodb_url(host: str = "127.0.0.1", port: int = 27017) -> str:
     """The MONGODB_URL of a single-node server (directConnection works for SecantusDB and mongo)."""
     return f"mongodb://{host}:{port}/?directConnection=true"
@@ -35,7 +38,7 @@ def start_secantus(
     *,
     host: str = "127.0.0.1",
     port: int = 27017,
-    cache_size: str = "256M",
+    cache_size: str = "1G",
     log_path: Path | None = None,
     pid_file: Path | None = None,
     timeout: float = 60.0,
@@ -68,6 +71,11 @@ def start_secantus(
         cache_size,
         "--log-level",
         "INFO",
+        # Past its default cap of 100,000 entries SecantusDB prunes the oplog on every commit,
+        # walking it from the oldest entry: commits then slow to a crawl under a sustained load.
+        # Nothing here tails the oplog for long, so a high cap (time retention still applies).
+        "--oplog-max-entries",
+        str(OPLOG_MAX_ENTRIES),
     ]
     proc = spawn_detached(
         "secantusdb",
