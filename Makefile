@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := contracts libs/common tools/devstack services/goals services/checkins services/gamification services/reports
-SRC := contracts libs tools services tests conftest.py
+SRC := contracts libs tools services tests benchmarks conftest.py
 STAMP := $(VENV)/.installed
 
 .PHONY: install up down status test test-unit test-integration test-e2e lint fmt bench schemas clean

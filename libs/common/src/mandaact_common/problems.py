@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,10 +22,39 @@ class ProblemError(Exception):
     slug = "bad-request"
     title = "Bad request"
 
-    def __init__(self, detail: str, **extensions: Any) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        slug: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        if slug is not None:
+            self.slug = slug
+        self.headers = headers or {}
         self.extensions = extensions
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        """This problem as an application/problem+json response."""
+        response = problem_response(
+            self.status, self.title, self.detail, self.slug, instance, **self.extensions
+        )
+        response.headers.update(self.headers)
+        return response
+
+
+class InvalidRequest(ProblemError):
+    """Input that fails validation; `errors` names the fields."""
+
+    status, slug, title = 422, "validation", "Invalid request"
+
+    @classmethod
+    def of_field(cls, detail: str, field: str, message: str) -> InvalidRequest:
+        """The problem of one field at fault."""
+        return cls(detail, errors=[{"field": field, "message": message}])
 
 
 class Unauthorized(ProblemError):
@@ -97,9 +127,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
-        return problem_response(
-            exc.status, exc.title, exc.detail, exc.slug, request.url.path, **exc.extensions
-        )
+        return exc.response(request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -142,3 +170,14 @@ def problem_responses(described: dict[int, str], *statuses: int) -> dict[int | s
         }
         for status in statuses
     }
+
+
+def install_error_mapping(
+    app: FastAPI, base: type[Exception], to_problem: Callable[[Any], ProblemError]
+) -> None:
+    """Map a service's own error hierarchy (rooted at `base`) to problems at the HTTP edge."""
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        return to_problem(exc).response(request.url.path)
+
+    app.add_exception_handler(base, on_error)

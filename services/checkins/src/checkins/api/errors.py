@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from checkins.domain.errors import (
     CheckinsError,
@@ -13,40 +12,27 @@ from checkins.domain.errors import (
     RuleBroken,
     TooManyChanges,
 )
-from mandaact_common.problems import problem_response
+from mandaact_common import problems
 
 
-def to_problem(request: Request, exc: CheckinsError) -> JSONResponse:
-    """The problem document of one checkins error."""
-    path = request.url.path
+def to_problem(exc: CheckinsError) -> problems.ProblemError:
+    """The problem of one checkins error."""
     if isinstance(exc, InvalidInput):
-        return problem_response(
-            422,
-            "Invalid request",
-            exc.detail,
-            "validation",
-            path,
-            errors=[{"field": exc.field, "message": exc.message}],
-        )
+        return problems.InvalidRequest.of_field(exc.detail, exc.field, exc.message)
     if isinstance(exc, NotFound):
-        return problem_response(404, "Not found", exc.detail, "not-found", path)
+        return problems.NotFound(exc.detail)
     if isinstance(exc, RuleBroken):
-        extra = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
-        return problem_response(422, "Unprocessable content", exc.detail, exc.code, path, **extra)
+        if exc.field:
+            errors = [{"field": exc.field, "message": exc.detail}]
+            return problems.RuleBroken(exc.detail, slug=exc.code, errors=errors)
+        return problems.RuleBroken(exc.detail, slug=exc.code)
     if isinstance(exc, TooManyChanges):
-        return problem_response(
-            429, "Too many changes", exc.detail, "too-many-changes", path, limit=exc.limit
-        )
+        return problems.TooManyRequests(exc.detail, slug="too-many-changes", limit=exc.limit)
     if isinstance(exc, ConcurrentChange):
-        return problem_response(409, "Conflict", exc.detail, "conflict", path)
-    return problem_response(400, "Bad request", exc.detail, "bad-request", path)
+        return problems.Conflict(exc.detail)
+    return problems.ProblemError(exc.detail)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping on the app."""
-
-    async def on_checkins_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, CheckinsError)
-        return to_problem(request, exc)
-
-    app.add_exception_handler(CheckinsError, on_checkins_error)
+    problems.install_error_mapping(app, CheckinsError, to_problem)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from goals.domain.errors import (
     ConcurrentChange,
@@ -12,44 +11,24 @@ from goals.domain.errors import (
     NotFound,
     VersionMismatch,
 )
-from mandaact_common.problems import problem_response
+from mandaact_common import problems
 
 
-def to_problem(request: Request, exc: GoalsError) -> JSONResponse:
-    """The problem document of one goals error."""
-    path = request.url.path
+def to_problem(exc: GoalsError) -> problems.ProblemError:
+    """The problem of one goals error."""
     if isinstance(exc, InvalidInput):
-        return problem_response(
-            422,
-            "Invalid request",
-            exc.detail,
-            "validation",
-            path,
-            errors=[{"field": exc.field, "message": exc.message}],
-        )
+        return problems.InvalidRequest.of_field(exc.detail, exc.field, exc.message)
     if isinstance(exc, NotFound):
-        return problem_response(404, "Not found", exc.detail, "not-found", path)
+        return problems.NotFound(exc.detail)
     if isinstance(exc, VersionMismatch):
-        response = problem_response(
-            412,
-            "Precondition failed",
-            exc.detail,
-            "precondition-failed",
-            path,
-            current_version=exc.current,
+        return problems.PreconditionFailed(
+            exc.detail, headers={"ETag": f'"{exc.current}"'}, current_version=exc.current
         )
-        response.headers["ETag"] = f'"{exc.current}"'
-        return response
     if isinstance(exc, ConcurrentChange):
-        return problem_response(409, "Conflict", exc.detail, "conflict", path)
-    return problem_response(400, "Bad request", exc.detail, "bad-request", path)
+        return problems.Conflict(exc.detail)
+    return problems.ProblemError(exc.detail)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping on the app."""
-
-    async def on_goals_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, GoalsError)
-        return to_problem(request, exc)
-
-    app.add_exception_handler(GoalsError, on_goals_error)
+    problems.install_error_mapping(app, GoalsError, to_problem)
