@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -43,3 +43,42 @@ async def mongo_client(infra: Any) -> AsyncIterator[Any]:
         yield client
     finally:
         await client.close()
+
+
+def bearer(tenant: str = "acme", user: str = "alice", **token_args: Any) -> dict[str, str]:
+    """An Authorization header with a dev token (extra args go to `mint_token`)."""
+    from mandaact_common.auth import mint_token
+    from mandaact_common.settings import DEV_JWT_SECRET
+
+    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user, **token_args)}"}
+
+
+@pytest.fixture
+def auth() -> Callable[..., dict[str, str]]:
+    """Makes an Authorization header with a dev token: auth(tenant, user, **mint_token args)."""
+    return bearer
+
+
+@pytest.fixture
+def outbox(db: Any) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
+    """Reads the test database's unpublished events in order (`payload`, `header_map` decoded).
+
+    `db` is the requesting test's own database fixture (each service's conftest defines it).
+    """
+    from mandaact_common.outbox import pending_events
+
+    async def read(topic: str | None = None) -> list[dict[str, Any]]:
+        return await pending_events(db, topic)
+
+    return read
+
+
+@pytest.fixture
+def dump(db: Any) -> Callable[[], Awaitable[dict[str, list[Any]]]]:
+    """Reads every document of every collection, to prove a rejected request changed nothing."""
+
+    async def read() -> dict[str, list[Any]]:
+        names = sorted(await db.list_collection_names())
+        return {name: await db[name].find({}).sort("_id", 1).to_list() for name in names}
+
+    return read

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import httpx
@@ -16,11 +16,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from checkins.bootstrap import GROUP, build_app
 from checkins.consumers.handler import make_handler
 from checkins.settings import Settings
-from mandaact_common.auth import mint_token
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.mongo import Doc
-from mandaact_common.outbox import pending_events
-from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts.envelope import Envelope
 from mandaact_contracts.events import EventPayload
@@ -70,16 +67,6 @@ def db(mongo_client: AsyncMongoClient[Doc], checkins_settings: Settings) -> Asyn
     return mongo_client[checkins_settings.mongodb_database]
 
 
-def _auth(tenant: str = "acme", user: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user)}"}
-
-
-@pytest.fixture
-def auth() -> Callable[..., dict[str, str]]:
-    """Makes an Authorization header with a dev token: auth(tenant, user)."""
-    return _auth
-
-
 @pytest.fixture
 def dead_letters() -> RecordingDeadLetters:
     """Where the test consumer's poison records go."""
@@ -115,24 +102,3 @@ def feed(
         return envelopes
 
     return deliver
-
-
-@pytest.fixture
-def outbox(db: AsyncDatabase[Doc]) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
-    """Reads outbox rows in order, each with its decoded JSON `payload` and `header_map`."""
-
-    async def read(topic: str | None = None) -> list[dict[str, Any]]:
-        return await pending_events(db, topic)
-
-    return read
-
-
-@pytest.fixture
-def dump(db: AsyncDatabase[Doc]) -> Callable[[], Awaitable[dict[str, list[Doc]]]]:
-    """Reads every document of every collection, to prove a rejected request changed nothing."""
-
-    async def read() -> dict[str, list[Doc]]:
-        names = sorted(await db.list_collection_names())
-        return {name: await db[name].find({}).sort("_id", 1).to_list() for name in names}
-
-    return read

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,10 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from goals.bootstrap import build_app
 from goals.settings import Settings
-from mandaact_common.auth import mint_token
 from mandaact_common.mongo import Doc
-from mandaact_common.outbox import pending_events
-from mandaact_common.settings import DEV_JWT_SECRET
 
 
 @pytest.fixture
@@ -48,34 +45,3 @@ async def http(goals_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def db(mongo_client: AsyncMongoClient[Doc], goals_settings: Settings) -> AsyncDatabase[Doc]:
     """The goals database of this test."""
     return mongo_client[goals_settings.mongodb_database]
-
-
-def _auth(tenant: str = "acme", user: str = "alice", **kwargs: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user, **kwargs)}"}
-
-
-@pytest.fixture
-def auth() -> Callable[..., dict[str, str]]:
-    """Makes an Authorization header with a dev token: auth(tenant, user, **mint_token args)."""
-    return _auth
-
-
-@pytest.fixture
-def outbox(db: AsyncDatabase[Doc]) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
-    """Reads outbox rows in order, each with its decoded JSON `payload` and `header_map`."""
-
-    async def read(topic: str | None = None) -> list[dict[str, Any]]:
-        return await pending_events(db, topic)
-
-    return read
-
-
-@pytest.fixture
-def dump(db: AsyncDatabase[Doc]) -> Callable[[], Awaitable[dict[str, list[Doc]]]]:
-    """Reads every document of every collection, to prove a rejected request changed nothing."""
-
-    async def read() -> dict[str, list[Doc]]:
-        names = sorted(await db.list_collection_names())
-        return {name: await db[name].find({}).sort("_id", 1).to_list() for name in names}
-
-    return read
