@@ -24,6 +24,7 @@ from mandaact_common.observability import configure_logging, http_middleware, me
 from mandaact_common.outbox import ensure_outbox_indexes
 from mandaact_common.problems import install_problem_handlers
 from mandaact_common.settings import ServiceSettings
+from mandaact_common.worker import WorkerSpec, asyncapi_document
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def create_app(
     title: str,
     routers: Sequence[APIRouter],
     on_start: Callable[[AppState], Awaitable[None]] | None = None,
-    asyncapi: Callable[[], dict[str, Any]] | None = None,
+    events: WorkerSpec | None = None,
     client: AsyncMongoClient[Doc] | None = None,
 ) -> FastAPI:
     """Build a service's FastAPI app; clients are made in the lifespan (or passed by tests)."""
@@ -128,12 +129,13 @@ def create_app(
     async def metrics() -> Response:
         return metrics_response()
 
-    if asyncapi is not None:
-        document = asyncapi
+    if events is not None:
+        spec = events
 
         @app.get("/asyncapi.json", tags=["ops"])
         async def asyncapi_json() -> dict[str, Any]:
-            return document()
+            """The service's AsyncAPI 3.0 document (what its worker consumes and publishes)."""
+            return asyncapi_document(spec, settings)
 
     for router in routers:
         app.include_router(router)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -16,7 +14,7 @@ from checkins.settings import Settings
 from checkins.store.mongo import MongoUnitOfWork, ensure_indexes
 from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
-from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec, asyncapi_document
+from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
 
 GROUP = "checkins"
@@ -59,15 +57,12 @@ def build_app(
     async def on_start(state: AppState) -> None:
         await ensure_indexes(state.db)
 
-    def asyncapi() -> dict[str, Any]:
-        return asyncapi_document(worker_spec(), settings)
-
     app = create_app(
         settings,
         title="MandaAct checkins",
         routers=[router],
         on_start=on_start,
-        asyncapi=asyncapi,
+        events=worker_spec(),
         client=client,
     )
     app.state.checkins_factory = service_factory or mongo_service(settings, clock)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -13,7 +11,7 @@ from gamification.settings import Settings
 from gamification.store.mongo import ensure_indexes
 from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
-from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec, asyncapi_document
+from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
 
 GROUP = "gamification"
@@ -52,14 +50,11 @@ def build_app(settings: Settings, client: AsyncMongoClient[Doc] | None = None) -
     async def on_start(state: AppState) -> None:
         await ensure_indexes(state.db)
 
-    def asyncapi() -> dict[str, Any]:
-        return asyncapi_document(worker_spec(), settings)
-
     return create_app(
         settings,
         title="MandaAct gamification",
         routers=[router],
         on_start=on_start,
-        asyncapi=asyncapi,
+        events=worker_spec(),
         client=client,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -15,7 +13,7 @@ from goals.settings import Settings
 from goals.store.mongo import MongoUnitOfWork, ensure_indexes
 from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
-from mandaact_common.worker import WorkerSpec, asyncapi_document
+from mandaact_common.worker import WorkerSpec
 from mandaact_contracts import topics
 
 
@@ -39,15 +37,12 @@ def build_app(
     async def on_start(state: AppState) -> None:
         await ensure_indexes(state.db)
 
-    def asyncapi() -> dict[str, Any]:
-        return asyncapi_document(worker_spec(), settings)
-
     app = create_app(
         settings,
         title="MandaAct goals",
         routers=[router],
         on_start=on_start,
-        asyncapi=asyncapi,
+        events=worker_spec(),
         client=client,
     )
     app.state.goals_factory = service_factory

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
@@ -13,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mandaact_common.http import AppState, create_app
 from mandaact_common.idempotency import ensure_idempotency_indexes
 from mandaact_common.mongo import Doc
-from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec, asyncapi_document
+from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
 from reports.api.deps import ReportsRuntime
 from reports.api.routes import router
@@ -75,15 +74,12 @@ def build_app(
             ReportGenerator.from_settings(settings, state.client, state.db, writer), clock
         )
 
-    def asyncapi() -> dict[str, Any]:
-        return asyncapi_document(worker_spec(), settings)
-
     app = create_app(
         settings,
         title="MandaAct reports",
         routers=[router],
         on_start=on_start,
-        asyncapi=asyncapi,
+        events=worker_spec(),
         client=client,
     )
     inner = app.router.lifespan_context
