@@ -167,7 +167,10 @@ def _start_services(
             else:
                 if kind == "api" and port_open("127.0.0.1", port):
                     raise DevstackError(f"port {port} for {label} is taken by another process")
-                proc = start_service(name, kind, env, run_dir=run_dir, http_port=port)
+                extra = {}
+                if kind == "worker":  # workers expose Prometheus metrics on 1000 + their API port
+                    extra["MANDAACT_WORKER_METRICS_PORT"] = str(port + 1000)
+                proc = start_service(name, kind, {**env, **extra}, run_dir=run_dir, http_port=port)
                 started.append(proc)
                 _say(f"{label}: started (pid {proc.pid}, log {proc.log_path})")
             if kind == "api":
@@ -216,7 +219,10 @@ def up(
     print(f"  KAFKA_BOOTSTRAP_SERVERS={bootstrap}")
     print(f"  MONGODB_URL={mongo}")
     for name, port, _ in apis:
-        print(f"  {name:<13} http://127.0.0.1:{port}  (docs: http://127.0.0.1:{port}/docs)")
+        print(
+            f"  {name:<13} http://127.0.0.1:{port}  (docs: /docs, AsyncAPI: /asyncapi.json,"
+            f" worker metrics: http://127.0.0.1:{port + 1000}/metrics)"
+        )
     print(f"  logs: {run_dir / 'logs'}")
     return 0
 
