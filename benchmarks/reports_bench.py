@@ -19,15 +19,14 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from mandaact_common.consumer import IdempotentConsumer, Record
 from mandaact_common.mongo import make_client
+from mandaact_common.testing import MemoryRecord, record_of
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts import topics
-from mandaact_contracts.envelope import encode_value, new_envelope, to_kafka_headers
 from mandaact_contracts.events import (
     ActionCompleted,
     ActionSnapshot,
@@ -53,25 +52,6 @@ MONDAY = date(2026, 11, 16)  # 2026-W47
 WEEK = "2026-W47"
 TIMEZONES = ("Asia/Seoul", "America/New_York", "Europe/Berlin")
 AFTER_EVERY_0600 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-TOPIC = {
-    UserChanged: topics.USER_CHANGED,
-    GoalChanged: topics.GOAL_CHANGED,
-    ActionCompleted: topics.ACTION_COMPLETED,
-    ActionUncompleted: topics.ACTION_UNCOMPLETED,
-    XpAwarded: topics.XP_AWARDED,
-    StreakChanged: topics.STREAK_CHANGED,
-}
-
-
-@dataclass(frozen=True)
-class _Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 class _RaiseSink:
@@ -199,7 +179,7 @@ def _user_events(rng: random.Random, tenant: str, n: int) -> Iterator[tuple[int,
             )
 
 
-def _records(tenant: str, users: int) -> tuple[list[_Rec], list[dict[str, Any]]]:
+def _records(tenant: str, users: int) -> tuple[list[MemoryRecord], list[dict[str, Any]]]:
     """The week's records, interleaved by day across users as live traffic is, and the raw
     check-in documents for the baseline."""
     rng = random.Random(20261116)
@@ -207,17 +187,16 @@ def _records(tenant: str, users: int) -> tuple[list[_Rec], list[dict[str, Any]]]
     for n in range(users):
         timed += [(day, n, e) for day, e in _user_events(rng, tenant, n)]
     timed.sort(key=lambda t: (t[0], t[1]))
-    records: list[_Rec] = []
+    records: list[MemoryRecord] = []
     raw: list[dict[str, Any]] = []
     for i, (_, _, payload) in enumerate(timed):
-        topic = TOPIC[type(payload)]
-        env = new_envelope(topic, payload, "bench")
-        records.append(_Rec(topic, 0, i, b"k", encode_value(env), to_kafka_headers(env)))
+        rec = record_of(payload, offset=i, source="bench")
+        records.append(rec)
         if isinstance(payload, ActionCompleted | ActionUncompleted):
             raw.append(
                 {
-                    "_id": env.id,
-                    "topic": topic,
+                    "_id": dict(rec.headers)["ce_id"].decode(),
+                    "topic": rec.topic,
                     "tenant_id": payload.tenant_id,
                     "user_id": payload.user_id,
                     "action_id": payload.action_id,

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mandaact_common.consumer import Record
-from mandaact_contracts.envelope import Envelope, encode_value, new_envelope, to_kafka_headers
+from mandaact_contracts.envelope import Envelope, new_envelope
 from mandaact_contracts.events import EventPayload, GoalChanged, UserChanged
 
 CREATED_AT = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
@@ -105,29 +103,10 @@ def user_changed(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class FakeRecord:
-    """A Kafka consumer record as the idempotent consumer reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
-
-
 def envelope_of(payload: EventPayload) -> Envelope:
     """A new CloudEvent from goals for a user.changed or goal.changed payload."""
     topic = "goal.changed" if isinstance(payload, GoalChanged) else "user.changed"
     return new_envelope(topic, payload, "goals", subject="test")
-
-
-def record_of(envelope: Envelope, offset: int = 0) -> FakeRecord:
-    """The Kafka record that carries `envelope` (binary-mode CloudEvents headers)."""
-    topic = "goal.changed" if envelope.type == "mandaact.goal.changed.v1" else "user.changed"
-    key = f"{envelope.tenant_id}:{envelope.data['user_id']}".encode()
-    return FakeRecord(topic, 0, offset, key, encode_value(envelope), to_kafka_headers(envelope))
 
 
 Feed = Callable[..., Awaitable[list[Envelope]]]
@@ -142,14 +121,3 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class RecordingDeadLetters:
-    """A dead-letter sink that keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Record, BaseException]] = []
-
-    async def send(self, record: Record, error: BaseException, attempts: int) -> None:
-        """Keep the record and its error."""
-        self.sent.append((record, error))

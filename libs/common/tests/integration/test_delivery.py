@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mandaact_common.consumer import PROCESSED, IdempotentConsumer, Inbound, KafkaDeadLetterSink
 from mandaact_common.outbox import OUTBOX, OutboxRelay, Transaction, make_producer, transact
 from mandaact_common.settings import ServiceSettings
+from mandaact_common.testing import MemoryRecord, RecordingDeadLetters, record_of
 from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec, build_broker
 from mandaact_contracts import topics
 from mandaact_contracts.envelope import encode_value, new_envelope, to_kafka_headers
@@ -40,31 +40,6 @@ def completed(tenant: str = "t1", user: str = "u1", action: str = "a1") -> Actio
         occurred_at=datetime(2026, 11, 24, 3, 0, tzinfo=UTC),
         seq=1,
     )
-
-
-@dataclass
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
-def record_of(payload: ActionCompleted, offset: int = 0) -> FakeRecord:
-    env = new_envelope(topics.ACTION_COMPLETED, payload, "checkins")
-    return FakeRecord(
-        topics.ACTION_COMPLETED, 0, offset, b"k", encode_value(env), to_kafka_headers(env)
-    )
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.sent: list[tuple[FakeRecord, BaseException]] = []
-
-    async def send(self, record: Any, error: BaseException, attempts: int) -> None:
-        self.sent.append((record, error))
 
 
 async def count_effects(db: Any) -> int:
@@ -107,7 +82,7 @@ async def test_transaction_rolls_back_state_and_events_together(
 
 async def test_redelivered_event_changes_nothing(mongo_client: Any, unique_db_name: str) -> None:
     db = mongo_client[unique_db_name]
-    sink = ListSink()
+    sink = RecordingDeadLetters()
     consumer = IdempotentConsumer(
         group="g", client=mongo_client, db=db, handler=effect_handler(), dead_letters=sink
     )
@@ -123,12 +98,14 @@ async def test_poison_record_is_dead_lettered_and_the_rest_applied(
     mongo_client: Any, unique_db_name: str
 ) -> None:
     db = mongo_client[unique_db_name]
-    sink = ListSink()
+    sink = RecordingDeadLetters()
     consumer = IdempotentConsumer(
         group="g", client=mongo_client, db=db, handler=effect_handler(), dead_letters=sink
     )
-    bad = FakeRecord(topics.ACTION_COMPLETED, 0, 1, b"k", b"{not json", [("ce_id", b"x")])
-    await consumer.process([record_of(completed(), 0), bad, record_of(completed(), 2)])
+    bad = MemoryRecord(topics.ACTION_COMPLETED, 0, 1, b"k", b"{not json", [("ce_id", b"x")])
+    await consumer.process(
+        [record_of(completed(), offset=0), bad, record_of(completed(), offset=2)]
+    )
     assert await count_effects(db) == 2
     assert [r.offset for r, _ in sink.sent] == [1]
 
@@ -137,7 +114,7 @@ async def test_failing_handler_isolates_the_bad_event_after_bounded_retries(
     mongo_client: Any, unique_db_name: str
 ) -> None:
     db = mongo_client[unique_db_name]
-    sink = ListSink()
+    sink = RecordingDeadLetters()
     poison_action = "poison"
     calls = 0
 
@@ -160,9 +137,9 @@ async def test_failing_handler_isolates_the_bad_event_after_bounded_retries(
         backoff_seconds=0.01,
     )
     records = [
-        record_of(completed(action="ok1"), 0),
-        record_of(completed(action=poison_action), 1),
-        record_of(completed(action="ok2"), 2),
+        record_of(completed(action="ok1"), offset=0),
+        record_of(completed(action=poison_action), offset=1),
+        record_of(completed(action="ok2"), offset=2),
     ]
     await consumer.process(records)
     assert await count_effects(db) == 2

@@ -18,16 +18,11 @@ from checkins.consumers.handler import make_handler
 from checkins.settings import Settings
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.mongo import Doc
+from mandaact_common.testing import RecordingDeadLetters, record_of
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts.envelope import Envelope
 from mandaact_contracts.events import EventPayload
-from services.checkins.tests.support import (
-    Clock,
-    Feed,
-    RecordingDeadLetters,
-    envelope_of,
-    record_of,
-)
+from services.checkins.tests.support import Clock, Feed, envelope_of
 
 
 @pytest.fixture
@@ -98,7 +93,7 @@ def feed(
 
     async def deliver(*items: EventPayload | Envelope) -> list[Envelope]:
         envelopes = [i if isinstance(i, Envelope) else envelope_of(i) for i in items]
-        await consumer.process([record_of(e, next(offsets)) for e in envelopes])
+        await consumer.process([record_of(e, offset=next(offsets)) for e in envelopes])
         return envelopes
 
     return deliver

@@ -11,9 +11,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.consumer import PROCESSED
 from mandaact_common.mongo import Doc
+from mandaact_common.testing import RecordingDeadLetters
 from services.checkins.tests.support import (
     Feed,
-    RecordingDeadLetters,
     action,
     goal_changed,
     new_id,

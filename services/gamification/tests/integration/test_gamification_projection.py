@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -19,13 +18,12 @@ from mandaact_common.auth import mint_token
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.outbox import pending_events
 from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_common.testing import MemoryRecord, record_of
 from mandaact_contracts import topics
-from mandaact_contracts.envelope import encode_value, new_envelope, to_kafka_headers
 from mandaact_contracts.events import (
     ActionCompleted,
     ActionSnapshot,
     ActionUncompleted,
-    EventPayload,
     GoalChanged,
     MandalartSnapshot,
     ScheduleSnapshot,
@@ -38,22 +36,7 @@ TENANT, USER = "acme", "alice"
 ADDED = date(2026, 11, 2)  # a Monday
 
 
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
-def rec(topic: str, payload: EventPayload) -> Rec:
-    env = new_envelope(topic, payload, "test")
-    return Rec(topic, 0, 0, b"k", encode_value(env), to_kafka_headers(env))
-
-
-def goal(version: int = 1, n_actions: int = 2, user: str = USER) -> Rec:
+def goal(version: int = 1, n_actions: int = 2, user: str = USER) -> MemoryRecord:
     now = datetime(2026, 11, 2, tzinfo=UTC)
     snapshot = MandalartSnapshot(
         id="m1",
@@ -82,13 +65,12 @@ def goal(version: int = 1, n_actions: int = 2, user: str = USER) -> Rec:
             )
         ],
     )
-    return rec(
-        topics.GOAL_CHANGED,
+    return record_of(
         GoalChanged(tenant_id=TENANT, user_id=user, mandalart=snapshot, timezone="Asia/Seoul"),
     )
 
 
-def change(action: str, day: date, seq: int, done: bool = True, user: str = USER) -> Rec:
+def change(action: str, day: date, seq: int, done: bool = True, user: str = USER) -> MemoryRecord:
     model = ActionCompleted if done else ActionUncompleted
     payload = model(
         tenant_id=TENANT,
@@ -105,7 +87,7 @@ def change(action: str, day: date, seq: int, done: bool = True, user: str = USER
         occurred_at=datetime(day.year, day.month, day.day, 1, seq, tzinfo=UTC),
         seq=seq,
     )
-    return rec(topics.ACTION_COMPLETED if done else topics.ACTION_UNCOMPLETED, payload)
+    return record_of(payload)
 
 
 class Harness:
@@ -121,7 +103,7 @@ class Harness:
             dead_letters=None,  # type: ignore[arg-type]
         )
 
-    async def deliver(self, *records: Rec) -> None:
+    async def deliver(self, *records: MemoryRecord) -> None:
         await ensure_indexes(self.db)
         await self.consumer.process(list(records))
 
@@ -259,7 +241,7 @@ async def test_leaderboard_shows_only_the_callers_tenant_in_a_stable_order(
         occurred_at=datetime(2026, 11, 3, 1, tzinfo=UTC),
         seq=1,
     )
-    await harness.deliver(rec(topics.ACTION_COMPLETED, other))
+    await harness.deliver(record_of(other))
     r = await _get(harness, "/v1/leaderboard?period=all", TENANT, USER)
     assert r.status_code == 200, r.text
     rows = r.json()["items"]

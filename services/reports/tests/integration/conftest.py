@@ -29,8 +29,7 @@ from mandaact_common.auth import mint_token
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.mongo import Doc
 from mandaact_common.settings import DEV_JWT_SECRET
-from mandaact_contracts import topics
-from mandaact_contracts.envelope import encode_value, new_envelope, to_kafka_headers
+from mandaact_common.testing import MemoryRecord, RecordingDeadLetters, record_of
 from mandaact_contracts.events import (
     ActionCompleted,
     ActionSnapshot,
@@ -272,46 +271,9 @@ def auth_header() -> Callable[..., dict[str, str]]:
 # --- events -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Rec:
-    """A Kafka record as the consumer reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
-class DropSink:
-    """A dead-letter sink that remembers what it was given (tests assert it stays empty)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, BaseException]] = []
-
-    async def send(self, record: Any, error: BaseException, attempts: int) -> None:
-        self.sent.append((record, error))
-
-
-TOPIC_OF = {
-    "UserChanged": topics.USER_CHANGED,
-    "GoalChanged": topics.GOAL_CHANGED,
-    "ActionCompleted": topics.ACTION_COMPLETED,
-    "ActionUncompleted": topics.ACTION_UNCOMPLETED,
-    "XpAwarded": topics.XP_AWARDED,
-    "XpRevoked": topics.XP_REVOKED,
-    "LevelReached": topics.LEVEL_REACHED,
-    "BadgeUnlocked": topics.BADGE_UNLOCKED,
-    "StreakChanged": topics.STREAK_CHANGED,
-}
-
-
-def record(payload: EventPayload, offset: int = 0) -> Rec:
+def record(payload: EventPayload, offset: int = 0) -> MemoryRecord:
     """A record made from a real envelope of the payload."""
-    topic = TOPIC_OF[type(payload).__name__]
-    env = new_envelope(topic, payload, "test")
-    return Rec(topic, 0, offset, b"k", encode_value(env), to_kafka_headers(env))
+    return record_of(payload, offset=offset)
 
 
 @dataclass
@@ -415,9 +377,9 @@ DAILY = ScheduleSnapshot(frequency="daily")
 @pytest.fixture
 def consumer(
     mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
-) -> tuple[IdempotentConsumer, DropSink]:
+) -> tuple[IdempotentConsumer, RecordingDeadLetters]:
     """The reports consumer over this test's database, with the real batch handler."""
-    sink = DropSink()
+    sink = RecordingDeadLetters()
     handler = make_handler(None)  # type: ignore[arg-type]  # the handler ignores its deps
     return (
         IdempotentConsumer(
@@ -428,13 +390,13 @@ def consumer(
 
 
 async def feed(
-    consumer: tuple[IdempotentConsumer, DropSink],
-    events: Sequence[EventPayload | Rec],
+    consumer: tuple[IdempotentConsumer, RecordingDeadLetters],
+    events: Sequence[EventPayload | MemoryRecord],
     batch: int = 7,
 ) -> None:
     """Feed events (or ready records) through the idempotent consumer in batches."""
     c, sink = consumer
-    records = [e if isinstance(e, Rec) else record(e, i) for i, e in enumerate(events)]
+    records = [e if isinstance(e, MemoryRecord) else record(e, i) for i, e in enumerate(events)]
     for start in range(0, len(records), batch):
         await c.process(records[start : start + batch])
     assert sink.sent == [], [str(e) for _, e in sink.sent]
