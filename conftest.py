@@ -45,18 +45,12 @@ async def mongo_client(infra: Any) -> AsyncIterator[Any]:
         await client.close()
 
 
-def bearer(tenant: str = "acme", user: str = "alice", **token_args: Any) -> dict[str, str]:
-    """An Authorization header with a dev token (extra args go to `mint_token`)."""
-    from mandaact_common.auth import mint_token
-    from mandaact_common.settings import DEV_JWT_SECRET
-
-    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user, **token_args)}"}
-
-
 @pytest.fixture
 def auth() -> Callable[..., dict[str, str]]:
     """Makes an Authorization header with a dev token: auth(tenant, user, **mint_token args)."""
-    return bearer
+    from mandaact_common.testing import auth_header
+
+    return auth_header
 
 
 @pytest.fixture

@@ -86,10 +86,16 @@ def create_app(
     title: str,
     routers: Sequence[APIRouter],
     on_start: Callable[[AppState], Awaitable[None]] | None = None,
+    on_stop: Callable[[AppState], Awaitable[None]] | None = None,
     events: WorkerSpec | None = None,
     client: AsyncMongoClient[Doc] | None = None,
 ) -> FastAPI:
-    """Build a service's FastAPI app; clients are made in the lifespan (or passed by tests)."""
+    """Build a service's FastAPI app; clients are made in the lifespan (or passed by tests).
+
+    The service's indexes (`events.ensure_indexes`) are made once at start, then `on_start`
+    runs; `on_stop` runs at shutdown, before the clients close. Every domain error maps to its
+    problem document here, so services install no error handlers of their own.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,11 +104,15 @@ def create_app(
         state = AppState(settings=settings, client=mongo, db=db)
         app.state.mandaact = state
         await ensure_outbox_indexes(db)
+        if events is not None and events.ensure_indexes is not None:
+            await events.ensure_indexes(db)
         if on_start:
             await on_start(state)
         try:
             yield
         finally:
+            if on_stop:
+                await on_stop(state)
             if state.kafka is not None:
                 await state.kafka.close()
             if client is None:

@@ -20,9 +20,9 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mandaact_common.errors import RuleBroken
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import Transaction, transact
-from mandaact_common.problems import RuleBroken
 
 IDEMPOTENCY_KEYS: Final = "idempotency_keys"
 HEADER: Final = "Idempotency-Key"
@@ -44,7 +44,16 @@ IdempotencyKeyHeader = Annotated[
 class IdempotencyKeyReused(RuleBroken):
     """The key was already used for a request with a different body."""
 
-    slug, title = "idempotency-key-reused", "Idempotency key reused"
+    code, title = "idempotency-key-reused", "Idempotency key reused"
+
+    @classmethod
+    def for_key(cls, key: str) -> IdempotencyKeyReused:
+        """The error of one reused key, naming the header at fault."""
+        return cls(
+            f"the {HEADER} {key!r} was already used with a different request body",
+            field=f"header.{HEADER}",
+            message="already used with another body",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +127,7 @@ async def recall(
         await tx.db[IDEMPOTENCY_KEYS].delete_one({"_id": doc["_id"]}, session=tx.session)
         return None
     if doc["fingerprint"] != request.fingerprint:
-        raise IdempotencyKeyReused(
-            f"the {HEADER} {request.key!r} was already used with a different request body",
-            errors=[{"field": f"header.{HEADER}", "message": "already used with another body"}],
-        )
+        raise IdempotencyKeyReused.for_key(request.key)
     return StoredResponse(
         status_code=int(doc["status_code"]),
         body=json.loads(doc["body"]),

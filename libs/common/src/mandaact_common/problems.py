@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mandaact_common import errors
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://mandaact.dev/problems/"
@@ -122,8 +123,36 @@ def _error_field(error: Any) -> str:
     return _field_name(error.get("loc", ()))
 
 
+def problem_of(exc: errors.DomainError) -> ProblemError:
+    """The problem document of a domain error: the one mapping every service uses."""
+    if isinstance(exc, errors.InvalidInput):
+        return InvalidRequest.of_field(exc.detail, exc.field, exc.message)
+    if isinstance(exc, errors.NotFound):
+        return NotFound(exc.detail)
+    if isinstance(exc, errors.RuleBroken):
+        problem = RuleBroken(exc.detail, slug=exc.code)
+        problem.title = exc.title
+        if exc.field:
+            problem.extensions["errors"] = [{"field": exc.field, "message": exc.message}]
+        return problem
+    if isinstance(exc, errors.PreconditionFailed):
+        version = exc.current_version
+        return PreconditionFailed(
+            exc.detail, headers={"ETag": f'"{version}"'}, current_version=version
+        )
+    if isinstance(exc, errors.Conflict):
+        return Conflict(exc.detail)
+    if isinstance(exc, errors.LimitReached):
+        return TooManyRequests(exc.detail, slug=exc.code, limit=exc.limit)
+    return ProblemError(exc.detail)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors and HTTP errors to problem+json."""
+
+    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, errors.DomainError)
+        return problem_of(exc).response(request.url.path)
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
@@ -145,6 +174,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         return problem_response(exc.status_code, detail, detail, slug, request.url.path)
 
+    app.add_exception_handler(errors.DomainError, on_domain_error)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -170,14 +200,3 @@ def problem_responses(described: dict[int, str], *statuses: int) -> dict[int | s
         }
         for status in statuses
     }
-
-
-def install_error_mapping(
-    app: FastAPI, base: type[Exception], to_problem: Callable[[Any], ProblemError]
-) -> None:
-    """Map a service's own error hierarchy (rooted at `base`) to problems at the HTTP edge."""
-
-    async def on_error(request: Request, exc: Exception) -> JSONResponse:
-        return to_problem(exc).response(request.url.path)
-
-    app.add_exception_handler(base, on_error)

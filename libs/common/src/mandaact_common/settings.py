@@ -61,7 +61,7 @@ class ServiceSettings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _refuse_dev_secret_outside_local(self) -> Self:
+    def _refuse_dev_secret_in_production_and_short_secrets(self) -> Self:
         if self.env == "production" and self.jwt_secret == DEV_JWT_SECRET:
             raise ValueError(
                 "MANDAACT_JWT_SECRET is the development default;"
@@ -69,6 +69,10 @@ class ServiceSettings(BaseSettings):
             )
         if len(self.jwt_secret) < 32:
             raise ValueError("MANDAACT_JWT_SECRET must be at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _default_port_and_database_from_service_name(self) -> Self:
         if not self.http_port:
             self.http_port = self.default_http_port
         if not self.mongodb_database:

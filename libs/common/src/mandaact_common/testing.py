@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from mandaact_common.auth import mint_token
 from mandaact_common.consumer import Record
+from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_contracts.envelope import (
     Envelope,
     encode_value,
@@ -64,3 +68,23 @@ class RecordingDeadLetters:
     async def send(self, record: Record, error: BaseException, attempts: int) -> None:
         """Keep the record and its error."""
         self.sent.append((record, error))
+
+
+class SettableClock:
+    """A clock tests set and move by hand; use cases read `now` from it like from `utc_now`."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> datetime:
+        """Move the clock forward and return the new instant."""
+        self.now += by
+        return self.now
+
+
+def auth_header(tenant: str = "acme", user: str = "alice", **token_args: Any) -> dict[str, str]:
+    """An Authorization header with a dev token (extra args go to `mint_token`)."""
+    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user, **token_args)}"}

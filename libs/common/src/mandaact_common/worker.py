@@ -53,13 +53,18 @@ class ConsumerSpec:
     handler: Callable[[WorkerDeps], BatchHandler]
 
 
+IndexMaker = Callable[[AsyncDatabase[Doc]], Awaitable[None]]
+"""Creates the indexes a service's queries rely on (once per process, at start)."""
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a service's worker consumes and publishes."""
+    """What a service's worker consumes and publishes, and the indexes its database needs."""
 
     service: str
     consumers: tuple[ConsumerSpec, ...] = ()
     publishes: tuple[str, ...] = ()
+    ensure_indexes: IndexMaker | None = None
     on_start: Callable[[WorkerDeps], Awaitable[None]] | None = None
     background: tuple[Callable[[WorkerDeps, asyncio.Event], Coroutine[Any, Any, None]], ...] = (
         field(default=())
@@ -136,6 +141,8 @@ async def run_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:
     client = make_client(settings.mongodb_url)
     db = client[settings.mongodb_database]
     await ensure_outbox_indexes(db)
+    if spec.ensure_indexes:
+        await spec.ensure_indexes(db)
     producer = make_producer(settings.kafka_bootstrap_servers, f"{spec.service}-relay")
     await producer.start()
     deps = WorkerDeps(settings=settings, client=client, db=db, producer=producer)

@@ -1,6 +1,7 @@
 """Pure MandaAct domain rules shared by the services: local days, ISO weeks, due rules."""
 
 from mandaact_common.domain.calendar import (
+    DEFAULT_TIMEZONE,
     DateNotAllowed,
     DateNotAllowedReason,
     InvalidTimezone,
@@ -17,6 +18,7 @@ from mandaact_common.domain.calendar import (
     week_bounds,
     zone,
 )
+from mandaact_common.domain.owner import Owner
 from mandaact_common.domain.schedule import (
     WEEKDAY_CODES,
     WEEKDAY_NUMBERS,
@@ -38,6 +40,7 @@ from mandaact_common.domain.schedule import (
 )
 
 __all__ = [
+    "DEFAULT_TIMEZONE",
     "WEEKDAY_CODES",
     "WEEKDAY_NUMBERS",
     "Action",
@@ -50,6 +53,7 @@ __all__ = [
     "InvalidAction",
     "InvalidSchedule",
     "InvalidTimezone",
+    "Owner",
     "Schedule",
     "action_due_and_done",
     "backfill_window",

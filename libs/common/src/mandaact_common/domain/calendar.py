@@ -14,6 +14,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
+    "DEFAULT_TIMEZONE",
     "DateNotAllowed",
     "DateNotAllowedReason",
     "InvalidTimezone",
@@ -30,6 +31,9 @@ __all__ = [
     "week_bounds",
     "zone",
 ]
+
+DEFAULT_TIMEZONE: Final = "Asia/Seoul"
+"""The timezone of a user nothing is known about yet (SPEC §2)."""
 
 DateNotAllowedReason = Literal["future", "too_old"]
 

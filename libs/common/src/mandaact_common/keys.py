@@ -1,0 +1,36 @@
+"""The one scheme of composite document keys: `<tenant>:<user>` and parts after it.
+
+Every part is percent-encoded, so no character inside a part (`:` and `|` included) can make two
+different part lists give one key, and a key splits back into its parts one way only.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+OWNER_SEPARATOR = ":"
+PART_SEPARATOR = "|"
+
+
+def _part(value: str) -> str:
+    return quote(value, safe="")
+
+
+def owner_key(tenant_id: str, user_id: str) -> str:
+    """The key of one user of one tenant (tenant first, as Kafka's partition keys)."""
+    return f"{_part(tenant_id)}{OWNER_SEPARATOR}{_part(user_id)}"
+
+
+def sub_key(owner: str, *parts: str) -> str:
+    """The key of something of a user: the owner key, then each part (e.g. an ISO week)."""
+    return PART_SEPARATOR.join([owner, *(_part(p) for p in parts)])
+
+
+def owner_of(key: str) -> str:
+    """The owner key a `sub_key` (or an owner key) starts with."""
+    return key.split(PART_SEPARATOR, 1)[0]
+
+
+def parts_of(key: str) -> list[str]:
+    """The decoded parts after the owner key of a `sub_key`."""
+    return [unquote(p) for p in key.split(PART_SEPARATOR)[1:]]
