@@ -26,6 +26,11 @@ def sub_key(owner: str, *parts: str) -> str:
     return PART_SEPARATOR.join([owner, *(_part(p) for p in parts)])
 
 
+def compose_key(*parts: str) -> str:
+    """The key of something identified by parts alone (e.g. a tenant and a grid id)."""
+    return PART_SEPARATOR.join(_part(p) for p in parts)
+
+
 def owner_of(key: str) -> str:
     """The owner key a `sub_key` (or an owner key) starts with."""
     return key.split(PART_SEPARATOR, 1)[0]

@@ -6,14 +6,16 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from checkins.api.deps import ServiceFactory
-from checkins.api.errors import install_error_handlers
 from checkins.api.routes import router
 from checkins.consumers.handler import make_handler
-from checkins.service import CheckinsService, Clock, utc_now
+from checkins.service import CheckinsService
 from checkins.settings import Settings
-from checkins.store.mongo import MongoUnitOfWork, ensure_indexes
+from checkins.store.mongo import MongoCheckinsStore, ensure_indexes, unit_of_work
+from mandaact_common.clock import Clock, utc_now
+from mandaact_common.consumer import BatchHandler
 from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
+from mandaact_common.outbox import Transaction
 from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
 
@@ -22,17 +24,22 @@ CONSUMES = (topics.USER_CHANGED, topics.GOAL_CHANGED)
 PUBLISHES = (topics.ACTION_COMPLETED, topics.ACTION_UNCOMPLETED)
 
 
-async def _on_worker_start(deps: WorkerDeps) -> None:
-    await ensure_indexes(deps.db)
+def read_model_handler(deps: WorkerDeps) -> BatchHandler:
+    """The consumer's handler over the Mongo store of the consumer's own transaction."""
+
+    def store_in(tx: Transaction) -> MongoCheckinsStore:
+        return MongoCheckinsStore(tx.db, tx)
+
+    return make_handler(store_in)
 
 
 def worker_spec() -> WorkerSpec:
     """Checkins keeps a read model of users and grids and relays its check-in events."""
     return WorkerSpec(
         service="checkins",
-        consumers=(ConsumerSpec(GROUP, CONSUMES, make_handler),),
+        consumers=(ConsumerSpec(GROUP, CONSUMES, read_model_handler),),
         publishes=PUBLISHES,
-        on_start=_on_worker_start,
+        ensure_indexes=ensure_indexes,
     )
 
 
@@ -40,7 +47,7 @@ def mongo_service(settings: Settings, clock: Clock = utc_now) -> ServiceFactory:
     """A factory of the use cases over the process's MongoDB client."""
 
     def factory(state: AppState) -> CheckinsService:
-        uow = MongoUnitOfWork(state.client, state.db)
+        uow = unit_of_work(state.client, state.db)
         return CheckinsService(uow, backfill_days=settings.backfill_days, clock=clock)
 
     return factory
@@ -53,18 +60,12 @@ def build_app(
     clock: Clock = utc_now,
 ) -> FastAPI:
     """The checkins HTTP app (tests pass their own client and clock, or a factory with fakes)."""
-
-    async def on_start(state: AppState) -> None:
-        await ensure_indexes(state.db)
-
     app = create_app(
         settings,
         title="MandaAct checkins",
         routers=[router],
-        on_start=on_start,
         events=worker_spec(),
         client=client,
     )
     app.state.checkins_factory = service_factory or mongo_service(settings, clock)
-    install_error_handlers(app)
     return app

@@ -8,10 +8,9 @@ A request that changes nothing writes nothing and emits nothing.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Literal, TypeVar
 
 from checkins.domain.errors import NotFound
@@ -35,24 +34,12 @@ from checkins.domain.model import (
     toggle,
 )
 from checkins.store.ports import CheckinsStore, UnitOfWork
+from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
 from mandaact_common.domain.calendar import today_in
 from mandaact_contracts import topics
 from mandaact_contracts.events import ActionCompleted, ActionUncompleted, ScheduleSnapshot
 
-Clock = Callable[[], datetime]
-NewId = Callable[[], str]
 ChangeEvent = TypeVar("ChangeEvent", ActionCompleted, ActionUncompleted)
-
-
-def utc_now() -> datetime:
-    """The current instant, truncated to milliseconds (what MongoDB keeps of a datetime)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def new_uuid() -> str:
-    """A random UUID in its canonical text form."""
-    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,7 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from checkins.bootstrap import GROUP, build_app
-from checkins.consumers.handler import make_handler
+from checkins.bootstrap import GROUP, build_app, read_model_handler
 from checkins.settings import Settings
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.mongo import Doc
@@ -84,7 +83,7 @@ def feed(
         group=GROUP,
         client=mongo_client,
         db=db,
-        handler=make_handler(deps),
+        handler=read_model_handler(deps),
         dead_letters=dead_letters,
         max_retries=1,
         backoff_seconds=0.01,

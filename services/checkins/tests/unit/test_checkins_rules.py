@@ -19,7 +19,6 @@ from checkins.domain.errors import (
     TooManyChanges,
 )
 from checkins.domain.model import (
-    DEFAULT_TIMEZONE,
     MAX_CHANGES_PER_DATE,
     DaySlot,
     Grid,
@@ -38,6 +37,7 @@ from checkins.domain.model import (
     newest_profiles,
     toggle,
 )
+from mandaact_common.domain.calendar import DEFAULT_TIMEZONE
 from mandaact_common.domain.schedule import Schedule
 
 pytestmark = pytest.mark.unit

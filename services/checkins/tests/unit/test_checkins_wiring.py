@@ -33,7 +33,7 @@ def test_the_worker_consumes_users_and_grids_and_publishes_check_in_changes() ->
     assert consumer.group == GROUP == "checkins"
     assert consumer.topics == CONSUMES == (topics.USER_CHANGED, topics.GOAL_CHANGED)
     assert spec.publishes == PUBLISHES == (topics.ACTION_COMPLETED, topics.ACTION_UNCOMPLETED)
-    assert spec.on_start is not None
+    assert spec.ensure_indexes is not None
 
 
 def test_the_asyncapi_document_lists_every_channel() -> None:

@@ -6,11 +6,10 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from goals.api.deps import ServiceFactory
-from goals.api.errors import install_error_handlers
 from goals.api.routes import router
 from goals.service import GoalsService
 from goals.settings import Settings
-from goals.store.mongo import MongoUnitOfWork, ensure_indexes
+from goals.store.mongo import ensure_indexes, unit_of_work
 from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
 from mandaact_common.worker import WorkerSpec
@@ -19,12 +18,16 @@ from mandaact_contracts import topics
 
 def worker_spec() -> WorkerSpec:
     """Goals consumes nothing; its worker relays `user.changed` and `goal.changed`."""
-    return WorkerSpec(service="goals", publishes=(topics.USER_CHANGED, topics.GOAL_CHANGED))
+    return WorkerSpec(
+        service="goals",
+        publishes=(topics.USER_CHANGED, topics.GOAL_CHANGED),
+        ensure_indexes=ensure_indexes,
+    )
 
 
 def mongo_service(state: AppState) -> GoalsService:
     """The use cases over the process's MongoDB client."""
-    return GoalsService(MongoUnitOfWork(state.client, state.db))
+    return GoalsService(unit_of_work(state.client, state.db))
 
 
 def build_app(
@@ -33,18 +36,12 @@ def build_app(
     service_factory: ServiceFactory = mongo_service,
 ) -> FastAPI:
     """The goals HTTP app (tests pass their own client, or a factory with fakes)."""
-
-    async def on_start(state: AppState) -> None:
-        await ensure_indexes(state.db)
-
     app = create_app(
         settings,
         title="MandaAct goals",
         routers=[router],
-        on_start=on_start,
         events=worker_spec(),
         client=client,
     )
     app.state.goals_factory = service_factory
-    install_error_handlers(app)
     return app

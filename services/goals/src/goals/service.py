@@ -7,10 +7,9 @@ whole new state. A change that changes nothing writes nothing and emits nothing.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from goals.domain.errors import NotFound
 from goals.domain.model import (
@@ -19,7 +18,6 @@ from goals.domain.model import (
     IfMatch,
     Mandalart,
     MandalartDraft,
-    NewId,
     Owner,
     PageCursor,
     SubGoalDraft,
@@ -28,24 +26,13 @@ from goals.domain.model import (
     check_precondition,
 )
 from goals.store.ports import GoalsStore, UnitOfWork
+from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
 from mandaact_common.domain.calendar import today_in
 from mandaact_common.idempotency import IdempotentRequest, StoredResponse
 from mandaact_contracts import topics
 
-Clock = Callable[[], datetime]
 Presenter = Callable[[Mandalart], StoredResponse]
 Change = Callable[[Mandalart, date, datetime], Mandalart]
-
-
-def utc_now() -> datetime:
-    """The current instant, truncated to milliseconds (what MongoDB keeps of a datetime)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def new_uuid() -> str:
-    """A random UUID in its canonical text form."""
-    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ __all__ = [
     "due_and_done",
     "is_checkable",
     "is_due",
+    "shape_fault",
     "weekday_code",
     "weekday_number",
 ]
@@ -213,12 +214,25 @@ class Action:
             raise InvalidAction(
                 f"unknown action type {self.type!r}: expected one of {', '.join(_ACTION_TYPES)}"
             )
-        if self.type == "routine" and self.schedule is None:
-            raise InvalidAction(f"routine {self.id!r} needs a schedule")
-        if self.type != "routine" and self.schedule is not None:
-            raise InvalidAction(f"{self.type} {self.id!r} takes no schedule")
-        if self.type != "mission" and self.due_date is not None:
-            raise InvalidAction(f"{self.type} {self.id!r} takes no due date")
+        fault = shape_fault(self.type, self.schedule is not None, self.due_date is not None)
+        if fault is not None:
+            raise InvalidAction(f"{self.type} {self.id!r} {fault[1]}")
+
+
+def shape_fault(
+    type_: str, has_schedule: bool, has_due_date: bool
+) -> tuple[Literal["schedule", "due_date"], str] | None:
+    """What an action of this type gets wrong (the field and "needs …"/"takes no …"), if any.
+
+    A routine needs a schedule; only a routine takes one; only a mission takes a due date.
+    """
+    if type_ == "routine" and not has_schedule:
+        return "schedule", "needs a schedule"
+    if type_ != "routine" and has_schedule:
+        return "schedule", "takes no schedule"
+    if type_ != "mission" and has_due_date:
+        return "due_date", "takes no due date"
+    return None
 
 
 # --- due rules ---------------------------------------------------------------------------------

@@ -8,17 +8,20 @@ transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from checkins.domain.model import Grid, GridAction, Owner, UserProfile
 from checkins.service import project
-from checkins.store.mongo import MongoCheckinsStore
+from checkins.store.ports import CheckinsStore
 from mandaact_common.consumer import BatchHandler, Inbound
-from mandaact_common.domain.schedule import Schedule
+from mandaact_common.grid_events import placed_actions
 from mandaact_common.outbox import Transaction
-from mandaact_common.worker import WorkerDeps
 from mandaact_contracts.events import GoalChanged, UserChanged
 
 log = logging.getLogger(__name__)
+
+StoreIn = Callable[[Transaction], CheckinsStore]
+"""The store inside the consumer's transaction (bootstrap says which adapter)."""
 
 
 def grid_of(event: GoalChanged) -> Grid:
@@ -27,28 +30,19 @@ def grid_of(event: GoalChanged) -> Grid:
     snapshot = event.mandalart
     actions = tuple(
         GridAction(
-            id=action.id,
+            id=placed.id,
             mandalart_id=snapshot.id,
-            sub_goal_position=sub_goal.position,
-            sub_goal_title=sub_goal.title,
-            position=action.position,
-            title=action.title,
-            type=action.type,
-            schedule=(
-                Schedule.from_parts(
-                    action.schedule.frequency, action.schedule.days, action.schedule.times
-                )
-                if action.schedule is not None
-                else None
-            ),
-            added_on=action.added_on,
-            due_date=action.due_date,
+            sub_goal_position=placed.sub_goal_position,
+            sub_goal_title=placed.sub_goal_title,
+            position=placed.position,
+            title=placed.title,
+            type=placed.rule.type,
+            schedule=placed.rule.schedule,
+            added_on=placed.rule.added_on,
+            due_date=placed.rule.due_date,
         )
-        for sub_goal in snapshot.sub_goals
-        for action in sub_goal.actions
+        for placed in placed_actions(event)
     )
-    for action in actions:
-        _ = action.rule  # validates type, schedule and due date together
     return Grid(
         owner=Owner(event.tenant_id, event.user_id),
         id=snapshot.id,
@@ -73,7 +67,7 @@ def profile_of(event: UserChanged) -> UserProfile:
     )
 
 
-def make_handler(_deps: WorkerDeps) -> BatchHandler:
+def make_handler(store_in: StoreIn) -> BatchHandler:
     """Turn a batch of inbound events into one projection of the read model."""
 
     async def handle(tx: Transaction, items: list[Inbound]) -> None:
@@ -88,6 +82,6 @@ def make_handler(_deps: WorkerDeps) -> BatchHandler:
             else:
                 # Another event type on our topics carries nothing this read model keeps.
                 log.debug("ignoring %s (%s)", item.envelope.type, item.envelope.id)
-        await project(MongoCheckinsStore(tx.db, tx), grids, profiles)
+        await project(store_in(tx), grids, profiles)
 
     return handle

@@ -1,37 +1,26 @@
-"""The checkins service's small error hierarchy; the HTTP edge maps each to a problem document."""
+"""The checkins service's errors: kinds of the shared base, each with the rule it names.
+
+The HTTP edge maps every kind once (`mandaact_common.problems.problem_of`).
+"""
 
 from __future__ import annotations
 
+from mandaact_common.errors import Conflict, DomainError, InvalidInput, LimitReached, NotFound
+from mandaact_common.errors import RuleBroken as RuleBroken
 
-class CheckinsError(Exception):
-    """Base of every error the checkins domain and use cases raise on purpose."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class InvalidInput(CheckinsError):
-    """Well-formed input that is still wrong (a range backwards or too long); names the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class NotFound(CheckinsError):
-    """The action does not exist for this tenant and user (or its grid was deleted)."""
-
-
-class RuleBroken(CheckinsError):
-    """The request is well-formed but a check-in rule forbids it; `code` says which rule."""
-
-    code = "rule-broken"
-
-    def __init__(self, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.field = field
+__all__ = [
+    "ConcurrentChange",
+    "DateInFuture",
+    "DateTooOld",
+    "DomainError",
+    "GridInactive",
+    "InvalidInput",
+    "MissionAlreadyDone",
+    "NotCheckable",
+    "NotFound",
+    "RuleBroken",
+    "TooManyChanges",
+]
 
 
 class DateInFuture(RuleBroken):
@@ -64,13 +53,11 @@ class MissionAlreadyDone(RuleBroken):
     code = "mission-already-done"
 
 
-class TooManyChanges(CheckinsError):
+class TooManyChanges(LimitReached):
     """The action already had the most check/undo changes allowed for that date."""
 
-    def __init__(self, detail: str, limit: int) -> None:
-        super().__init__(detail)
-        self.limit = limit
+    code = "too-many-changes"
 
 
-class ConcurrentChange(CheckinsError):
+class ConcurrentChange(Conflict):
     """Another writer changed the same check-in between our read and our write."""

@@ -25,16 +25,16 @@ from checkins.domain.errors import (
     TooManyChanges,
 )
 from mandaact_common.domain.calendar import (
+    DEFAULT_TIMEZONE,
     DateNotAllowed,
     check_date_allowed,
     month_bounds,
     today_in,
     week_bounds,
 )
+from mandaact_common.domain.owner import Owner as Owner
 from mandaact_common.domain.schedule import Action, ActionType, Schedule, checklist
 
-DEFAULT_TIMEZONE: Final = "Asia/Seoul"
-"""The timezone of a user nothing is known about yet (SPEC §2)."""
 MAX_CHANGES_PER_DATE: Final = 3
 """Check/undo changes allowed per action and local date; the next one is refused."""
 MAX_RANGE_DAYS: Final = 366
@@ -43,14 +43,6 @@ EARLIEST_DATE: Final = date(1970, 1, 1)
 LATEST_DATE: Final = date(2999, 12, 31)
 """Dates outside these bounds are refused as input: no user has a checklist there, and the
 calendar arithmetic near year 9999 would overflow."""
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """Whose data it is: always taken from the verified token, never from input."""
-
-    tenant_id: str
-    user_id: str
 
 
 # --- the read model ----------------------------------------------------------------------------

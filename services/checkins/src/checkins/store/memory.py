@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TypeVar
 
 from checkins.domain.errors import ConcurrentChange
 from checkins.domain.model import DaySlot, Grid, GridAction, Owner, UserProfile
 from checkins.store.ports import GridKey
-from mandaact_contracts.events import EventPayload
+from mandaact_common import unit_of_work
 
-T = TypeVar("T")
-
-Emitted = tuple[str, EventPayload, str]
 SlotKey = tuple[Owner, str, date]
 
 
 @dataclass
-class Tables:
+class Tables(unit_of_work.MemoryTables):
     """Everything the in-memory store holds."""
 
     profiles: dict[Owner, UserProfile] = field(default_factory=dict)
     grids: dict[GridKey, Grid] = field(default_factory=dict)
     slots: dict[SlotKey, DaySlot] = field(default_factory=dict)
-    events: list[Emitted] = field(default_factory=list)
 
 
-class InMemoryCheckinsStore:
+class InMemoryCheckinsStore(unit_of_work.InMemoryStore[Tables]):
     """The CheckinsStore port over dictionaries (a private copy per unit of work)."""
-
-    def __init__(self, tables: Tables) -> None:
-        self.tables = tables
 
     async def profile(self, owner: Owner) -> UserProfile | None:
         """The user's stored settings, or None."""
@@ -108,10 +99,6 @@ class InMemoryCheckinsStore:
         ]
         return sorted(found, key=lambda s: (s.day, str(s.checked_at), s.action_id))
 
-    def emit(self, topic: str, payload: EventPayload, subject: str) -> None:
-        """Record an event with this unit of work's changes."""
-        self.tables.events.append((topic, payload, subject))
-
     async def grid_versions(self, keys: Collection[GridKey]) -> dict[GridKey, int]:
         """The stored version of each of these grids."""
         return {k: self.tables.grids[k].version for k in keys if k in self.tables.grids}
@@ -138,23 +125,8 @@ class InMemoryCheckinsStore:
             self.tables.profiles[profile.owner] = profile
 
 
-class InMemoryUnitOfWork:
-    """The UnitOfWork port in memory: a unit works on a copy that replaces the state on success."""
+class InMemoryUnitOfWork(unit_of_work.InMemoryUnitOfWork[Tables, InMemoryCheckinsStore]):
+    """The checkins unit of work in memory (for unit tests of the use cases)."""
 
     def __init__(self, tables: Tables | None = None) -> None:
-        self.tables = tables or Tables()
-
-    async def run(self, work: Callable[[InMemoryCheckinsStore], Awaitable[T]]) -> T:
-        """Run `work` on a copy; keep the copy only if it returns."""
-        scratch = copy.copy(self.tables)
-        scratch.profiles = dict(self.tables.profiles)
-        scratch.grids = dict(self.tables.grids)
-        scratch.slots = dict(self.tables.slots)
-        scratch.events = list(self.tables.events)
-        result = await work(InMemoryCheckinsStore(scratch))
-        self.tables = scratch
-        return result
-
-    async def read(self, work: Callable[[InMemoryCheckinsStore], Awaitable[T]]) -> T:
-        """Run read-only `work` on the current state."""
-        return await work(InMemoryCheckinsStore(self.tables))
+        super().__init__(tables or Tables(), InMemoryCheckinsStore)

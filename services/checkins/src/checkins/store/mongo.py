@@ -7,25 +7,20 @@ built from the natural keys, so two writers of the same slot or grid always coll
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from datetime import UTC, date, datetime
-from typing import Any, Final, TypeVar
+from collections.abc import Collection, Sequence
+from datetime import date
+from typing import Any, Final
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from checkins.domain.errors import ConcurrentChange
 from checkins.domain.model import DaySlot, Grid, GridAction, Owner, UserProfile
-from checkins.store.ports import GridKey
-from mandaact_common.domain.schedule import Schedule
+from checkins.store.ports import GridKey, UnitOfWork
+from mandaact_common import codecs
+from mandaact_common.keys import compose_key, sub_key
 from mandaact_common.mongo import Doc
-from mandaact_common.outbox import Transaction, transact
-from mandaact_contracts.events import EventPayload
-
-T = TypeVar("T")
+from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 
 USERS: Final = "users"
 GRIDS: Final = "grids"
@@ -73,67 +68,47 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
 # --- mapping -----------------------------------------------------------------------------------
 
 
-def key(*parts: str) -> str:
-    """An unambiguous `_id` from natural key parts (any of them may contain any character)."""
-    return json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _owner_filter(owner: Owner) -> Doc:
     return {"tenant_id": owner.tenant_id, "user_id": owner.user_id}
 
 
-def _schedule_doc(schedule: Schedule | None) -> Doc | None:
-    if schedule is None:
-        return None
-    return {"frequency": schedule.frequency, "days": schedule.day_codes(), "times": schedule.times}
-
-
-def _schedule_from(doc: Doc | None) -> Schedule | None:
-    if doc is None:
-        return None
-    return Schedule.from_parts(doc["frequency"], doc.get("days"), doc.get("times"))
+def _grid_id(tenant_id: str, grid_id: str) -> str:
+    return compose_key(tenant_id, grid_id)
 
 
 def action_doc(action: GridAction) -> Doc:
-    """The stored form of an action (dates as ISO text: BSON has no date-only type)."""
+    """The stored form of an action: its due-rule fields and where it sits in the grid."""
     return {
-        "id": action.id,
+        **codecs.action_doc(action.rule),
         "mandalart_id": action.mandalart_id,
         "sub_goal_position": action.sub_goal_position,
         "sub_goal_title": action.sub_goal_title,
         "position": action.position,
         "title": action.title,
-        "type": action.type,
-        "schedule": _schedule_doc(action.schedule),
-        "added_on": action.added_on.isoformat(),
-        "due_date": action.due_date.isoformat() if action.due_date else None,
     }
 
 
 def action_from(doc: Doc) -> GridAction:
     """An action from its stored form."""
+    rule = codecs.action_from(doc)
     return GridAction(
-        id=doc["id"],
+        id=rule.id,
         mandalart_id=doc["mandalart_id"],
         sub_goal_position=int(doc["sub_goal_position"]),
         sub_goal_title=doc["sub_goal_title"],
         position=int(doc["position"]),
         title=doc["title"],
-        type=doc["type"],
-        schedule=_schedule_from(doc.get("schedule")),
-        added_on=date.fromisoformat(doc["added_on"]),
-        due_date=date.fromisoformat(doc["due_date"]) if doc.get("due_date") else None,
+        type=rule.type,
+        schedule=rule.schedule,
+        added_on=rule.added_on,
+        due_date=rule.due_date,
     )
 
 
 def grid_doc(grid: Grid) -> Doc:
     """The stored form of a grid in the read model."""
     return {
-        "_id": key(grid.owner.tenant_id, grid.id),
+        "_id": _grid_id(grid.owner.tenant_id, grid.id),
         **_owner_filter(grid.owner),
         "mandalart_id": grid.id,
         "title": grid.title,
@@ -157,15 +132,15 @@ def grid_from(doc: Doc) -> Grid:
         active=bool(doc["active"]),
         deleted=bool(doc["deleted"]),
         timezone=doc["timezone"],
-        created_at=_utc(doc["created_at"]),
-        updated_at=_utc(doc["updated_at"]),
+        created_at=codecs.utc(doc["created_at"]),
+        updated_at=codecs.utc(doc["updated_at"]),
         actions=tuple(action_from(a) for a in doc.get("actions", [])),
     )
 
 
 def _profile_doc(profile: UserProfile) -> Doc:
     return {
-        "_id": key(profile.owner.tenant_id, profile.owner.user_id),
+        "_id": profile.owner.key,
         **_owner_filter(profile.owner),
         "timezone": profile.timezone,
         "locale": profile.locale,
@@ -174,7 +149,7 @@ def _profile_doc(profile: UserProfile) -> Doc:
 
 
 def _slot_id(owner: Owner, action_id: str, day: date) -> str:
-    return key(owner.tenant_id, owner.user_id, action_id, day.isoformat())
+    return sub_key(owner.key, action_id, day.isoformat())
 
 
 def slot_doc(slot: DaySlot) -> Doc:
@@ -202,25 +177,20 @@ def slot_from(doc: Doc, action: GridAction | None = None) -> DaySlot:
         done=bool(doc["done"]),
         changes=int(doc["changes"]),
         checkin_id=doc.get("checkin_id"),
-        checked_at=_utc(checked_at) if checked_at else None,
+        checked_at=codecs.utc(checked_at) if checked_at else None,
     )
 
 
 # --- the store ---------------------------------------------------------------------------------
 
 
-class MongoCheckinsStore:
+class MongoCheckinsStore(MongoStore):
     """The CheckinsStore port on MongoDB, inside a transaction (or read-only without one)."""
-
-    def __init__(self, db: AsyncDatabase[Doc], tx: Transaction | None) -> None:
-        self._db = db
-        self._tx = tx
-        self._session: AsyncClientSession | None = tx.session if tx else None
 
     async def profile(self, owner: Owner) -> UserProfile | None:
         """The user's settings from the newest user.changed, or None."""
         doc = await self._db[USERS].find_one(
-            {"_id": key(owner.tenant_id, owner.user_id), **_owner_filter(owner)},
+            {"_id": owner.key, **_owner_filter(owner)},
             session=self._session,
         )
         if doc is None:
@@ -283,7 +253,7 @@ class MongoCheckinsStore:
         # one document per mission makes racing check-ins of it conflict, so the loser re-runs
         # and sees the winner's date.
         await self._db[MISSION_LOCKS].update_one(
-            {"_id": key(slot.owner.tenant_id, slot.owner.user_id, slot.action_id)},
+            {"_id": sub_key(slot.owner.key, slot.action_id)},
             {"$inc": {"changes": 1}, "$set": _owner_filter(slot.owner)},
             upsert=True,
             session=self._session,
@@ -343,16 +313,10 @@ class MongoCheckinsStore:
         )
         return [slot_from(doc) async for doc in cursor]
 
-    def emit(self, topic: str, payload: EventPayload, subject: str) -> None:
-        """Record an event in the transaction's outbox rows."""
-        if self._tx is None:
-            raise RuntimeError("events can only be emitted inside a transaction")
-        self._tx.emit(topic, payload, subject=subject)
-
     async def grid_versions(self, keys: Collection[GridKey]) -> dict[GridKey, int]:
         """The stored version of each of these grids."""
         cursor = self._db[GRIDS].find(
-            {"_id": {"$in": [key(tenant, grid) for tenant, grid in keys]}},
+            {"_id": {"$in": [_grid_id(tenant, grid) for tenant, grid in keys]}},
             {"tenant_id": 1, "mandalart_id": 1, "version": 1},
             session=self._session,
         )
@@ -371,7 +335,7 @@ class MongoCheckinsStore:
     async def profile_versions(self, owners: Collection[Owner]) -> dict[Owner, int]:
         """The stored settings version of each of these users."""
         cursor = self._db[USERS].find(
-            {"_id": {"$in": [key(o.tenant_id, o.user_id) for o in owners]}},
+            {"_id": {"$in": [o.key for o in owners]}},
             {"tenant_id": 1, "user_id": 1, "version": 1},
             session=self._session,
         )
@@ -396,29 +360,6 @@ def _newer(doc: Doc, version: int) -> ReplaceOne[Doc]:
     return ReplaceOne(guard, doc, upsert=True)
 
 
-class MongoUnitOfWork:
-    """The UnitOfWork port on MongoDB: one multi-document transaction per unit."""
-
-    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> None:
-        self._client = client
-        self._db = db
-
-    async def run(self, work: Callable[[MongoCheckinsStore], Awaitable[T]]) -> T:
-        """Run `work`; its changes and outbox rows commit together (re-run if it lost a race)."""
-
-        async def unit(tx: Transaction) -> T:
-            return await work(MongoCheckinsStore(tx.db, tx))
-
-        for _ in range(ATTEMPTS - 1):
-            try:
-                return await transact(self._client, self._db, SOURCE, unit)
-            except (DuplicateKeyError, ConcurrentChange):
-                continue  # another request stored the same slot first; re-run on its result
-        try:
-            return await transact(self._client, self._db, SOURCE, unit)
-        except DuplicateKeyError:
-            raise ConcurrentChange("the check-in was changed by another request") from None
-
-    async def read(self, work: Callable[[MongoCheckinsStore], Awaitable[T]]) -> T:
-        """Run read-only `work` without a transaction."""
-        return await work(MongoCheckinsStore(self._db, None))
+def unit_of_work(client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> UnitOfWork:
+    """The checkins unit of work on MongoDB: a unit that lost a race on a slot is re-run."""
+    return MongoUnitOfWork(client, db, SOURCE, MongoCheckinsStore, attempts=ATTEMPTS)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from checkins.domain.model import DaySlot, Grid, GridAction, Owner, UserProfile
+from mandaact_common import unit_of_work
 from mandaact_contracts.events import EventPayload
-
-T = TypeVar("T")
 
 GridKey = tuple[str, str]
 """A grid's identity in the read model: (tenant id, grid id)."""
@@ -61,7 +60,7 @@ class CheckinsStore(Protocol):
         """The user's current check-ins from `since` to `until`, by date then time."""
         ...
 
-    def emit(self, topic: str, payload: EventPayload, subject: str) -> None:
+    def emit(self, topic: str, payload: EventPayload, subject: str | None = None) -> None:
         """Record an event, written with this unit of work's changes."""
         ...
 
@@ -84,13 +83,5 @@ class CheckinsStore(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
-    """Runs work against a CheckinsStore: atomically (changes and events) or read-only."""
-
-    async def run(self, work: Callable[[CheckinsStore], Awaitable[T]]) -> T:
-        """Run `work` in one transaction; nothing is stored if it raises."""
-        ...
-
-    async def read(self, work: Callable[[CheckinsStore], Awaitable[T]]) -> T:
-        """Run read-only `work` (no transaction)."""
-        ...
+UnitOfWork = unit_of_work.UnitOfWork[CheckinsStore]
+"""Runs work against a CheckinsStore: atomically (changes and events) or read-only."""

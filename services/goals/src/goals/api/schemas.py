@@ -44,7 +44,7 @@ from goals.domain.model import (
 )
 from goals.service import ChangeSettings, EditMandalart
 from mandaact_common.domain.calendar import is_valid_timezone
-from mandaact_common.domain.schedule import InvalidSchedule, Schedule
+from mandaact_common.domain.schedule import InvalidSchedule, Schedule, shape_fault
 
 ActionType = Literal["routine", "mission", "reference"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -142,6 +142,20 @@ class ScheduleIn(_Input):
             raise ValueError(str(exc)) from None
 
 
+def _fits_type(value: Any, info: ValidationInfo, field: str) -> Any:
+    """Refuse a schedule or due date that the action's type forbids (or a missing schedule)."""
+    kind = info.data.get("type")
+    if kind is None:  # the type itself was invalid and is reported on its own
+        return value
+    if field == "schedule":
+        fault = shape_fault(kind, has_schedule=value is not None, has_due_date=False)
+    else:  # judged as if the schedule were right: its own fault is reported on its own
+        fault = shape_fault(kind, has_schedule=kind == "routine", has_due_date=value is not None)
+    if fault is not None:
+        raise ValueError(f"a {kind} {fault[1]}")
+    return value
+
+
 class _ActionFields(_Input):
     title: Title
     type: ActionType = Field(description="routine (needs a schedule), mission or reference.")
@@ -155,20 +169,12 @@ class _ActionFields(_Input):
     @field_validator("schedule")
     @classmethod
     def _schedule_fits_type(cls, value: ScheduleIn | None, info: ValidationInfo) -> Any:
-        kind = info.data.get("type")
-        if kind == "routine" and value is None:
-            raise ValueError("a routine needs a schedule")
-        if kind in ("mission", "reference") and value is not None:
-            raise ValueError(f"a {kind} takes no schedule")
-        return value
+        return _fits_type(value, info, "schedule")
 
     @field_validator("due_date")
     @classmethod
     def _due_date_fits_type(cls, value: date | None, info: ValidationInfo) -> Any:
-        kind = info.data.get("type")
-        if kind in ("routine", "reference") and value is not None:
-            raise ValueError(f"a {kind} takes no due date")
-        return value
+        return _fits_type(value, info, "due_date")
 
     def _draft(self, position: int) -> ActionDraft:
         return ActionDraft(

@@ -1,36 +1,22 @@
-"""The goals service's small error hierarchy; the HTTP edge maps each to a problem document."""
+"""The goals service's errors: kinds of the shared base (mapped once at the HTTP edge)."""
 
 from __future__ import annotations
 
+from mandaact_common.errors import Conflict, DomainError, PreconditionFailed
+from mandaact_common.errors import InvalidInput as InvalidInput
+from mandaact_common.errors import NotFound as NotFound
 
-class GoalsError(Exception):
-    """Base of every error the goals domain and use cases raise on purpose."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+__all__ = ["ConcurrentChange", "DomainError", "InvalidInput", "NotFound", "VersionMismatch"]
 
 
-class InvalidInput(GoalsError):
-    """Well-formed input that breaks a rule of the grid or the settings (names the field)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class NotFound(GoalsError):
-    """The grid (or a part of it) does not exist for this tenant and user."""
-
-
-class VersionMismatch(GoalsError):
+class VersionMismatch(PreconditionFailed):
     """An If-Match precondition named a version other than the current one."""
 
-    def __init__(self, current: int) -> None:
-        super().__init__(f"the current version is {current}; re-read and retry")
-        self.current = current
+    @property
+    def current(self) -> int:
+        """The grid's or settings' current version."""
+        return self.current_version
 
 
-class ConcurrentChange(GoalsError):
+class ConcurrentChange(Conflict):
     """Another writer changed the document between our read and our write."""

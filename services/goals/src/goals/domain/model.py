@@ -11,7 +11,7 @@ import base64
 import binascii
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -19,8 +19,11 @@ from types import MappingProxyType
 from typing import Final, Literal, TypeGuard, get_args
 
 from goals.domain.errors import InvalidInput, NotFound, VersionMismatch
-from mandaact_common.domain.calendar import is_valid_timezone
-from mandaact_common.domain.schedule import ActionType, Schedule
+from mandaact_common.clock import NewId
+from mandaact_common.domain.calendar import DEFAULT_TIMEZONE, is_valid_timezone
+from mandaact_common.domain.owner import Owner as Owner
+from mandaact_common.domain.schedule import Action as DueRuleAction
+from mandaact_common.domain.schedule import ActionType, Schedule, shape_fault
 from mandaact_contracts.events import (
     ActionSnapshot,
     GoalChanged,
@@ -37,12 +40,9 @@ SLOTS: Final = 8
 """Sub-goals per grid and actions per sub-goal."""
 POSITIONS: Final = range(1, SLOTS + 1)
 
-DEFAULT_TIMEZONE: Final = "Asia/Seoul"
 DEFAULT_LOCALE: Final = "ko"
 Locale = Literal["ko", "en"]
 LOCALES: Final[tuple[str, ...]] = get_args(Locale)
-
-NewId = Callable[[], str]
 
 
 class Unset(Enum):
@@ -52,14 +52,6 @@ class Unset(Enum):
 
 
 UNSET: Final = Unset.UNSET
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """Whose data it is: always taken from the verified token, never from input."""
-
-    tenant_id: str
-    user_id: str
 
 
 # --- text and position rules -------------------------------------------------------------------
@@ -167,6 +159,11 @@ class Action:
     due_date: date | None
     added_on: date
 
+    @property
+    def rule(self) -> DueRuleAction:
+        """The action as the shared due rules see it."""
+        return DueRuleAction(self.id, self.type, self.schedule, self.added_on, self.due_date)
+
     def snapshot(self) -> ActionSnapshot:
         """The action as `goal.changed` carries it."""
         schedule = None
@@ -213,12 +210,9 @@ def _build_action(
 ) -> Action:
     check_position(draft.position, f"{field}.position")
     title = clean_title(draft.title, f"{field}.title")
-    if draft.type == "routine" and draft.schedule is None:
-        raise InvalidInput(f"{field}.schedule", "a routine needs a schedule")
-    if draft.type != "routine" and draft.schedule is not None:
-        raise InvalidInput(f"{field}.schedule", f"a {draft.type} takes no schedule")
-    if draft.type != "mission" and draft.due_date is not None:
-        raise InvalidInput(f"{field}.due_date", f"a {draft.type} takes no due date")
+    fault = shape_fault(draft.type, draft.schedule is not None, draft.due_date is not None)
+    if fault is not None:
+        raise InvalidInput(f"{field}.{fault[0]}", f"a {draft.type} {fault[1]}")
     # The id and the date it was added survive every edit at the same position.
     return Action(
         id=existing.id if existing else new_id(),

@@ -6,10 +6,6 @@ Writes of a changed document are conditional on the version that was read.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
-from typing import TypeVar
-
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -23,18 +19,11 @@ from goals.domain.model import (
     SubGoal,
     UserSettings,
 )
-from mandaact_common.domain.schedule import Schedule
-from mandaact_common.idempotency import (
-    IdempotentRequest,
-    StoredResponse,
-    ensure_idempotency_indexes,
-    run_idempotent,
-)
+from goals.store.ports import UnitOfWork
+from mandaact_common import codecs
+from mandaact_common.idempotency import ensure_idempotency_indexes
 from mandaact_common.mongo import Doc
-from mandaact_common.outbox import Transaction, transact
-from mandaact_contracts.events import EventPayload
-
-T = TypeVar("T")
+from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 
 USERS = "users"
 MANDALARTS = "mandalarts"
@@ -62,48 +51,20 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
 # --- mapping -----------------------------------------------------------------------------------
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _schedule_doc(schedule: Schedule | None) -> Doc | None:
-    if schedule is None:
-        return None
-    return {
-        "frequency": schedule.frequency,
-        "days": schedule.day_codes(),
-        "times": schedule.times,
-    }
-
-
-def _schedule_from(doc: Doc | None) -> Schedule | None:
-    if doc is None:
-        return None
-    return Schedule.from_parts(doc["frequency"], doc.get("days"), doc.get("times"))
-
-
 def _action_doc(action: Action) -> Doc:
-    return {
-        "id": action.id,
-        "position": action.position,
-        "title": action.title,
-        "type": action.type,
-        "schedule": _schedule_doc(action.schedule),
-        # BSON has no date-only type; ISO text keeps the local date exact.
-        "due_date": action.due_date.isoformat() if action.due_date else None,
-        "added_on": action.added_on.isoformat(),
-    }
+    return {**codecs.action_doc(action.rule), "position": action.position, "title": action.title}
 
 
 def _action_from(doc: Doc) -> Action:
+    rule = codecs.action_from(doc)
     return Action(
-        id=doc["id"],
+        id=rule.id,
         position=doc["position"],
         title=doc["title"],
-        type=doc["type"],
-        schedule=_schedule_from(doc.get("schedule")),
-        due_date=date.fromisoformat(doc["due_date"]) if doc.get("due_date") else None,
-        added_on=date.fromisoformat(doc["added_on"]),
+        type=rule.type,
+        schedule=rule.schedule,
+        due_date=rule.due_date,
+        added_on=rule.added_on,
     )
 
 
@@ -149,8 +110,8 @@ def mandalart_from(doc: Doc) -> Mandalart:
             )
             for s in doc.get("sub_goals", [])
         ),
-        created_at=_utc(doc["created_at"]),
-        updated_at=_utc(doc["updated_at"]),
+        created_at=codecs.utc(doc["created_at"]),
+        updated_at=codecs.utc(doc["updated_at"]),
     )
 
 
@@ -173,7 +134,7 @@ def _settings_from(doc: Doc) -> UserSettings:
         locale=doc["locale"],
         display_name=doc.get("display_name"),
         version=int(doc["version"]),
-        updated_at=_utc(doc["updated_at"]) if doc.get("updated_at") else None,
+        updated_at=codecs.utc(doc["updated_at"]) if doc.get("updated_at") else None,
     )
 
 
@@ -184,13 +145,8 @@ def _owner_filter(owner: Owner) -> Doc:
 # --- the store ---------------------------------------------------------------------------------
 
 
-class MongoGoalsStore:
+class MongoGoalsStore(MongoStore):
     """The GoalsStore port on MongoDB, inside a transaction (or read-only without one)."""
-
-    def __init__(self, db: AsyncDatabase[Doc], tx: Transaction | None) -> None:
-        self._db = db
-        self._tx = tx
-        self._session = tx.session if tx else None
 
     async def get_settings(self, owner: Owner) -> UserSettings | None:
         """The owner's stored settings, or None when never saved."""
@@ -261,40 +217,7 @@ class MongoGoalsStore:
         )
         return [mandalart_from(doc) async for doc in cursor]
 
-    def emit(self, topic: str, payload: EventPayload, subject: str) -> None:
-        """Record an event in the transaction's outbox rows."""
-        if self._tx is None:
-            raise RuntimeError("events can only be emitted inside a transaction")
-        self._tx.emit(topic, payload, subject=subject)
 
-
-class MongoUnitOfWork:
-    """The UnitOfWork port on MongoDB: one multi-document transaction per unit."""
-
-    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> None:
-        self._client = client
-        self._db = db
-
-    async def run(self, work: Callable[[MongoGoalsStore], Awaitable[T]]) -> T:
-        """Run `work`; its changes, outbox rows and nothing else commit together."""
-
-        async def unit(tx: Transaction) -> T:
-            return await work(MongoGoalsStore(tx.db, tx))
-
-        return await transact(self._client, self._db, SOURCE, unit)
-
-    async def read(self, work: Callable[[MongoGoalsStore], Awaitable[T]]) -> T:
-        """Run read-only `work` without a transaction."""
-        return await work(MongoGoalsStore(self._db, None))
-
-    async def run_once(
-        self,
-        request: IdempotentRequest,
-        work: Callable[[MongoGoalsStore], Awaitable[StoredResponse]],
-    ) -> StoredResponse:
-        """Run `work` once per idempotency key, storing the key with its effect."""
-
-        async def unit(tx: Transaction) -> StoredResponse:
-            return await work(MongoGoalsStore(tx.db, tx))
-
-        return await run_idempotent(self._client, self._db, SOURCE, request, unit)
+def unit_of_work(client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> UnitOfWork:
+    """The goals unit of work on MongoDB (idempotency keys stored with the effect)."""
+    return MongoUnitOfWork(client, db, SOURCE, MongoGoalsStore)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from goals.domain.model import Mandalart, Owner, PageCursor, UserSettings
-from mandaact_common.idempotency import IdempotentRequest, StoredResponse
+from mandaact_common import unit_of_work
 from mandaact_contracts.events import EventPayload
-
-T = TypeVar("T")
 
 
 class GoalsStore(Protocol):
@@ -41,26 +38,10 @@ class GoalsStore(Protocol):
         """The owner's live grids, newest first, starting after `after`."""
         ...
 
-    def emit(self, topic: str, payload: EventPayload, subject: str) -> None:
+    def emit(self, topic: str, payload: EventPayload, subject: str | None = None) -> None:
         """Record an event, written with this unit of work's changes."""
         ...
 
 
-class UnitOfWork(Protocol):
-    """Runs work against a GoalsStore: atomically (changes and events) or read-only."""
-
-    async def run(self, work: Callable[[GoalsStore], Awaitable[T]]) -> T:
-        """Run `work` in one transaction; nothing is stored if it raises."""
-        ...
-
-    async def read(self, work: Callable[[GoalsStore], Awaitable[T]]) -> T:
-        """Run read-only `work` (no transaction)."""
-        ...
-
-    async def run_once(
-        self,
-        request: IdempotentRequest,
-        work: Callable[[GoalsStore], Awaitable[StoredResponse]],
-    ) -> StoredResponse:
-        """Like `run`, but a repeated idempotency key replays the first response."""
-        ...
+UnitOfWork = unit_of_work.UnitOfWork[GoalsStore]
+"""Runs work against a GoalsStore: atomically (changes and events), read-only, or once per key."""
