@@ -10,14 +10,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from mandaact_common.auth import mint_token
-from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_common.testing import auth_header
 
 T = TypeVar("T")
 
 
-def auth(tenant: str, user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user)}"}
+auth = auth_header
 
 
 async def eventually(

@@ -111,13 +111,3 @@ def envelope_of(payload: EventPayload) -> Envelope:
 
 Feed = Callable[..., Awaitable[list[Envelope]]]
 """Delivers payloads (new envelopes) or envelopes (as they are) as one batch to the consumer."""
-
-
-class Clock:
-    """A settable clock the app reads `now` from."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now

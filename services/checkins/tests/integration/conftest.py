@@ -17,17 +17,17 @@ from checkins.bootstrap import GROUP, build_app, read_model_handler
 from checkins.settings import Settings
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.mongo import Doc
-from mandaact_common.testing import RecordingDeadLetters, record_of
+from mandaact_common.testing import RecordingDeadLetters, SettableClock, record_of
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts.envelope import Envelope
 from mandaact_contracts.events import EventPayload
-from services.checkins.tests.support import Clock, Feed, envelope_of
+from services.checkins.tests.support import NOW, Feed, envelope_of
 
 
 @pytest.fixture
-def clock() -> Clock:
+def clock() -> SettableClock:
     """The app's clock, at NOW until a test moves it."""
-    return Clock()
+    return SettableClock(NOW)
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def checkins_settings(infra: Any, unique_db_name: str) -> Settings:
 
 @pytest.fixture
 async def checkins_app(
-    checkins_settings: Settings, mongo_client: AsyncMongoClient[Doc], clock: Clock
+    checkins_settings: Settings, mongo_client: AsyncMongoClient[Doc], clock: SettableClock
 ) -> AsyncIterator[FastAPI]:
     """The checkins app with its lifespan running (indexes made)."""
     app = build_app(checkins_settings, client=mongo_client, clock=clock)

@@ -13,12 +13,12 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.mongo import Doc
+from mandaact_common.testing import SettableClock
 from mandaact_contracts import topics
 from services.checkins.tests.support import (
     MON_THU,
     TWICE_A_MONTH,
     TWICE_A_WEEK,
-    Clock,
     Feed,
     action,
     goal_changed,
@@ -65,7 +65,7 @@ async def check(http: httpx.AsyncClient, headers: dict[str, str], action_id: str
 
 
 async def test_the_checklist_of_each_schedule_type_through_a_week(
-    http: httpx.AsyncClient, feed: Feed, auth: Auth, clock: Clock
+    http: httpx.AsyncClient, feed: Feed, auth: Auth, clock: SettableClock
 ) -> None:
     ids = await seed(feed)
     h = auth()
@@ -107,7 +107,7 @@ async def test_the_checklist_of_each_schedule_type_through_a_week(
 
 
 async def test_the_checklist_of_a_monday_counts_check_ins_before_the_action_was_added(
-    http: httpx.AsyncClient, feed: Feed, auth: Auth, clock: Clock
+    http: httpx.AsyncClient, feed: Feed, auth: Auth, clock: SettableClock
 ) -> None:
     gym = action("Gym", schedule=TWICE_A_WEEK, added_on="2026-11-17")
     await feed(goal_changed("acme", "alice", new_id(), 1, [("S", [gym])]))

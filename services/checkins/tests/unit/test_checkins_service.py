@@ -22,6 +22,7 @@ from checkins.domain.errors import (
 from checkins.domain.model import Owner
 from checkins.service import CheckinsService, project
 from checkins.store.memory import InMemoryCheckinsStore, InMemoryUnitOfWork, Tables
+from mandaact_common.testing import SettableClock
 from mandaact_contracts import topics
 from mandaact_contracts.events import (
     ActionCompleted,
@@ -44,17 +45,9 @@ ALICE = Owner("acme", "alice")
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def make(backfill_days: int = 1) -> tuple[CheckinsService, InMemoryUnitOfWork, Clock]:
+def make(backfill_days: int = 1) -> tuple[CheckinsService, InMemoryUnitOfWork, SettableClock]:
     uow = InMemoryUnitOfWork()
-    clock = Clock()
+    clock = SettableClock(NOW)
     ids = itertools.count(1)
     service = CheckinsService(
         uow, backfill_days=backfill_days, clock=clock, new_id=lambda: f"c{next(ids)}"
@@ -77,7 +70,7 @@ async def feed(uow: InMemoryUnitOfWork, *events: Event) -> None:
 
 async def seeded(
     timezone: str = "Asia/Seoul",
-) -> tuple[CheckinsService, InMemoryUnitOfWork, Clock, list[str]]:
+) -> tuple[CheckinsService, InMemoryUnitOfWork, SettableClock, list[str]]:
     service, uow, clock = make()
     actions = [
         action("Run"),

@@ -24,6 +24,7 @@ from mandaact_common.idempotency import (
     IdempotentRequest,
     StoredResponse,
 )
+from mandaact_common.testing import SettableClock
 from mandaact_contracts import topics
 from mandaact_contracts.events import GoalChanged, UserChanged
 
@@ -35,17 +36,9 @@ MALLORY = Owner("evil", "alice")
 CLOCK_AT = datetime(2026, 11, 24, 16, 30, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = CLOCK_AT
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def make() -> tuple[GoalsService, InMemoryUnitOfWork, Clock]:
+def make() -> tuple[GoalsService, InMemoryUnitOfWork, SettableClock]:
     uow = InMemoryUnitOfWork()
-    clock = Clock()
+    clock = SettableClock(CLOCK_AT)
     ids = itertools.count(1)
     return GoalsService(uow, clock=clock, new_id=lambda: f"id-{next(ids)}"), uow, clock
 

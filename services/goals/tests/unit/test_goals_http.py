@@ -1,0 +1,106 @@
+"""The real goals app and routes, wired by bootstrap, over the in-memory unit of work."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from goals.bootstrap import build_app
+from goals.service import GoalsService
+from goals.settings import Settings
+from goals.store.memory import InMemoryUnitOfWork
+from mandaact_common.http import AppState
+from mandaact_common.mongo import make_client
+from mandaact_common.testing import SettableClock, auth_header
+from mandaact_contracts import topics
+
+pytestmark = pytest.mark.unit
+
+GRID = {
+    "title": "Ship it",
+    "sub_goals": [
+        {
+            "position": 1,
+            "title": "Code",
+            "actions": [
+                {
+                    "position": 1,
+                    "title": "Write tests",
+                    "type": "routine",
+                    "schedule": {"frequency": "daily"},
+                }
+            ],
+        }
+    ],
+}
+
+
+@pytest.fixture
+def uow() -> InMemoryUnitOfWork:
+    return InMemoryUnitOfWork()
+
+
+@pytest.fixture
+async def http(uow: InMemoryUnitOfWork) -> AsyncIterator[httpx.AsyncClient]:
+    ids = itertools.count(1)
+    clock = SettableClock(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
+    service = GoalsService(
+        uow, clock=clock, new_id=lambda: f"00000000-0000-4000-8000-{next(ids):012d}"
+    )
+    app: FastAPI = build_app(Settings(env="test"), service_factory=lambda _state: service)
+    client = make_client("mongodb://127.0.0.1:9/?directConnection=true")  # never contacted
+    app.state.mandaact = AppState(Settings(env="test"), client, client["unused"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://goals") as http:
+        yield http
+    await client.close()
+
+
+async def test_a_grid_is_created_read_back_and_announced(
+    http: httpx.AsyncClient, uow: InMemoryUnitOfWork
+) -> None:
+    created = await http.post("/v1/mandalarts", json=GRID, headers=auth_header())
+    assert created.status_code == 201
+    grid_id = created.json()["id"]
+    read = await http.get(f"/v1/mandalarts/{grid_id}", headers=auth_header())
+    assert read.status_code == 200
+    assert read.headers["ETag"] == '"1"'
+    assert [topic for topic, _, _ in uow.events] == [topics.GOAL_CHANGED]
+    other = await http.get(f"/v1/mandalarts/{grid_id}", headers=auth_header(user="bob"))
+    assert other.status_code == 404
+
+
+async def test_a_stale_if_match_is_a_412_problem_that_changes_nothing(
+    http: httpx.AsyncClient, uow: InMemoryUnitOfWork
+) -> None:
+    grid_id = (await http.post("/v1/mandalarts", json=GRID, headers=auth_header())).json()["id"]
+    stale = await http.patch(
+        f"/v1/mandalarts/{grid_id}",
+        json={"title": "New"},
+        headers={**auth_header(), "If-Match": '"7"'},
+    )
+    assert stale.status_code == 412
+    assert stale.headers["content-type"] == "application/problem+json"
+    assert stale.headers["ETag"] == '"1"'
+    assert stale.json()["current_version"] == 1
+    assert uow.mandalarts[grid_id].title == "Ship it"
+
+
+async def test_an_idempotency_key_gives_one_grid_and_refuses_another_body(
+    http: httpx.AsyncClient, uow: InMemoryUnitOfWork
+) -> None:
+    headers = {**auth_header(), "Idempotency-Key": "k-1"}
+    first = await http.post("/v1/mandalarts", json=GRID, headers=headers)
+    again = await http.post("/v1/mandalarts", json=GRID, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.json() == again.json()
+    assert len(uow.mandalarts) == 1
+    other = await http.post("/v1/mandalarts", json={**GRID, "title": "Other"}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    assert len(uow.mandalarts) == 1
