@@ -1,12 +1,18 @@
 """The stored form of the shared domain values: schedules, actions (as the due rules see them),
-and instants. BSON has no date-only type, so dates are kept as ISO text."""
+and instants. BSON has no date-only type, so dates are kept as ISO text.
+
+Pure (plain dicts in and out, no driver import), so a domain may use it for its snapshots too.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from mandaact_common.domain.schedule import Action, Schedule
-from mandaact_common.mongo import Doc
+
+Doc = dict[str, Any]
+"""A stored document (what PyMongo reads and writes)."""
 
 
 def utc(value: datetime) -> datetime:
