@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from mandaact_common.consumer import IdempotentConsumer, Record
 from mandaact_common.mongo import make_client
@@ -40,10 +40,9 @@ from mandaact_contracts.events import (
     UserChanged,
     XpAwarded,
 )
-from reports.bootstrap import ensure_all_indexes
-from reports.consumers.handler import make_handler
-from reports.generation import ReportGenerator
+from reports.bootstrap import ensure_indexes, fold_handler, mongo_service
 from reports.llm import FallbackWriter
+from reports.settings import Settings
 from reports.store.mongo import REPORTS
 
 USERS = int(os.environ.get("BENCH_REPORT_USERS", "10000"))
@@ -236,16 +235,18 @@ async def run(infra_or_urls: Any) -> dict[str, Any]:
     client = make_client(_mongodb_url(infra_or_urls), timeout_ms=20000)
     db = client[f"bench_reports_{uuid.uuid4().hex[:8]}"]
     try:
-        await ensure_all_indexes(db)
+        await ensure_indexes(db)
         started = time.perf_counter()
         records, raw = _records(f"bench-{uuid.uuid4().hex[:6]}", USERS)
         prepare_s = time.perf_counter() - started
 
+        settings = Settings(env="test", scheduler_chunk=BATCH)
+        deps = WorkerDeps(settings=settings, client=client, db=db, producer=None)
         consumer = IdempotentConsumer(
             group="reports",
             client=client,
             db=db,
-            handler=make_handler(cast(WorkerDeps, None)),
+            handler=fold_handler(deps),
             dead_letters=_RaiseSink(),
         )
         started = time.perf_counter()
@@ -253,7 +254,7 @@ async def run(infra_or_urls: Any) -> dict[str, Any]:
             await consumer.process(records[first : first + BATCH])
         fold_s = time.perf_counter() - started
 
-        generator = ReportGenerator(client, db, FallbackWriter(), chunk=BATCH)
+        generator = mongo_service(settings, client, db, writer=FallbackWriter())
         started = time.perf_counter()
         written = await generator.run_due(AFTER_EVERY_0600)
         reports_s = time.perf_counter() - started

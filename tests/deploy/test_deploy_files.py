@@ -1,5 +1,5 @@
-"""Static checks of the container and Kubernetes files: docker-compose.yml, the services'
-Dockerfiles, .dockerignore, deploy/prometheus and deploy/k8s.
+"""Static checks of the container and Kubernetes files: docker-compose.yml, the one
+deploy/Dockerfile of the four services, .dockerignore, deploy/prometheus and deploy/k8s.
 
 No Docker engine runs here, so nothing is built or started; these tests pin the structure
 (see docs/deploy.md for what was validated by other means).
@@ -7,6 +7,9 @@ No Docker engine runs here, so nothing is built or started; these tests pin the 
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,6 +27,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 K8S_DIR = ROOT / "deploy" / "k8s"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
@@ -69,8 +73,8 @@ def _healthcheck_text(service: dict[str, Any]) -> str:
     return test if isinstance(test, str) else " ".join(str(part) for part in test)
 
 
-def _dockerfile(service: str) -> str:
-    return (ROOT / "services" / service / "Dockerfile").read_text()
+def _dockerfile() -> str:
+    return DOCKERFILE.read_text()
 
 
 def _instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -91,6 +95,56 @@ def _instructions(dockerfile: str) -> list[tuple[str, str]]:
         keyword, _, rest = line.partition(" ")
         result.append((keyword.upper(), rest.strip()))
     return result
+
+
+def _stages(
+    instructions: list[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], list[list[tuple[str, str]]]]:
+    """The instructions before the first FROM (global ARGs) and those of each build stage."""
+    preamble: list[tuple[str, str]] = []
+    stages: list[list[tuple[str, str]]] = []
+    for instruction in instructions:
+        if instruction[0] == "FROM":
+            stages.append([])
+        (stages[-1] if stages else preamble).append(instruction)
+    return preamble, stages
+
+
+def _args(instructions: list[tuple[str, str]]) -> dict[str, str | None]:
+    """ARG name -> default (None when the ARG has none and must come from --build-arg)."""
+    result: dict[str, str | None] = {}
+    for kind, rest in instructions:
+        if kind == "ARG":
+            name, sep, default = rest.partition("=")
+            result[name] = default if sep else None
+    return result
+
+
+def _expand(text: str, values: dict[str, str]) -> str:
+    """Substitutes ${NAME} / $NAME the way the Dockerfile frontend does for ARG and ENV values."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, match.group(0))
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, text)
+
+
+def _service_build(service: str) -> list[tuple[str, str]]:
+    """The final stage's instructions, with the build args of one service substituted."""
+    values = {"SERVICE": service, "HTTP_PORT": str(PORTS[service])}
+    _, stages = _stages(_instructions(_dockerfile()))
+    return [(kind, _expand(rest, values)) for kind, rest in stages[-1]]
+
+
+def _env_instructions(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for kind, rest in instructions:
+        if kind == "ENV":
+            for item in rest.split():
+                name, _, value = item.partition("=")
+                env[name] = value
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -124,14 +178,16 @@ def test_compose_has_infra_one_shot_and_an_api_and_worker_per_service(
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_api_and_worker_share_the_image_built_from_the_service_dockerfile(
+def test_api_and_worker_share_the_image_built_from_the_one_dockerfile(
     services: dict[str, dict[str, Any]], service: str
 ) -> None:
     api, worker = services[f"{service}-api"], services[f"{service}-worker"]
     for spec in (api, worker):
         build = _mapping(spec["build"])
         assert build["context"] == "."
-        assert build["dockerfile"] == f"services/{service}/Dockerfile"
+        assert build["dockerfile"] == "deploy/Dockerfile"
+        args = {name: str(value) for name, value in _mapping(build["args"]).items()}
+        assert args == {"SERVICE": service, "HTTP_PORT": str(PORTS[service])}
     assert api["image"] == worker["image"]
     assert "command" not in api, "the API runs the image's default CMD"
     assert worker["command"] == [f"mandaact-{service}-worker"]
@@ -289,36 +345,121 @@ def test_docker_compose_config_validates() -> None:
     assert result.returncode == 0, result.stderr
 
 
-# --- Dockerfiles and .dockerignore ----------------------------------------------------------
+# --- deploy/Dockerfile and .dockerignore ---------------------------------------------------
+
+
+def test_the_services_share_one_dockerfile() -> None:
+    assert DOCKERFILE.is_file()
+    assert not sorted(ROOT.glob("services/*/Dockerfile")), "per-service copies are back"
+    assert not (ROOT / "Dockerfile").exists()
+
+
+def test_dockerfile_base_image_is_pinned_to_an_exact_tag() -> None:
+    preamble, stages = _stages(_instructions(_dockerfile()))
+    image = _args(preamble)["PYTHON_IMAGE"]
+    assert image is not None
+    # An exact patch release and Debian release, not a moving tag like python:3.11-slim.
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", image), image
+    assert [stage[0] for stage in stages] == [
+        ("FROM", "${PYTHON_IMAGE} AS build"),
+        ("FROM", "${PYTHON_IMAGE}"),
+    ]
+
+
+def test_dockerfile_takes_service_and_port_as_build_args_with_no_default() -> None:
+    preamble, stages = _stages(_instructions(_dockerfile()))
+    assert not {"SERVICE", "HTTP_PORT"} & set(_args(preamble))
+    for stage in stages:
+        # No default: a build without --build-arg SERVICE fails instead of building goals.
+        args = _args(stage)
+        assert args["SERVICE"] is None
+        assert args["HTTP_PORT"] is None
+
+
+def _run_arg_check(service: str, port: str) -> subprocess.CompletedProcess[str]:
+    """Runs the build stage's SERVICE/HTTP_PORT check as `docker build` would: /bin/sh -c."""
+    _, stages = _stages(_instructions(_dockerfile()))
+    checks = [rest for kind, rest in stages[0] if kind == "RUN" and "${SERVICE}:" in rest]
+    assert len(checks) == 1
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SERVICE": service, "HTTP_PORT": port}
+    return subprocess.run(
+        ["/bin/sh", "-c", checks[0]], env=env, capture_output=True, text=True, timeout=30
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_installs_the_packages_and_runs_the_console_scripts(service: str) -> None:
-    text = _dockerfile(service)
-    instructions = _instructions(text)
-    args = dict(rest.split("=", 1) for kind, rest in instructions if kind == "ARG")
-    assert args["PYTHON_IMAGE"] == "python:3.11-slim"
-    assert args["SERVICE"] == service
-    assert args["HTTP_PORT"] == str(PORTS[service])
+def test_dockerfile_accepts_each_service_with_its_port(service: str) -> None:
+    result = _run_arg_check(service, str(PORTS[service]))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "port"),
+    [("", ""), ("goals", ""), ("", "8001"), ("goals", "8002"), ("reports", "8001"), ("x", "8001")],
+)
+def test_dockerfile_refuses_a_missing_or_unknown_service_or_a_wrong_port(
+    service: str, port: str
+) -> None:
+    result = _run_arg_check(service, port)
+    assert result.returncode != 0
+    assert "--build-arg SERVICE=" in result.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_builds_each_service_by_arg(service: str) -> None:
+    _, stages = _stages(_instructions(_dockerfile()))
+    values = {"SERVICE": service, "HTTP_PORT": str(PORTS[service])}
+    build = [(kind, _expand(rest, values)) for kind, rest in stages[0]]
+    copies = [rest.split() for kind, rest in build if kind == "COPY"]
+    assert copies == [
+        ["contracts/", "/src/contracts/"],
+        ["libs/common/", "/src/libs/common/"],
+        [f"services/{service}/", f"/src/services/{service}/"],
+    ]
+    for source, _ in copies:
+        assert (ROOT / source / "pyproject.toml").is_file(), source
+    runs = [rest for kind, rest in build if kind == "RUN" and "pip install" in rest]
+    assert runs == [
+        f'/opt/venv/bin/pip install /src/contracts /src/libs/common "/src/services/{service}"'
+    ]
+    assert " -e " not in runs[0]
+    assert "--editable" not in runs[0]
     scripts = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())[
         "project"
     ]["scripts"]
     assert {f"mandaact-{service}-api", f"mandaact-{service}-worker"} <= set(scripts)
-    assert instructions[-1] == ("CMD", f'["mandaact-{service}-api"]')
-    assert f"mandaact-{service}-worker" in text
-    runs = [rest for kind, rest in instructions if kind == "RUN" and "pip install" in rest]
-    assert runs == [
-        '/opt/venv/bin/pip install /src/contracts /src/libs/common "/src/services/${SERVICE}"'
-    ]
-    assert " -e " not in runs[0]
-    assert "--editable" not in runs[0]
-    env = " ".join(rest for kind, rest in instructions if kind == "ENV")
-    assert "MANDAACT_HTTP_HOST=0.0.0.0" in env
+    final = _service_build(service)
+    labels = " ".join(rest for kind, rest in final if kind == "LABEL")
+    assert f'org.opencontainers.image.title="mandaact-{service}"' in labels
+    assert f'io.mandaact.api-command="mandaact-{service}-api"' in labels
+    assert f'io.mandaact.worker-command="mandaact-{service}-worker"' in labels
+    env = _env_instructions(final)
+    assert env["MANDAACT_SERVICE"] == service
+    assert env["MANDAACT_HTTP_HOST"] == "0.0.0.0"
+    assert env["MANDAACT_HTTP_PORT"] == str(PORTS[service])
+    assert ("EXPOSE", str(PORTS[service])) in final
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_runs_as_non_root_with_a_healthz_healthcheck(service: str) -> None:
-    instructions = _instructions(_dockerfile(service))
+def test_dockerfile_default_command_execs_the_service_api(service: str, tmp_path: Path) -> None:
+    """The CMD, run as the container would with the image's ENV, execs mandaact-<svc>-api."""
+    final = _service_build(service)
+    assert final[-1][0] == "CMD"
+    argv = json.loads(final[-1][1])
+    assert argv[:2] == ["/bin/sh", "-c"]
+    assert argv[2].startswith("exec "), "the API must be PID 1 to get the container's signals"
+    for name in (f"mandaact-{s}-api" for s in SERVICES):
+        fake = tmp_path / name
+        fake.write_text(f"#!/bin/sh\necho {name}\n")
+        fake.chmod(0o755)
+    env = {**_env_instructions(final), "PATH": f"{tmp_path}:/usr/bin:/bin"}
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"mandaact-{service}-api"
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthz_healthcheck() -> None:
+    instructions = _instructions(_dockerfile())
     users = [rest for kind, rest in instructions if kind == "USER"]
     assert users, "no USER instruction: the image would run as root"
     user = users[-1].split(":")[0]
@@ -329,17 +470,8 @@ def test_dockerfile_runs_as_non_root_with_a_healthz_healthcheck(service: str) ->
     assert len(checks) == 1
     assert "urllib.request" in checks[0]
     assert "/healthz" in checks[0]
+    assert "MANDAACT_HTTP_PORT" in checks[0]
     assert "curl" not in checks[0]
-
-
-def test_the_four_dockerfiles_differ_only_in_service_name_and_port() -> None:
-    def normalised(service: str) -> str:
-        text = _dockerfile(service).replace(service, "<svc>")
-        return re.sub(rf"\b{PORTS[service]}\b", "<port>", text)
-
-    reference = normalised(SERVICES[0])
-    for service in SERVICES[1:]:
-        assert normalised(service) == reference, f"services/{service}/Dockerfile drifted"
 
 
 def test_dockerignore_sends_only_the_installed_packages() -> None:
@@ -352,10 +484,13 @@ def test_dockerignore_sends_only_the_installed_packages() -> None:
     included = {line[1:] for line in lines if line.startswith("!")}
     assert {"contracts/src", "libs/common/src", "services/*/src"} <= included
     assert {"**/*.egg-info", "**/__pycache__"} <= set(lines)
+    copies = [rest for kind, rest in _instructions(_dockerfile()) if kind == "COPY"]
+    sources = {rest.split()[0] for rest in copies if not rest.startswith("--from")}
+    assert sources == {"contracts/", "libs/common/", "services/${SERVICE}/"}
     for service in SERVICES:
-        copies = [rest for kind, rest in _instructions(_dockerfile(service)) if kind == "COPY"]
-        sources = {rest.split()[0] for rest in copies if not rest.startswith("--from")}
-        assert sources == {"contracts/", "libs/common/", "services/${SERVICE}/"}
+        for part in ("pyproject.toml", "src"):
+            path = f"services/{service}/{part}"
+            assert any(fnmatch.fnmatch(path, pattern) for pattern in included), path
 
 
 # --- deploy/k8s -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ adapter; the use cases never know which one they got.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from mandaact_common.idempotency import (
     IdempotencyKeyReused,
     IdempotentRequest,
     StoredResponse,
+    recall,
+    remember,
     run_idempotent,
 )
 from mandaact_common.mongo import Doc
@@ -138,6 +141,23 @@ class MongoUnitOfWork(Generic[StoreT]):
 
         return await run_idempotent(self._client, self._db, self._source, request, unit)
 
+    async def recall(self, request: IdempotentRequest) -> StoredResponse | None:
+        """The response stored for a key, or None (for an effect kept out of transactions)."""
+
+        async def unit(tx: Transaction) -> StoredResponse | None:
+            return await recall(tx, request)
+
+        return await transact(self._client, self._db, self._source, unit)
+
+    async def remember(self, request: IdempotentRequest, response: StoredResponse) -> None:
+        """Store the response of such an effect for its key; a concurrent first one is kept."""
+
+        async def unit(tx: Transaction) -> None:
+            await remember(tx, request, response)
+
+        with contextlib.suppress(DuplicateKeyError):
+            await transact(self._client, self._db, self._source, unit)
+
 
 # --- in memory ---------------------------------------------------------------------------------
 
@@ -192,12 +212,27 @@ class InMemoryUnitOfWork(Generic[TablesT, StoreT]):
         self, request: IdempotentRequest, work: Callable[[StoreT], Awaitable[StoredResponse]]
     ) -> StoredResponse:
         """Replay the stored response of a known key, else run `work` and remember it."""
-        key = (request.tenant_id, request.user_id, request.operation, request.key)
-        if key in self.keys:
-            fingerprint, response = self.keys[key]
-            if fingerprint != request.fingerprint:
-                raise IdempotencyKeyReused.for_key(request.key)
-            return response
+        stored = await self.recall(request)
+        if stored is not None:
+            return stored
         response = await self.run(work)
-        self.keys[key] = (request.fingerprint, response)
+        await self.remember(request, response)
         return response
+
+    async def recall(self, request: IdempotentRequest) -> StoredResponse | None:
+        """The response kept for a key, or None; raises when the key came with another body."""
+        kept = self.keys.get(_key_of(request))
+        if kept is None:
+            return None
+        fingerprint, response = kept
+        if fingerprint != request.fingerprint:
+            raise IdempotencyKeyReused.for_key(request.key)
+        return response
+
+    async def remember(self, request: IdempotentRequest, response: StoredResponse) -> None:
+        """Keep the response for its key, unless one is already kept."""
+        self.keys.setdefault(_key_of(request), (request.fingerprint, response))
+
+
+def _key_of(request: IdempotentRequest) -> tuple[str, str, str, str]:
+    return (request.tenant_id, request.user_id, request.operation, request.key)

@@ -1,16 +1,23 @@
-"""The one place that wires the gamification service's real adapters."""
+"""The one place that wires the gamification service's adapters (real ones, or tests' fakes)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
+from gamification.api.deps import ServiceFactory
 from gamification.api.routes import router
-from gamification.consumers.handler import make_handler
+from gamification.consumers.handler import HandlerDeps, make_handler
+from gamification.service import GamificationService
 from gamification.settings import Settings
-from gamification.store.mongo import ensure_indexes
+from gamification.store.mongo import MongoGamificationStore, ensure_indexes
+from gamification.store.ports import GamificationUnitOfWork
+from mandaact_common.clock import Clock, utc_now
+from mandaact_common.consumer import BatchHandler
 from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
+from mandaact_common.unit_of_work import MongoUnitOfWork
 from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
 
@@ -30,31 +37,61 @@ PUBLISHES = (
 )
 
 
-async def _on_worker_start(deps: WorkerDeps) -> None:
-    await ensure_indexes(deps.db)
+def mongo_unit_of_work(
+    client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+) -> MongoUnitOfWork[MongoGamificationStore]:
+    """The unit of work over the service's MongoDB database."""
+    return MongoUnitOfWork(client, db, GROUP, MongoGamificationStore)
 
 
-def worker_spec() -> WorkerSpec:
+def consumer_handler(uow: GamificationUnitOfWork, clock: Clock = utc_now) -> BatchHandler:
+    """The consumer's batch handler over a unit of work (MongoDB's, or an in-memory one)."""
+    return make_handler(HandlerDeps(GamificationService(uow, clock), uow.store_in))
+
+
+def mongo_handler(
+    client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], clock: Clock = utc_now
+) -> BatchHandler:
+    """The consumer's batch handler over the service's MongoDB database (worker and replay)."""
+    return consumer_handler(mongo_unit_of_work(client, db), clock)
+
+
+def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
     """Gamification consumes grids and check-ins and publishes XP, level, badge, streak events."""
+
+    def handler(deps: WorkerDeps) -> BatchHandler:
+        return mongo_handler(deps.client, deps.db, clock)
+
     return WorkerSpec(
         service="gamification",
-        consumers=(ConsumerSpec(GROUP, CONSUMES, make_handler),),
+        consumers=(ConsumerSpec(GROUP, CONSUMES, handler),),
         publishes=PUBLISHES,
-        on_start=_on_worker_start,
+        ensure_indexes=ensure_indexes,
     )
 
 
-def build_app(settings: Settings, client: AsyncMongoClient[Doc] | None = None) -> FastAPI:
-    """The gamification HTTP app (tests pass their own client)."""
+def mongo_service(clock: Clock = utc_now) -> ServiceFactory:
+    """A factory of the use cases over the process's MongoDB client."""
 
-    async def on_start(state: AppState) -> None:
-        await ensure_indexes(state.db)
+    def factory(state: AppState) -> GamificationService:
+        return GamificationService(mongo_unit_of_work(state.client, state.db), clock)
 
-    return create_app(
+    return factory
+
+
+def build_app(
+    settings: Settings,
+    client: AsyncMongoClient[Doc] | None = None,
+    service_factory: ServiceFactory | None = None,
+    clock: Clock = utc_now,
+) -> FastAPI:
+    """The gamification HTTP app (tests pass their own client and clock, or a fake factory)."""
+    app = create_app(
         settings,
         title="MandaAct gamification",
         routers=[router],
-        on_start=on_start,
-        events=worker_spec(),
+        events=worker_spec(clock),
         client=client,
     )
+    app.state.gamification_factory = service_factory or mongo_service(clock)
+    return app

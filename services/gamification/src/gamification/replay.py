@@ -17,15 +17,13 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 
-from gamification.bootstrap import CONSUMES, GROUP
-from gamification.consumers.handler import make_handler
+from gamification.bootstrap import CONSUMES, GROUP, mongo_handler
 from gamification.settings import Settings
 from gamification.store.mongo import ensure_indexes
 from mandaact_common.consumer import IdempotentConsumer, Record
 from mandaact_common.kafka import partitions_of
 from mandaact_common.mongo import make_client
-from mandaact_common.outbox import OUTBOX, OUTBOX_EVENTS, ensure_outbox_indexes, make_producer
-from mandaact_common.worker import WorkerDeps
+from mandaact_common.outbox import OUTBOX, OUTBOX_EVENTS, ensure_outbox_indexes
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +57,11 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
         raise SystemExit(f"database {database!r} is not empty; replay needs an empty one")
     await ensure_indexes(db)
     await ensure_outbox_indexes(db)
-    producer = make_producer(settings.kafka_bootstrap_servers, "gamification-replay")
-    deps = WorkerDeps(settings=settings, client=client, db=db, producer=producer)
     consumer = IdempotentConsumer(
         group=GROUP,
         client=client,
         db=db,
-        handler=make_handler(deps),
+        handler=mongo_handler(client, db),
         dead_letters=_CountDeadLetters(),
         max_retries=settings.consumer_max_retries,
         backoff_seconds=settings.consumer_backoff_seconds,

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gamification.bootstrap import build_app
-from gamification.consumers.handler import make_handler
+from gamification.bootstrap import build_app, mongo_handler
 from gamification.settings import Settings
 from gamification.store.mongo import ensure_indexes
 from mandaact_common.auth import mint_token
@@ -20,74 +19,10 @@ from mandaact_common.outbox import pending_events
 from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_common.testing import MemoryRecord, record_of
 from mandaact_contracts import topics
-from mandaact_contracts.events import (
-    ActionCompleted,
-    ActionSnapshot,
-    ActionUncompleted,
-    GoalChanged,
-    MandalartSnapshot,
-    ScheduleSnapshot,
-    SubGoalSnapshot,
-)
+from mandaact_contracts.events import ActionCompleted
+from services.gamification.tests.support import TENANT, USER, change, goal
 
 pytestmark = pytest.mark.integration
-
-TENANT, USER = "acme", "alice"
-ADDED = date(2026, 11, 2)  # a Monday
-
-
-def goal(version: int = 1, n_actions: int = 2, user: str = USER) -> MemoryRecord:
-    now = datetime(2026, 11, 2, tzinfo=UTC)
-    snapshot = MandalartSnapshot(
-        id="m1",
-        title="Core",
-        description=None,
-        active=True,
-        version=version,
-        created_at=now,
-        updated_at=now,
-        sub_goals=[
-            SubGoalSnapshot(
-                position=1,
-                title="Sub",
-                actions=[
-                    ActionSnapshot(
-                        id=f"a{i}",
-                        position=i,
-                        title=f"Action {i}",
-                        type="routine",
-                        schedule=ScheduleSnapshot(frequency="daily"),
-                        due_date=None,
-                        added_on=ADDED,
-                    )
-                    for i in range(1, n_actions + 1)
-                ],
-            )
-        ],
-    )
-    return record_of(
-        GoalChanged(tenant_id=TENANT, user_id=user, mandalart=snapshot, timezone="Asia/Seoul"),
-    )
-
-
-def change(action: str, day: date, seq: int, done: bool = True, user: str = USER) -> MemoryRecord:
-    model = ActionCompleted if done else ActionUncompleted
-    payload = model(
-        tenant_id=TENANT,
-        user_id=user,
-        checkin_id=str(uuid.uuid4()),
-        action_id=action,
-        mandalart_id="m1",
-        sub_goal_position=1,
-        sub_goal_title="Sub",
-        action_title=action,
-        action_type="routine",
-        local_date=day,
-        timezone="Asia/Seoul",
-        occurred_at=datetime(day.year, day.month, day.day, 1, seq, tzinfo=UTC),
-        seq=seq,
-    )
-    return record_of(payload)
 
 
 class Harness:
@@ -99,7 +34,7 @@ class Harness:
             group="gamification",
             client=client,
             db=self.db,
-            handler=make_handler(None),  # type: ignore[arg-type]
+            handler=mongo_handler(client, self.db),
             dead_letters=None,  # type: ignore[arg-type]
         )
 

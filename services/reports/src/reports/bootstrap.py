@@ -1,27 +1,31 @@
-"""The one place that wires the reports service's real adapters."""
+"""The one place that wires the reports service's adapters: real ones, or the fakes tests pass."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mandaact_common.clock import Clock, utc_now
+from mandaact_common.consumer import BatchHandler
 from mandaact_common.http import AppState, create_app
-from mandaact_common.idempotency import ensure_idempotency_indexes
 from mandaact_common.mongo import Doc
 from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
-from reports.api.deps import ReportsRuntime
+from reports.api.deps import ServiceFactory
 from reports.api.routes import router
 from reports.consumers.handler import make_handler
-from reports.generation import Clock, ReportGenerator, system_clock
+from reports.consumers.scheduler import run_scheduler
 from reports.llm import ensure_cache_indexes, make_writer
-from reports.scheduler import scheduler_job
+from reports.service import ReportsService
 from reports.settings import Settings
-from reports.store.mongo import ensure_indexes
+from reports.store import mongo
+from reports.store.ports import JobLeases, ReportsUnitOfWork, SummaryWriter
 
 GROUP = "reports"
 CONSUMES = (
@@ -37,25 +41,87 @@ CONSUMES = (
 )
 PUBLISHES = (topics.REPORT_GENERATED,)
 
+BackgroundJob = Callable[[WorkerDeps, asyncio.Event], Coroutine[Any, Any, None]]
 
-async def ensure_all_indexes(db: AsyncDatabase[Doc]) -> None:
-    """Every index the service relies on."""
-    await ensure_indexes(db)
+
+async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
+    """Every index the service relies on: its store's and the LLM cache's."""
+    await mongo.ensure_indexes(db)
     await ensure_cache_indexes(db)
-    await ensure_idempotency_indexes(db)
 
 
-async def _on_worker_start(deps: WorkerDeps) -> None:
-    await ensure_all_indexes(deps.db)
+def build_service(
+    settings: Settings,
+    *,
+    uow: ReportsUnitOfWork,
+    leases: JobLeases,
+    writer: SummaryWriter,
+    clock: Clock = utc_now,
+) -> ReportsService:
+    """The use cases over these adapters, with the settings' lease, chunk, concurrency, wait."""
+    return ReportsService(
+        uow,
+        leases,
+        writer,
+        lease=timedelta(seconds=settings.claim_lease_seconds),
+        chunk=settings.scheduler_chunk,
+        concurrency=settings.llm_concurrency,
+        wait_seconds=settings.llm_deadline_seconds + 5.0,
+        clock=clock,
+    )
 
 
-def worker_spec(clock: Clock = system_clock) -> WorkerSpec:
+def mongo_service(
+    settings: Settings,
+    client: AsyncMongoClient[Doc],
+    db: AsyncDatabase[Doc],
+    *,
+    writer: SummaryWriter | None = None,
+    clock: Clock = utc_now,
+) -> ReportsService:
+    """The use cases over MongoDB, with the writer the settings ask for unless one is given."""
+    return build_service(
+        settings,
+        uow=mongo.unit_of_work(client, db),
+        leases=mongo.MongoJobLeases(db),
+        writer=writer or make_writer(settings, db),
+        clock=clock,
+    )
+
+
+def fold_handler(deps: WorkerDeps) -> BatchHandler:
+    """The consumer's handler over the Mongo store of the consumer's own transaction."""
+    return make_handler(mongo.unit_of_work(deps.client, deps.db).store_in)
+
+
+def reports_settings(deps: WorkerDeps) -> Settings:
+    """The worker's settings as the reports service's own class."""
+    if isinstance(deps.settings, Settings):
+        return deps.settings
+    return Settings.model_validate(deps.settings.model_dump())
+
+
+def scheduler_job(clock: Clock = utc_now) -> BackgroundJob:
+    """The worker's background job that writes due reports (tests pass their own clock)."""
+
+    async def job(deps: WorkerDeps, stop: asyncio.Event) -> None:
+        settings = reports_settings(deps)
+        service = mongo_service(settings, deps.client, deps.db, clock=clock)
+        try:
+            await run_scheduler(service, settings.scheduler_poll_seconds, stop)
+        finally:
+            await service.aclose()
+
+    return job
+
+
+def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
     """Reports folds every user-scoped topic and writes reports on schedule."""
     return WorkerSpec(
         service="reports",
-        consumers=(ConsumerSpec(GROUP, CONSUMES, make_handler),),
+        consumers=(ConsumerSpec(GROUP, CONSUMES, fold_handler),),
         publishes=PUBLISHES,
-        on_start=_on_worker_start,
+        ensure_indexes=ensure_indexes,
         background=(scheduler_job(clock),),
     )
 
@@ -63,37 +129,31 @@ def worker_spec(clock: Clock = system_clock) -> WorkerSpec:
 def build_app(
     settings: Settings,
     client: AsyncMongoClient[Doc] | None = None,
-    clock: Clock = system_clock,
+    clock: Clock = utc_now,
+    service_factory: ServiceFactory | None = None,
 ) -> FastAPI:
-    """The reports HTTP app (tests pass their own client and clock)."""
+    """The reports HTTP app (tests pass their own client and clock, or a factory with fakes)."""
+
+    def over_mongo(state: AppState) -> ReportsService:
+        return mongo_service(settings, state.client, state.db, clock=clock)
+
+    factory = service_factory or over_mongo
 
     async def on_start(state: AppState) -> None:
-        await ensure_all_indexes(state.db)
-        writer = make_writer(settings, state.db)
-        app.state.reports_runtime = ReportsRuntime(
-            ReportGenerator.from_settings(settings, state.client, state.db, writer), clock
-        )
+        app.state.reports_service = factory(state)
+
+    async def on_stop(state: AppState) -> None:
+        service: ReportsService | None = getattr(app.state, "reports_service", None)
+        if service is not None:
+            await service.aclose()
 
     app = create_app(
         settings,
         title="MandaAct reports",
         routers=[router],
         on_start=on_start,
-        events=worker_spec(),
+        on_stop=on_stop,
+        events=worker_spec(clock),
         client=client,
     )
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
-        # create_app has no shutdown hook: close the LLM client after its lifespan ends.
-        async with inner(app_):
-            try:
-                yield
-            finally:
-                runtime: ReportsRuntime | None = getattr(app_.state, "reports_runtime", None)
-                if runtime is not None:
-                    await runtime.generator.aclose()
-
-    app.router.lifespan_context = lifespan
     return app

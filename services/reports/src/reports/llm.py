@@ -1,4 +1,4 @@
-"""The summary writer: one OpenAI-compatible Chat Completions call per fold at most, else fallback.
+"""The SummaryWriter adapters: one Chat Completions call per fold at most, else the fallback.
 
 A call's outcome is cached in MongoDB under the hash of (prompt version, language, fold). The
 cache row is written *before* the call, so even a crash mid-call never leads to a second call for
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import openai
 from openai import AsyncOpenAI
@@ -29,28 +28,16 @@ from mandaact_common.mongo import Doc
 from reports.domain.facts import Locale
 from reports.domain.fallback import fallback_summary
 from reports.domain.prompt import Answer, build_prompt, read_answer, summary_schema
+from reports.domain.report import Outcome, Written
 from reports.domain.stats import WeeklyStats
 from reports.domain.summary import Summary
 from reports.settings import Settings
+from reports.store.ports import SummaryWriter
 
 log = logging.getLogger(__name__)
 
 LLM_CACHE = "llm_cache"
 CACHE_RETENTION = timedelta(days=60)
-
-Generator = Literal["llm", "fallback"]
-Outcome = Literal[
-    "ok",
-    "cached",
-    "no_key",
-    "cached_failure",
-    "in_flight",
-    "timeout",
-    "error",
-    "refused",
-    "malformed",
-    "invented_number",
-]
 
 SUMMARIES = Counter(
     "mandaact_reports_summaries_total",
@@ -59,27 +46,8 @@ SUMMARIES = Counter(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """A summary and who wrote it."""
-
-    summary: Summary
-    generator: Generator
-    outcome: Outcome
-
-
-class SummaryWriter(Protocol):
-    """Writes the summary of one user's fold."""
-
-    async def write(self, stats: WeeklyStats, week: str, locale: Locale) -> Written:
-        """Return the summary (never raises for an LLM failure: it falls back)."""
-
-    async def aclose(self) -> None:
-        """Release the HTTP client."""
-
-
 class FallbackWriter:
-    """The writer when no API key is set: the deterministic summary, no network."""
+    """The SummaryWriter when no API key is set: the deterministic summary, no network."""
 
     async def write(self, stats: WeeklyStats, week: str, locale: Locale) -> Written:
         """The deterministic summary."""

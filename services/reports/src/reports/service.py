@@ -1,15 +1,32 @@
-"""The fold use case: a batch of events becomes compact per-user, per-week facts, in one
-transaction, with one read and one bulk write per collection for the whole batch."""
+"""Use cases of the reports service: fold events into facts, and write, read and list reports.
+
+- The fold runs in the idempotent consumer's transaction: one read and one bulk write per
+  collection for the whole batch, and the report jobs' due times kept in step.
+- A user-week is claimed through the job leases (a conditional write outside any transaction),
+  so concurrent schedulers and on-demand requests never work on the same one at once.
+- The fold is read in one snapshot unit; the summary (an LLM call) is written outside any unit;
+  the report, its job state and `report.generated` are stored in one unit (outbox). The
+  report's unique key makes a second store fail, so even a lease that ran out mid-way can never
+  give two reports or two events.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
-from mandaact_common.consumer import Inbound
-from mandaact_common.domain.calendar import iso_week, local_date, parse_iso_week, zone
-from mandaact_common.domain.schedule import Action, Schedule
-from mandaact_common.outbox import Transaction
+from prometheus_client import Counter
+
+from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
+from mandaact_common.domain.calendar import iso_week, local_date, parse_iso_week, today_in, zone
+from mandaact_common.domain.owner import Owner
+from mandaact_common.grid_events import placed_actions
+from mandaact_common.idempotency import IdempotentRequest, StoredResponse
+from mandaact_common.keys import owner_of
+from mandaact_contracts import topics
 from mandaact_contracts.events import (
     ActionCompleted,
     ActionUncompleted,
@@ -17,11 +34,13 @@ from mandaact_contracts.events import (
     EventPayload,
     GoalChanged,
     LevelReached,
+    ReportGenerated,
     StreakChanged,
     UserChanged,
     XpAwarded,
     XpRevoked,
 )
+from reports.domain.errors import GenerationInProgress, NoReport, ReportExists, WeekNotFinished
 from reports.domain.facts import (
     CheckinState,
     Grid,
@@ -31,28 +50,32 @@ from reports.domain.facts import (
     UserFacts,
     WeekFacts,
 )
-from reports.store.mongo import (
-    FoldStore,
+from reports.domain.prompt import PROMPT_VERSION
+from reports.domain.report import Report, ReportJob, Written, report_due_at
+from reports.domain.stats import WeeklyStats, context_weeks, has_monthly_target, weekly_stats
+from reports.store.ports import (
+    JobLeases,
+    ReportsStore,
+    ReportsUnitOfWork,
+    SummaryWriter,
     bucket_key,
-    report_due_fields,
     user_key,
     week_key,
 )
 
-REPORT_TIME = time(6, 0)
-"""Reports are due on the Monday after the week at 06:00 in the user's timezone."""
+log = logging.getLogger(__name__)
 
+REPORTS_STORED = Counter(
+    "mandaact_reports_stored_total", "Weekly reports stored", ["trigger", "generator"]
+)
 
-def report_due_at(week: str, timezone: str) -> datetime:
-    """The instant (UTC) the report of `week` is due: the next Monday 06:00 local."""
-    _, sunday = parse_iso_week(week)
-    local = datetime.combine(sunday + timedelta(days=1), REPORT_TIME, zone(timezone))
-    return local.astimezone(UTC)
+# --- the fold ----------------------------------------------------------------------------------
 
 
 def grid_of(event: GoalChanged) -> Grid:
     """The grid a goal.changed carries, as the due rules read it (references left out)."""
     m = event.mandalart
+    placed = placed_actions(event)
     return Grid(
         id=m.id,
         title=m.title,
@@ -64,21 +87,9 @@ def grid_of(event: GoalChanged) -> Grid:
                 position=sg.position,
                 title=sg.title,
                 actions=tuple(
-                    Action(
-                        id=a.id,
-                        type=a.type,
-                        schedule=(
-                            Schedule.from_parts(
-                                a.schedule.frequency, a.schedule.days, a.schedule.times
-                            )
-                            if a.schedule is not None and a.type == "routine"
-                            else None
-                        ),
-                        added_on=a.added_on,
-                        due_date=a.due_date if a.type == "mission" else None,
-                    )
-                    for a in sg.actions
-                    if a.type != "reference"
+                    p.rule
+                    for p in placed
+                    if p.sub_goal_position == sg.position and p.rule.type != "reference"
                 ),
             )
             for sg in m.sub_goals
@@ -188,12 +199,11 @@ class _Batch:
             self.dirty_users.add(uk)
 
 
-def _keys_to_read(items: list[Inbound]) -> tuple[set[str], set[str], set[str]]:
+def _keys_to_read(events: Sequence[EventPayload]) -> tuple[set[str], set[str], set[str]]:
     uks: set[str] = set()
     weeks: set[str] = set()
     buckets: set[str] = set()
-    for item in items:
-        p = item.payload
+    for p in events:
         uk = user_key(p.tenant_id, p.user_id)
         uks.add(uk)
         week = _week_of_event(p)
@@ -204,38 +214,296 @@ def _keys_to_read(items: list[Inbound]) -> tuple[set[str], set[str], set[str]]:
     return uks, weeks, buckets
 
 
-async def apply_batch(tx: Transaction, items: list[Inbound]) -> None:
+async def fold_batch(store: ReportsStore, events: Sequence[EventPayload]) -> None:
     """Fold a batch of new events into the facts, and keep the report jobs' due times."""
-    store = FoldStore(tx.db, tx.session)
-    uks, week_ids, bucket_ids = _keys_to_read(items)
+    uks, week_ids, bucket_ids = _keys_to_read(events)
     batch = _Batch(
         users=await store.users(uks),
         weeks=await store.weeks(week_ids),
         buckets=await store.buckets(bucket_ids),
     )
-    for item in items:
-        batch.apply(item.payload)
+    for event in events:
+        batch.apply(event)
 
-    jobs: dict[str, dict[str, object]] = {}
+    jobs: dict[str, ReportJob] = {}
     known = await store.jobs(batch.checkin_weeks)
     for key in batch.checkin_weeks:
         facts = batch.weeks[key]
-        uk = key.rsplit("|", 1)[0]
-        tz = batch.users[uk].effective_timezone
-        fields = report_due_fields(uk, facts, report_due_at(facts.week, tz))
-        current = known.get(key)
+        tz = batch.users[owner_of(key)].effective_timezone
+        job = ReportJob(
+            Owner(facts.tenant_id, facts.user_id),
+            facts.week,
+            active=facts.has_checkins,
+            due_at=report_due_at(facts.week, tz),
+        )
         # Most check-ins change neither whether the week has one nor when its report is due.
-        if current is None or any(current.get(k) != v for k, v in fields.items()):
-            jobs[key] = fields
+        if known.get(key) != job:
+            jobs[key] = job
     if batch.moved_users:
         # A new timezone moves the Monday 06:00 of every report still to be written.
-        for job in await store.open_jobs(batch.moved_users):
-            if job["_id"] not in jobs:
-                tz = batch.users[job["uk"]].effective_timezone
-                jobs[job["_id"]] = {"due_at": report_due_at(job["week"], tz)}
-    await store.save(
+        for key, job in (await store.open_jobs(batch.moved_users)).items():
+            if key not in jobs:
+                tz = batch.users[job.owner.key].effective_timezone
+                jobs[key] = replace(job, due_at=report_due_at(job.week, tz))
+    await store.save_facts(
         {k: batch.users[k] for k in batch.dirty_users},
         {k: batch.weeks[k] for k in batch.dirty_weeks},
         {k: batch.buckets[k] for k in batch.dirty_buckets},
-        list(jobs.items()),
+        jobs,
     )
+
+
+# --- writing reports ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """The report of a requested week, and whether this request stored it."""
+
+    report: Report
+    created: bool
+
+
+Presenter = Callable[[Generated], StoredResponse]
+"""Turns a generated report into the response an idempotency key replays."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    job: ReportJob
+    stats: WeeklyStats
+    user: UserFacts
+
+    def report(self, written: Written, now: datetime) -> Report:
+        return Report(
+            owner=self.job.owner,
+            week=self.job.week,
+            stats=self.stats,
+            summary=written.summary,
+            generator=written.generator,
+            llm_outcome=written.outcome,
+            locale=self.user.effective_locale,
+            prompt_version=PROMPT_VERSION,
+            generated_at=now,
+        )
+
+
+async def _drafts(store: ReportsStore, jobs: Sequence[ReportJob]) -> list[_Draft]:
+    """The folds of the jobs' weeks (those with a check-in that stands)."""
+    uks = {j.owner.key for j in jobs}
+    users = await store.users(uks)
+    buckets = await store.buckets_of(uks, max(j.week for j in jobs))
+    wanted = {
+        week_key(j.owner.key, w): (j.owner.key, w)
+        for j in jobs
+        for w in context_weeks(j.week, has_monthly_target(buckets.get(j.owner.key, [])))
+    }
+    weeks = await store.weeks(wanted)
+    out: list[_Draft] = []
+    for job in jobs:
+        uk = job.owner.key
+        user = users.get(uk) or UserFacts(job.owner.tenant_id, job.owner.user_id)
+        own: dict[str, WeekFacts] = {
+            w: weeks[k] for k, (owner, w) in wanted.items() if owner == uk and k in weeks
+        }
+        stats = weekly_stats(job.week, own, buckets.get(uk, []), user)
+        if stats.checkins_total:
+            out.append(_Draft(job, stats, user))
+    return out
+
+
+def _generated_event(report: Report) -> ReportGenerated:
+    return ReportGenerated(
+        tenant_id=report.owner.tenant_id,
+        user_id=report.owner.user_id,
+        report_id=report.id,
+        week=report.week,
+        generator=report.generator,
+        generated_at=report.generated_at,
+    )
+
+
+class ReportsService:
+    """The reports use cases over a unit of work, the job leases and a summary writer."""
+
+    def __init__(
+        self,
+        uow: ReportsUnitOfWork,
+        leases: JobLeases,
+        writer: SummaryWriter,
+        *,
+        lease: timedelta = timedelta(minutes=5),
+        chunk: int = 200,
+        concurrency: int = 4,
+        wait_seconds: float = 30.0,
+        clock: Clock = utc_now,
+        new_id: NewId = new_uuid,
+    ) -> None:
+        self._uow = uow
+        self._leases = leases
+        self._writer = writer
+        self._lease = lease
+        self._chunk = chunk
+        self._limit = asyncio.Semaphore(concurrency)
+        self._wait_seconds = wait_seconds
+        self._clock = clock
+        self._new_id = new_id
+
+    async def aclose(self) -> None:
+        """Release the summary writer's HTTP client."""
+        await self._writer.aclose()
+
+    async def fold(self, events: Sequence[EventPayload]) -> None:
+        """Fold a batch of events in a unit of its own (the consumer folds in its own)."""
+
+        async def work(store: ReportsStore) -> None:
+            await fold_batch(store, events)
+
+        await self._uow.run(work)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def find(self, owner: Owner, week: str) -> Report | None:
+        """The owner's report of a week, or None."""
+
+        async def work(store: ReportsStore) -> Report | None:
+            return await store.report(owner, week)
+
+        return await self._uow.read(work)
+
+    async def report(self, owner: Owner, week: str) -> Report:
+        """The owner's report of a week; NoReport until it is generated."""
+        found = await self.find(owner, week)
+        if found is None:
+            raise NoReport(f"there is no report for {week}")
+        return found
+
+    async def list_reports(self, owner: Owner, limit: int, before: str | None) -> list[Report]:
+        """The owner's reports, newest week first."""
+
+        async def work(store: ReportsStore) -> list[Report]:
+            return await store.reports(owner, limit, before)
+
+        return await self._uow.read(work)
+
+    # --- scheduled -----------------------------------------------------------------------------
+
+    async def run_due(self, now: datetime | None = None) -> int:
+        """Write every report due at `now` that no one else is writing; return how many."""
+        at = now if now is not None else self._clock()
+        stored = 0
+        while True:
+            found, jobs = await self._leases.claim_due(at, self._lease, self._chunk, self._new_id())
+            if not found:
+                return stored
+            # Losing every row of a chunk to another worker is no reason to stop: look again.
+            if jobs:
+                stored += len(await self._produce(jobs, at, "schedule"))
+
+    # --- on demand -----------------------------------------------------------------------------
+
+    async def generate(self, owner: Owner, week: str) -> Generated:
+        """The report of a finished week, and whether this call stored it."""
+        # Raises WeekNotFinished, NoReport (no check-in that week) or GenerationInProgress.
+        now = self._clock()
+        existing = await self.find(owner, week)
+        if existing is not None:
+            return Generated(existing, created=False)
+        uk, key = owner.key, week_key(owner.key, week)
+
+        async def look(store: ReportsStore) -> tuple[UserFacts | None, ReportJob | None]:
+            return (await store.users([uk])).get(uk), (await store.jobs([key])).get(key)
+
+        user, job = await self._uow.read(look)
+        user = user or UserFacts(owner.tenant_id, owner.user_id)
+        _, sunday = parse_iso_week(week)
+        if sunday >= today_in(user.effective_timezone, now):
+            raise WeekNotFinished(week, user.effective_timezone)
+        if job is None or not job.active:
+            raise NoReport(f"no check-ins in {week}, so there is no report for it")
+        if not await self._leases.claim(key, now, self._lease, self._new_id()):
+            return Generated(await self._await_report(owner, week), created=False)
+        stored = await self._produce([job], now, "request")
+        report = await self.find(owner, week)
+        if report is None:
+            raise NoReport(f"no check-ins in {week}, so there is no report for it")
+        return Generated(report, created=key in stored)
+
+    async def generate_once(
+        self, owner: Owner, week: str, request: IdempotentRequest, present: Presenter
+    ) -> StoredResponse:
+        """`generate` at most once per idempotency key; a repeat replays the first answer."""
+        # The LLM call cannot be inside a transaction, so the key is looked up in one unit and
+        # remembered in another; the report itself is stored once whatever happens in between.
+        stored = await self._uow.recall(request)
+        if stored is not None:
+            return stored
+        response = present(await self.generate(owner, week))
+        await self._uow.remember(request, response)
+        return response
+
+    async def _await_report(self, owner: Owner, week: str) -> Report:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_seconds
+        while loop.time() < deadline:
+            report = await self.find(owner, week)
+            if report is not None:
+                return report
+            await asyncio.sleep(0.2)
+        raise GenerationInProgress(f"the report for {week} is being written; try again shortly")
+
+    # --- the work ------------------------------------------------------------------------------
+
+    async def _produce(self, jobs: Sequence[ReportJob], now: datetime, trigger: str) -> set[str]:
+        """Write and store the reports of claimed jobs; return the keys stored by this call."""
+
+        async def read(store: ReportsStore) -> list[_Draft]:
+            return await _drafts(store, jobs)
+
+        drafts = await self._uow.run(read)  # one snapshot of the fold
+        drafted = {d.job.key for d in drafts}
+        empty = [j.key for j in jobs if j.key not in drafted]
+        if empty:
+            # The fold keeps `active` in step with the check-ins, so this is a race with an
+            # undo: the claim is left to expire, and the week is looked at again after it.
+            log.warning("no check-ins left in %d claimed week(s): %s", len(empty), empty[:5])
+        written = await asyncio.gather(*(self._write(d) for d in drafts))
+        reports = [d.report(w, now) for d, w in zip(drafts, written, strict=True)]
+        stored = await self._store(reports)
+        for report in reports:
+            if report.key in stored:
+                REPORTS_STORED.labels(trigger, report.generator).inc()
+        return stored
+
+    async def _write(self, draft: _Draft) -> Written:
+        async with self._limit:
+            return await self._writer.write(
+                draft.stats, draft.job.week, draft.user.effective_locale
+            )
+
+    async def _store(self, reports: Sequence[Report]) -> set[str]:
+        """Store reports with their job state and event; return the keys stored."""
+        # One unit for the lot, or one per report when another writer got there first.
+        if not reports:
+            return set()
+        try:
+            await self._store_together(reports)
+        except ReportExists:
+            stored: set[str] = set()
+            for report in reports:
+                try:
+                    await self._store_together([report])
+                except ReportExists:
+                    await self._leases.finish([report.key])
+                else:
+                    stored.add(report.key)
+            return stored
+        return {r.key for r in reports}
+
+    async def _store_together(self, reports: Sequence[Report]) -> None:
+        async def work(store: ReportsStore) -> None:
+            await store.add_reports(reports)
+            for report in reports:
+                store.emit(topics.REPORT_GENERATED, _generated_event(report), subject=report.id)
+
+        await self._uow.run(work)

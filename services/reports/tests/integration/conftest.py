@@ -9,10 +9,9 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -25,25 +24,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mandaact_common.auth import mint_token
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.mongo import Doc
-from mandaact_common.settings import DEV_JWT_SECRET
-from mandaact_common.testing import MemoryRecord, RecordingDeadLetters, record_of
-from mandaact_contracts.events import (
-    ActionCompleted,
-    ActionSnapshot,
-    ActionUncompleted,
-    EventPayload,
-    GoalChanged,
-    MandalartSnapshot,
-    ScheduleSnapshot,
-    SubGoalSnapshot,
-    UserChanged,
+from mandaact_common.testing import (
+    MemoryRecord,
+    RecordingDeadLetters,
+    SettableClock,
+    auth_header,
+    record_of,
 )
-from reports.bootstrap import build_app, ensure_all_indexes
-from reports.consumers.handler import make_handler
+from mandaact_common.worker import WorkerDeps
+from mandaact_contracts.events import (
+    EventPayload,
+)
+from reports.bootstrap import build_app, ensure_indexes, fold_handler
 from reports.settings import Settings
+from services.reports.tests.support import DAILY, Users
 
 # --- a local OpenAI-compatible Chat Completions server --------------------------------------
 
@@ -210,25 +206,15 @@ async def db(
 ) -> AsyncIterator[AsyncDatabase[Doc]]:
     """This test's reports database, with its indexes; dropped afterwards."""
     database = mongo_client[unique_db_name]
-    await ensure_all_indexes(database)
+    await ensure_indexes(database)
     yield database
     await mongo_client.drop_database(unique_db_name)
 
 
-class Clock:
-    """A settable clock."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
+def clock() -> SettableClock:
     """A clock set to Tuesday 2026-11-24 12:00 UTC (week 2026-W47 is finished everywhere)."""
-    return Clock(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    return SettableClock(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
 
 
 @dataclass
@@ -241,7 +227,7 @@ class Api:
 
 @pytest.fixture
 def start_api(
-    mongo_client: AsyncMongoClient[Doc], clock: Clock, db: AsyncDatabase[Doc]
+    mongo_client: AsyncMongoClient[Doc], clock: SettableClock, db: AsyncDatabase[Doc]
 ) -> Callable[[Settings], Any]:
     """Start the app with its lifespan for some settings: `async with start_api(s) as api`."""
     from contextlib import asynccontextmanager
@@ -257,17 +243,6 @@ def start_api(
     return start
 
 
-def auth(tenant: str = "acme", user: str = "alice") -> dict[str, str]:
-    """An Authorization header with a dev token."""
-    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user)}"}
-
-
-@pytest.fixture
-def auth_header() -> Callable[..., dict[str, str]]:
-    """auth_header(tenant, user) -> headers."""
-    return auth
-
-
 # --- events -----------------------------------------------------------------------------------
 
 
@@ -276,111 +251,14 @@ def record(payload: EventPayload, offset: int = 0) -> MemoryRecord:
     return record_of(payload, offset=offset)
 
 
-@dataclass
-class Users:
-    """Builds one user's events: settings, a grid, check-ins."""
-
-    tenant: str = "acme"
-    user: str = "alice"
-    timezone: str = "Asia/Seoul"
-    locale: str = "en"
-    seqs: dict[tuple[str, date], int] = field(default_factory=dict)
-
-    def settings(self, version: int = 1) -> UserChanged:
-        return UserChanged(
-            tenant_id=self.tenant,
-            user_id=self.user,
-            version=version,
-            timezone=self.timezone,
-            locale="ko" if self.locale == "ko" else "en",
-            display_name=None,
-            changed_at=datetime(2026, 11, 1, tzinfo=UTC),
-        )
-
-    def grid(
-        self, sub_goals: list[tuple[str, list[tuple[str, ScheduleSnapshot | None]]]], added: date
-    ) -> GoalChanged:
-        """A grid: sub-goal titles with (action id, schedule or None for a mission)."""
-        at = datetime.combine(added, datetime.min.time(), UTC)
-        return GoalChanged(
-            tenant_id=self.tenant,
-            user_id=self.user,
-            timezone=self.timezone,
-            mandalart=MandalartSnapshot(
-                id=f"grid-{self.user}",
-                title="Core goal",
-                description=None,
-                active=True,
-                version=1,
-                created_at=at,
-                updated_at=at,
-                sub_goals=[
-                    SubGoalSnapshot(
-                        position=p,
-                        title=title,
-                        actions=[
-                            ActionSnapshot(
-                                id=action_id,
-                                position=i,
-                                title=f"Action {action_id}",
-                                type="routine" if schedule else "mission",
-                                schedule=schedule,
-                                due_date=None,
-                                added_on=added,
-                            )
-                            for i, (action_id, schedule) in enumerate(actions, 1)
-                        ],
-                    )
-                    for p, (title, actions) in enumerate(sub_goals, 1)
-                ],
-            ),
-        )
-
-    def check(
-        self,
-        action_id: str,
-        day: date,
-        *,
-        hour: int = 8,
-        sub_goal: int = 1,
-        mission: bool = False,
-        undo: bool = False,
-        seq: int | None = None,
-    ) -> ActionCompleted | ActionUncompleted:
-        """A check-in (or undo) at a local hour; seq counts up per (action, day) unless given."""
-        key = (action_id, day)
-        if seq is None:
-            seq = self.seqs.get(key, 0) + 1
-        self.seqs[key] = max(seq, self.seqs.get(key, 0))
-        local = datetime(day.year, day.month, day.day, hour, tzinfo=ZoneInfo(self.timezone))
-        cls = ActionUncompleted if undo else ActionCompleted
-        return cls(
-            tenant_id=self.tenant,
-            user_id=self.user,
-            checkin_id=str(uuid.uuid4()),
-            action_id=action_id,
-            mandalart_id=f"grid-{self.user}",
-            sub_goal_position=sub_goal,
-            sub_goal_title="sub",
-            action_title=f"Action {action_id}",
-            action_type="mission" if mission else "routine",
-            local_date=day,
-            timezone=self.timezone,
-            occurred_at=local.astimezone(UTC) + timedelta(seconds=seq),
-            seq=seq,
-        )
-
-
-DAILY = ScheduleSnapshot(frequency="daily")
-
-
 @pytest.fixture
 def consumer(
     mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
 ) -> tuple[IdempotentConsumer, RecordingDeadLetters]:
     """The reports consumer over this test's database, with the real batch handler."""
     sink = RecordingDeadLetters()
-    handler = make_handler(None)  # type: ignore[arg-type]  # the handler ignores its deps
+    deps = WorkerDeps(settings=Settings(env="test"), client=mongo_client, db=db, producer=None)
+    handler = fold_handler(deps)
     return (
         IdempotentConsumer(
             group="reports", client=mongo_client, db=db, handler=handler, dead_letters=sink
@@ -406,11 +284,11 @@ class Kit:
     """The builders tests use (conftest modules are not importable under importlib mode)."""
 
     Users = Users
-    Clock = Clock
+    Clock = SettableClock
     DAILY = DAILY
     feed = staticmethod(feed)
     record = staticmethod(record)
-    auth = staticmethod(auth)
+    auth = staticmethod(auth_header)
     fold_of = staticmethod(fold_of)
 
 

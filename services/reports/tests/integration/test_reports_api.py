@@ -12,8 +12,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import pending_events
 from mandaact_contracts import topics
-from reports.generation import report_id
-from reports.store.mongo import user_key
+from reports.domain.report import report_id
+from reports.store.ports import user_key
 
 pytestmark = pytest.mark.integration
 

@@ -15,15 +15,16 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.consumer import IdempotentConsumer, KafkaDeadLetterSink
+from mandaact_common.domain.owner import Owner
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import OutboxRelay, make_producer
 from mandaact_common.worker import WorkerDeps, build_broker
 from mandaact_contracts import topics
 from mandaact_contracts.envelope import encode_value, new_envelope, partition_key, to_kafka_headers
-from reports.bootstrap import CONSUMES, worker_spec
-from reports.generation import ReportGenerator
+from reports.bootstrap import CONSUMES, mongo_service, worker_spec
 from reports.llm import FallbackWriter
-from reports.store.mongo import JOBS, user_key, week_key
+from reports.store.mongo import JOBS
+from reports.store.ports import user_key, week_key
 
 pytestmark = pytest.mark.integration
 
@@ -103,9 +104,9 @@ async def test_events_from_kafka_become_one_report_event_on_kafka(
 
     # A new group reads the topics from the start: on a shared broker that includes other
     # tests' users, so only this test's own user is looked at from here on.
-    generator = ReportGenerator(mongo_client, db, FallbackWriter())
+    generator = mongo_service(settings, mongo_client, db, writer=FallbackWriter())
     assert await generator.run_due(datetime(2026, 11, 22, 21, 0, tzinfo=UTC)) >= 1
-    assert await generator.find(u.tenant, u.user, "2026-W47") is not None
+    assert await generator.find(Owner(u.tenant, u.user), "2026-W47") is not None
     relay = OutboxRelay(db, producer, "reports")
     try:
         while await relay.publish_pending():

@@ -14,9 +14,8 @@ from mandaact_common.mongo import Doc
 from mandaact_common.outbox import pending_events
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts import topics
-from reports.generation import ReportGenerator
+from reports.bootstrap import mongo_service, scheduler_job
 from reports.llm import FallbackWriter
-from reports.scheduler import scheduler_job
 from reports.store.mongo import JOBS, REPORTS
 
 pytestmark = pytest.mark.integration
@@ -54,12 +53,17 @@ async def generated_events(db: AsyncDatabase[Doc]) -> list[Doc]:
 
 
 async def test_each_user_gets_one_report_at_their_own_0600_with_two_schedulers(
-    kit: Any, consumer: Any, mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+    kit: Any,
+    consumer: Any,
+    mongo_client: AsyncMongoClient[Doc],
+    db: AsyncDatabase[Doc],
+    make_settings: Any,
 ) -> None:
     seoul, ny = await seed(kit, consumer)
+    settings = make_settings(scheduler_chunk=5)
     schedulers = [
-        ReportGenerator(mongo_client, db, FallbackWriter(), chunk=5),
-        ReportGenerator(mongo_client, db, FallbackWriter(), chunk=5),
+        mongo_service(settings, mongo_client, db, writer=FallbackWriter()),
+        mongo_service(settings, mongo_client, db, writer=FallbackWriter()),
     ]
 
     async def tick(now: datetime) -> int:
@@ -90,13 +94,17 @@ async def test_each_user_gets_one_report_at_their_own_0600_with_two_schedulers(
 
 
 async def test_a_timezone_change_moves_the_due_time(
-    kit: Any, consumer: Any, mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+    kit: Any,
+    consumer: Any,
+    mongo_client: AsyncMongoClient[Doc],
+    db: AsyncDatabase[Doc],
+    make_settings: Any,
 ) -> None:
     u = kit.Users(user="traveller", timezone="Asia/Seoul")
     await kit.feed(consumer, [u.settings(), u.check("a1", MON)])
     moved = kit.Users(user="traveller", timezone="America/New_York")
     await kit.feed(consumer, [moved.settings(version=2)])
-    generator = ReportGenerator(mongo_client, db, FallbackWriter())
+    generator = mongo_service(make_settings(), mongo_client, db, writer=FallbackWriter())
     assert await generator.run_due(SEOUL_0600) == 0
     assert await generator.run_due(NEW_YORK_0600) == 1
 
@@ -145,7 +153,11 @@ async def test_the_background_job_survives_a_restart_and_never_writes_twice(
 
 
 async def test_a_claim_left_by_a_dead_worker_is_taken_over_after_its_lease(
-    kit: Any, consumer: Any, mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+    kit: Any,
+    consumer: Any,
+    mongo_client: AsyncMongoClient[Doc],
+    db: AsyncDatabase[Doc],
+    make_settings: Any,
 ) -> None:
     u = kit.Users(user="solo", timezone="Asia/Seoul")
     await kit.feed(consumer, [u.settings(), u.check("a1", MON)])
@@ -154,7 +166,8 @@ async def test_a_claim_left_by_a_dead_worker_is_taken_over_after_its_lease(
     await db[JOBS].update_many(
         {}, {"$set": {"claim_owner": "dead", "claim_expires": SEOUL_0600 + lease}}
     )
-    generator = ReportGenerator(mongo_client, db, FallbackWriter(), lease=lease)
+    settings = make_settings(claim_lease_seconds=lease.total_seconds())
+    generator = mongo_service(settings, mongo_client, db, writer=FallbackWriter())
     assert await generator.run_due(SEOUL_0600) == 0
     assert await generator.run_due(SEOUL_0600 + lease - MINUTE) == 0
     assert await generator.run_due(SEOUL_0600 + lease) == 1

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mandaact_common.keys import owner_of
 from mandaact_contracts.events import (
     ActionCompleted,
     ActionSnapshot,
@@ -25,7 +26,8 @@ from mandaact_contracts.events import (
     XpAwarded,
     XpRevoked,
 )
-from reports.service import _Batch, report_due_at
+from reports.domain.report import report_due_at
+from reports.service import _Batch
 from reports.store.mongo import (
     bucket_from_doc,
     bucket_to_doc,
@@ -186,10 +188,8 @@ def _fold(events: list[EventPayload]) -> tuple[object, object, object]:
         # A stand-in for the settings' timezone: not kept once the settings are known.
         if user.version > 0:
             user.checkin_timezone = user.checkin_timezone_at = None
-    weeks = {k: week_from_doc(week_to_doc(k.rsplit("|", 1)[0], v)) for k, v in batch.weeks.items()}
-    buckets = {
-        k: bucket_from_doc(bucket_to_doc(k.split("|", 1)[0], v)) for k, v in batch.buckets.items()
-    }
+    weeks = {k: week_from_doc(week_to_doc(owner_of(k), v)) for k, v in batch.weeks.items()}
+    buckets = {k: bucket_from_doc(bucket_to_doc(owner_of(k), v)) for k, v in batch.buckets.items()}
     return users, weeks, buckets
 
 

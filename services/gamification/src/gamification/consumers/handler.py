@@ -1,19 +1,33 @@
-"""The batch handler the idempotent consumer calls inside its transaction."""
+"""The batch handler the idempotent consumer calls inside its transaction (thin).
+
+It hands the batch to the projection use case, over the store of the consumer's transaction (so
+the facts, the ledger entries, the outbox rows and the processed-event ids commit together).
+Bootstrap wires what it needs; nothing here knows which adapter that is.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from gamification.service import apply_batch
+from gamification.service import GamificationService
+from gamification.store.ports import GamificationStore
 from mandaact_common.consumer import BatchHandler, Inbound
 from mandaact_common.outbox import Transaction
-from mandaact_common.worker import WorkerDeps
 
 
-def make_handler(_deps: WorkerDeps) -> BatchHandler:
+@dataclass(frozen=True, slots=True)
+class HandlerDeps:
+    """What the handler needs: the use cases and the store inside a consumer's transaction."""
+
+    service: GamificationService
+    store_in: Callable[[Transaction], GamificationStore]
+
+
+def make_handler(deps: HandlerDeps) -> BatchHandler:
     """Turn a batch of inbound events into the projection use case."""
 
     async def handle(tx: Transaction, items: list[Inbound]) -> None:
-        await apply_batch(tx, items, datetime.now(UTC))
+        await deps.service.apply_batch(deps.store_in(tx), items)
 
     return handle

@@ -1,37 +1,33 @@
-"""FastAPI dependencies of the reports routes."""
+"""FastAPI dependencies of the reports routes: the caller, the use cases, the path's week."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
 from mandaact_common.domain.calendar import parse_iso_week
-from mandaact_common.problems import ProblemError
-from reports.generation import Clock, ReportGenerator
+from mandaact_common.domain.owner import Owner
+from mandaact_common.errors import InvalidInput
+from mandaact_common.http import AppState, CurrentPrincipal
+from reports.service import ReportsService
 
 ISO_WEEK_PATTERN = r"^[0-9]{4}-W[0-9]{2}$"
 
-
-@dataclass
-class ReportsRuntime:
-    """What the routes use, made in the lifespan: the generator and the clock."""
-
-    generator: ReportGenerator
-    clock: Clock
+ServiceFactory = Callable[[AppState], ReportsService]
+"""Builds the process's use cases once, when the app starts."""
 
 
-def runtime(request: Request) -> ReportsRuntime:
-    """The process's report generator and clock."""
-    found: ReportsRuntime = request.app.state.reports_runtime
-    return found
+def current_owner(principal: CurrentPrincipal) -> Owner:
+    """The tenant and user of the verified token (401 problem without one)."""
+    return Owner(tenant_id=principal.tenant_id, user_id=principal.user_id)
 
 
-class InvalidWeek(ProblemError):
-    """The path's ISO week is not a real week."""
-
-    status, slug, title = 422, "validation", "Invalid request"
+def reports_service(request: Request) -> ReportsService:
+    """The use cases bootstrap built when the app started."""
+    service: ReportsService = request.app.state.reports_service
+    return service
 
 
 def iso_week_param(
@@ -43,11 +39,10 @@ def iso_week_param(
     try:
         parse_iso_week(iso_week)
     except ValueError as exc:
-        raise InvalidWeek(
-            str(exc), errors=[{"field": "path.iso_week", "message": str(exc)}]
-        ) from None
+        raise InvalidInput("path.iso_week", str(exc), detail=str(exc)) from None
     return iso_week
 
 
-Runtime = Annotated[ReportsRuntime, Depends(runtime)]
+CurrentOwner = Annotated[Owner, Depends(current_owner)]
+Reports = Annotated[ReportsService, Depends(reports_service)]
 IsoWeek = Annotated[str, Depends(iso_week_param)]

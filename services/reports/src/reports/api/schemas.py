@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from mandaact_common.mongo import Doc
+from reports.domain.report import Report
 from reports.domain.stats import WeeklyStats
 from reports.domain.summary import Summary
 
@@ -22,14 +22,14 @@ class ReportPublic(BaseModel):
     generated_at: datetime
 
     @classmethod
-    def from_doc(cls, doc: Doc) -> ReportPublic:
-        """The public view of a stored report."""
+    def from_domain(cls, report: Report) -> ReportPublic:
+        """The public view of a report."""
         return cls(
-            week=doc["week"],
-            stats=WeeklyStats.model_validate(doc["stats"]),
-            summary=Summary.model_validate(doc["summary"]),
-            generator=doc["generator"],
-            generated_at=doc["generated_at"],
+            week=report.week,
+            stats=report.stats,
+            summary=report.summary,
+            generator=report.generator,
+            generated_at=report.generated_at,
         )
 
 
@@ -42,13 +42,13 @@ class ReportListItem(BaseModel):
     generated_at: datetime
 
     @classmethod
-    def from_doc(cls, doc: Doc) -> ReportListItem:
-        """The list view of a stored report."""
+    def from_domain(cls, report: Report) -> ReportListItem:
+        """The list view of a report."""
         return cls(
-            week=doc["week"],
-            headline=doc["summary"]["headline"],
-            generator=doc["generator"],
-            generated_at=doc["generated_at"],
+            week=report.week,
+            headline=report.summary.headline,
+            generator=report.generator,
+            generated_at=report.generated_at,
         )
 
 

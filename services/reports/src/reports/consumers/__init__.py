@@ -1,1 +1,1 @@
-"""Reports' Kafka consumer (thin: it hands batches to the fold use case)."""
+"""Reports' worker edges (thin): the Kafka batch handler and the report scheduler loop."""

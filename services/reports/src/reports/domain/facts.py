@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
-from mandaact_common.domain.calendar import iso_week, local_date
+from mandaact_common.domain.calendar import DEFAULT_TIMEZONE, iso_week, local_date
 from mandaact_common.domain.schedule import Action
 
-DEFAULT_TIMEZONE = "Asia/Seoul"
 DEFAULT_LOCALE: Literal["ko"] = "ko"
 
 Locale = Literal["ko", "en"]

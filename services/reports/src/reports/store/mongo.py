@@ -6,21 +6,26 @@ Collections (database `mandaact_reports`):
 - `grids`: one per (user, grid, ISO week of a change): the last version changed that week.
 - `report_jobs`: one per (user, week) with a check-in: when the report is due, the claim.
 - `reports`: one per (user, week), under a unique `_id`.
+- `idempotency_keys`: the answers of generate requests sent with an Idempotency-Key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
-from urllib.parse import quote
 
-from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from mandaact_common.domain.schedule import Action, Schedule
+from mandaact_common.codecs import action_doc, action_from, utc
+from mandaact_common.domain.owner import Owner
+from mandaact_common.idempotency import ensure_idempotency_indexes
+from mandaact_common.keys import owner_of
 from mandaact_common.mongo import Doc
+from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
+from reports.domain.errors import ReportExists
 from reports.domain.facts import (
     CheckinState,
     Grid,
@@ -31,7 +36,12 @@ from reports.domain.facts import (
     UserFacts,
     WeekFacts,
 )
+from reports.domain.report import Report, ReportJob
+from reports.domain.stats import WeeklyStats
+from reports.domain.summary import Summary
+from reports.store.ports import bucket_key, week_key
 
+SOURCE = "reports"
 USERS = "users"
 WEEKS = "weeks"
 GRIDS = "grids"
@@ -44,23 +54,8 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 """The `claim_expires` of a job nobody has claimed (a claim is free once it expires)."""
 
 
-def user_key(tenant_id: str, user_id: str) -> str:
-    """The per-user key (percent-encoded parts, so no two tenant/user pairs share one)."""
-    return f"{quote(tenant_id, safe='')}:{quote(user_id, safe='')}"
-
-
-def week_key(uk: str, week: str) -> str:
-    """The key of a user's week: its facts, its report job and its report."""
-    return f"{uk}|{week}"
-
-
-def bucket_key(uk: str, grid_id: str, week: str) -> str:
-    """The key of a grid's bucket for the week it was changed in."""
-    return f"{uk}|{quote(grid_id, safe='')}|{week}"
-
-
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
-    """The indexes the fold, the scheduler and the API read by."""
+    """The indexes the fold, the scheduler, the API and its idempotency keys read by."""
     await db[GRIDS].create_index([("uk", ASCENDING), ("week", ASCENDING)])
     await db[JOBS].create_index(
         [("state", ASCENDING), ("active", ASCENDING), ("due_at", ASCENDING)]
@@ -69,6 +64,7 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     await db[REPORTS].create_index(
         [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("week", DESCENDING)]
     )
+    await ensure_idempotency_indexes(db)
 
 
 # --- documents <-> facts -------------------------------------------------------------------
@@ -173,36 +169,6 @@ def user_from_doc(doc: Doc) -> UserFacts:
     )
 
 
-def _action_doc(action: Action) -> Doc:
-    schedule = action.schedule
-    return {
-        "id": action.id,
-        "type": action.type,
-        "schedule": (
-            {"frequency": schedule.frequency, "days": schedule.day_codes(), "times": schedule.times}
-            if schedule
-            else None
-        ),
-        "added_on": action.added_on.isoformat(),
-        "due_date": action.due_date.isoformat() if action.due_date else None,
-    }
-
-
-def _action_from_doc(doc: Doc) -> Action:
-    sched = doc.get("schedule")
-    return Action(
-        id=doc["id"],
-        type=doc["type"],
-        schedule=(
-            Schedule.from_parts(sched["frequency"], sched.get("days"), sched.get("times"))
-            if sched
-            else None
-        ),
-        added_on=date.fromisoformat(doc["added_on"]),
-        due_date=date.fromisoformat(doc["due_date"]) if doc.get("due_date") else None,
-    )
-
-
 def bucket_to_doc(uk: str, bucket: GridBucket) -> Doc:
     """A grid bucket as stored."""
     grid = bucket.grid
@@ -221,7 +187,7 @@ def bucket_to_doc(uk: str, bucket: GridBucket) -> Doc:
             {
                 "position": sg.position,
                 "title": sg.title,
-                "actions": [_action_doc(a) for a in sg.actions],
+                "actions": [action_doc(a) for a in sg.actions],
             }
             for sg in grid.sub_goals
         ],
@@ -240,7 +206,7 @@ def bucket_from_doc(doc: Doc) -> GridBucket:
             GridSubGoal(
                 position=int(sg["position"]),
                 title=sg["title"],
-                actions=tuple(_action_from_doc(a) for a in sg["actions"]),
+                actions=tuple(action_from(a) for a in sg["actions"]),
             )
             for sg in doc["sub_goals"]
         ),
@@ -248,21 +214,99 @@ def bucket_from_doc(doc: Doc) -> GridBucket:
     return GridBucket(doc["tenant_id"], doc["user_id"], doc["week"], grid)
 
 
+def job_fields(job: ReportJob) -> Doc:
+    """The fields of a report job that the fold owns."""
+    return {
+        "uk": job.owner.key,
+        "tenant_id": job.owner.tenant_id,
+        "user_id": job.owner.user_id,
+        "week": job.week,
+        "active": job.active,
+        "due_at": job.due_at,
+    }
+
+
+def job_from_doc(doc: Doc) -> ReportJob:
+    """A stored report job, as the fold and the scheduler see it."""
+    return ReportJob(
+        owner=Owner(doc["tenant_id"], doc["user_id"]),
+        week=doc["week"],
+        active=bool(doc.get("active")),
+        due_at=utc(doc["due_at"]),
+    )
+
+
+def report_to_doc(report: Report) -> Doc:
+    """A report as stored."""
+    return {
+        "_id": report.key,
+        "report_id": report.id,
+        "uk": report.owner.key,
+        "tenant_id": report.owner.tenant_id,
+        "user_id": report.owner.user_id,
+        "week": report.week,
+        "stats": report.stats.model_dump(mode="json"),
+        "summary": report.summary.model_dump(mode="json"),
+        "generator": report.generator,
+        "llm_outcome": report.llm_outcome,
+        "locale": report.locale,
+        "prompt_version": report.prompt_version,
+        "generated_at": report.generated_at,
+    }
+
+
+def report_from_doc(doc: Doc) -> Report:
+    """A stored report."""
+    return Report(
+        owner=Owner(doc["tenant_id"], doc["user_id"]),
+        week=doc["week"],
+        stats=WeeklyStats.model_validate(doc["stats"]),
+        summary=Summary.model_validate(doc["summary"]),
+        generator=doc["generator"],
+        llm_outcome=doc["llm_outcome"],
+        locale=doc["locale"],
+        prompt_version=doc["prompt_version"],
+        generated_at=utc(doc["generated_at"]),
+    )
+
+
+def _claimable(now: datetime) -> Doc:
+    """An open job whose claim (if any) has expired."""
+    return {"state": OPEN, "claim_expires": {"$lte": now}}
+
+
+def _claim(token: str, now: datetime, lease: timedelta) -> Doc:
+    return {"$set": {"claim_owner": token, "claim_expires": now + lease}}
+
+
+def _finish(keys: Iterable[str]) -> list[UpdateOne]:
+    return [
+        UpdateOne(
+            {"_id": k},
+            {"$set": {"state": DONE, "claim_expires": NEVER}, "$unset": {"claim_owner": ""}},
+        )
+        for k in keys
+    ]
+
+
+def _is_duplicate(exc: DuplicateKeyError | BulkWriteError) -> bool:
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    errors = exc.details.get("writeErrors") or []
+    return bool(errors) and all(e.get("code") == 11000 for e in errors)
+
+
 # --- reads and writes ----------------------------------------------------------------------
 
 
-class FoldStore:
-    """Reads and bulk writes of one transaction (every call goes through its session)."""
-
-    def __init__(self, db: AsyncDatabase[Doc], session: AsyncClientSession | None) -> None:
-        self._db = db
-        self._s = session
+class MongoReportsStore(MongoStore):
+    """The ReportsStore port on MongoDB: every call goes through the unit's session."""
 
     async def _by_ids(self, collection: str, ids: Iterable[str]) -> dict[str, Doc]:
         wanted = list(ids)
         if not wanted:
             return {}
-        cursor = self._db[collection].find({"_id": {"$in": wanted}}, session=self._s)
+        cursor = self._db[collection].find({"_id": {"$in": wanted}}, session=self._session)
         return {d["_id"]: d async for d in cursor}
 
     async def users(self, uks: Iterable[str]) -> dict[str, UserFacts]:
@@ -270,41 +314,44 @@ class FoldStore:
         docs = await self._by_ids(USERS, uks)
         return {k: user_from_doc(d) for k, d in docs.items()}
 
-    async def weeks(self, ids: Iterable[str]) -> dict[str, WeekFacts]:
+    async def weeks(self, keys: Iterable[str]) -> dict[str, WeekFacts]:
         """Weeks' facts by week key (missing weeks are absent)."""
-        docs = await self._by_ids(WEEKS, ids)
+        docs = await self._by_ids(WEEKS, keys)
         return {k: week_from_doc(d) for k, d in docs.items()}
 
-    async def buckets(self, ids: Iterable[str]) -> dict[str, GridBucket]:
+    async def buckets(self, keys: Iterable[str]) -> dict[str, GridBucket]:
         """Grid buckets by bucket key (missing ones are absent)."""
-        docs = await self._by_ids(GRIDS, ids)
+        docs = await self._by_ids(GRIDS, keys)
         return {k: bucket_from_doc(d) for k, d in docs.items()}
 
     async def buckets_of(self, uks: Iterable[str], up_to_week: str) -> dict[str, list[GridBucket]]:
         """Every grid bucket of these users up to a week, by user key."""
         out: dict[str, list[GridBucket]] = {}
         cursor = self._db[GRIDS].find(
-            {"uk": {"$in": list(uks)}, "week": {"$lte": up_to_week}}, session=self._s
+            {"uk": {"$in": list(uks)}, "week": {"$lte": up_to_week}}, session=self._session
         )
         async for doc in cursor:
             out.setdefault(doc["uk"], []).append(bucket_from_doc(doc))
         return out
 
-    async def jobs(self, ids: Iterable[str]) -> dict[str, Doc]:
+    async def jobs(self, keys: Iterable[str]) -> dict[str, ReportJob]:
         """Report jobs by key (missing ones are absent)."""
-        return await self._by_ids(JOBS, ids)
+        docs = await self._by_ids(JOBS, keys)
+        return {k: job_from_doc(d) for k, d in docs.items()}
 
-    async def open_jobs(self, uks: Iterable[str]) -> list[Doc]:
+    async def open_jobs(self, uks: Iterable[str]) -> dict[str, ReportJob]:
         """Report jobs of these users that have no report yet."""
-        cursor = self._db[JOBS].find({"uk": {"$in": list(uks)}, "state": OPEN}, session=self._s)
-        return [d async for d in cursor]
+        cursor = self._db[JOBS].find(
+            {"uk": {"$in": list(uks)}, "state": OPEN}, session=self._session
+        )
+        return {d["_id"]: job_from_doc(d) async for d in cursor}
 
-    async def save(
+    async def save_facts(
         self,
-        users: dict[str, UserFacts],
-        weeks: dict[str, WeekFacts],
-        buckets: dict[str, GridBucket],
-        job_updates: Sequence[tuple[str, Doc]],
+        users: Mapping[str, UserFacts],
+        weeks: Mapping[str, WeekFacts],
+        buckets: Mapping[str, GridBucket],
+        jobs: Mapping[str, ReportJob],
     ) -> None:
         """Replace the changed fact documents and upsert the jobs' fold-owned fields."""
         writes: list[tuple[str, list[Any]]] = [
@@ -315,14 +362,14 @@ class FoldStore:
             (
                 WEEKS,
                 [
-                    ReplaceOne({"_id": k}, week_to_doc(k.rsplit("|", 1)[0], w), upsert=True)
+                    ReplaceOne({"_id": k}, week_to_doc(owner_of(k), w), upsert=True)
                     for k, w in weeks.items()
                 ],
             ),
             (
                 GRIDS,
                 [
-                    ReplaceOne({"_id": k}, bucket_to_doc(k.split("|", 1)[0], b), upsert=True)
+                    ReplaceOne({"_id": k}, bucket_to_doc(owner_of(k), b), upsert=True)
                     for k, b in buckets.items()
                 ],
             ),
@@ -333,25 +380,101 @@ class FoldStore:
                 [
                     UpdateOne(
                         {"_id": k},
-                        {"$set": s, "$setOnInsert": {"state": OPEN, "claim_expires": NEVER}},
+                        {
+                            "$set": job_fields(j),
+                            "$setOnInsert": {"state": OPEN, "claim_expires": NEVER},
+                        },
                         upsert=True,
                     )
-                    for k, s in job_updates
+                    for k, j in jobs.items()
                 ],
             ),
         ]
         for collection, ops in writes:
             if ops:
-                await self._db[collection].bulk_write(ops, ordered=False, session=self._s)
+                await self._db[collection].bulk_write(ops, ordered=False, session=self._session)
+
+    async def add_reports(self, reports: Sequence[Report]) -> None:
+        """Insert the reports (a unique `_id` each) and mark their jobs done."""
+        try:
+            await self._db[REPORTS].insert_many(
+                [report_to_doc(r) for r in reports], session=self._session
+            )
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            if _is_duplicate(exc):
+                raise ReportExists("a report of these weeks is already stored") from exc
+            raise
+        await self._db[JOBS].bulk_write(
+            _finish(r.key for r in reports), ordered=False, session=self._session
+        )
+
+    async def report(self, owner: Owner, week: str) -> Report | None:
+        """The owner's report of a week, or None."""
+        doc = await self._db[REPORTS].find_one(
+            {"_id": week_key(owner.key, week), "tenant_id": owner.tenant_id},
+            session=self._session,
+        )
+        return report_from_doc(doc) if doc is not None else None
+
+    async def reports(self, owner: Owner, limit: int, before: str | None) -> list[Report]:
+        """The owner's reports, newest week first."""
+        query: Doc = {"tenant_id": owner.tenant_id, "user_id": owner.user_id}
+        if before is not None:
+            query["week"] = {"$lt": before}
+        cursor = (
+            self._db[REPORTS]
+            .find(query, session=self._session)
+            .sort("week", DESCENDING)
+            .limit(limit)
+        )
+        return [report_from_doc(d) async for d in cursor]
 
 
-def report_due_fields(uk: str, facts: WeekFacts, due_at: datetime) -> Doc:
-    """The fields of a report job that the fold owns."""
-    return {
-        "uk": uk,
-        "tenant_id": facts.tenant_id,
-        "user_id": facts.user_id,
-        "week": facts.week,
-        "active": facts.has_checkins,
-        "due_at": due_at,
-    }
+class MongoJobLeases:
+    """The JobLeases port on MongoDB: conditional updates of `report_jobs` rows."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._jobs = db[JOBS]
+
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int, token: str
+    ) -> tuple[bool, list[ReportJob]]:
+        """Claim up to `limit` due rows: (whether any was due and free, the ones won)."""
+        candidates = (
+            await self._jobs.find(
+                {**_claimable(now), "active": True, "due_at": {"$lte": now}}, {"_id": 1}
+            )
+            .sort("due_at", 1)
+            .limit(limit)
+            .to_list()
+        )
+        if not candidates:
+            return False, []
+        ids = [c["_id"] for c in candidates]
+        # Each row is claimed by a conditional update of its own: of two concurrent claims
+        # only one still matches it.
+        await self._jobs.bulk_write(
+            [UpdateOne({"_id": i, **_claimable(now)}, _claim(token, now, lease)) for i in ids],
+            ordered=False,
+        )
+        claimed = await self._jobs.find({"_id": {"$in": ids}, "claim_owner": token}).to_list()
+        return True, [job_from_doc(d) for d in claimed]
+
+    async def claim(self, key: str, now: datetime, lease: timedelta, token: str) -> bool:
+        """Claim one open row if its claim is free."""
+        won = await self._jobs.find_one_and_update(
+            {"_id": key, **_claimable(now)}, _claim(token, now, lease)
+        )
+        return won is not None
+
+    async def finish(self, keys: Sequence[str]) -> None:
+        """Mark these rows done (outside any transaction)."""
+        if keys:
+            await self._jobs.bulk_write(_finish(keys), ordered=False)
+
+
+def unit_of_work(
+    client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+) -> MongoUnitOfWork[MongoReportsStore]:
+    """The reports unit of work on MongoDB (its events go to the outbox as `reports`)."""
+    return MongoUnitOfWork(client, db, SOURCE, MongoReportsStore)

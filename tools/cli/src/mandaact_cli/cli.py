@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import uuid
 from typing import Any
 
@@ -101,8 +100,8 @@ async def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `mandaact` command."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `mandaact` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="mandaact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     tok = sub.add_parser("token", help="print a dev JWT for a tenant and user")
@@ -120,9 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     tail.add_argument("--max", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "token":
-        code = _token(args)
-    elif args.command == "seed":
-        code = _seed(args)
-    else:
-        code = asyncio.run(_tail(args))
-    sys.exit(code)
+        return _token(args)
+    if args.command == "seed":
+        return _seed(args)
+    return asyncio.run(_tail(args))

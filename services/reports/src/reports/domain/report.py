@@ -1,0 +1,95 @@
+"""A weekly report, the job that schedules it, and when it is due."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+
+from mandaact_common.domain.calendar import parse_iso_week, zone
+from mandaact_common.domain.owner import Owner
+from mandaact_common.keys import sub_key
+from reports.domain.facts import Locale
+from reports.domain.stats import WeeklyStats
+from reports.domain.summary import Summary
+
+REPORT_TIME = time(6, 0)
+"""Reports are due on the Monday after the week at 06:00 in the user's timezone."""
+REPORT_NAMESPACE = uuid.UUID("3b0f5d0e-7f5e-4a57-9a43-6f2c1c0d4e21")
+
+Generator = Literal["llm", "fallback"]
+Outcome = Literal[
+    "ok",
+    "cached",
+    "no_key",
+    "cached_failure",
+    "in_flight",
+    "timeout",
+    "error",
+    "refused",
+    "malformed",
+    "invented_number",
+]
+"""What the LLM step gave: a summary (`ok`, `cached`) or why the fallback was written."""
+
+
+def report_due_at(week: str, timezone: str) -> datetime:
+    """The instant (UTC) the report of `week` is due: the next Monday 06:00 local."""
+    _, sunday = parse_iso_week(week)
+    local = datetime.combine(sunday + timedelta(days=1), REPORT_TIME, zone(timezone))
+    return local.astimezone(UTC)
+
+
+def report_id(uk: str, week: str) -> str:
+    """A report's public id: the same for a user-week however often it is attempted."""
+    return str(uuid.uuid5(REPORT_NAMESPACE, sub_key(uk, week)))
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A summary and who wrote it."""
+
+    summary: Summary
+    generator: Generator
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class ReportJob:
+    """A user-week that had a check-in: whether one still stands, and when its report is due."""
+
+    owner: Owner
+    week: str
+    active: bool
+    due_at: datetime
+
+    @property
+    def key(self) -> str:
+        """The key of the user-week: its facts, its job and its report."""
+        return sub_key(self.owner.key, self.week)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The weekly report of one user: the fold, its summary, who wrote it and when."""
+
+    owner: Owner
+    week: str
+    stats: WeeklyStats
+    summary: Summary
+    generator: Generator
+    llm_outcome: Outcome
+    locale: Locale
+    prompt_version: str
+    generated_at: datetime
+
+    @property
+    def key(self) -> str:
+        """The key of the user-week."""
+        return sub_key(self.owner.key, self.week)
+
+    @property
+    def id(self) -> str:
+        """The report's public id."""
+        return report_id(self.owner.key, self.week)

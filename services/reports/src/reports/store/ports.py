@@ -1,0 +1,140 @@
+"""The ports the use cases need: the transactional store, the job leases, the summary writer.
+
+Facts are filed under the shared key scheme (`mandaact_common.keys`): a user under the owner
+key, a user-week (its facts, report job and report) and a grid's bucket under keys after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from mandaact_common import unit_of_work
+from mandaact_common.domain.owner import Owner
+from mandaact_common.idempotency import IdempotentRequest, StoredResponse
+from mandaact_common.keys import owner_key, sub_key
+from mandaact_common.outbox import Transaction
+from mandaact_contracts.events import EventPayload
+from reports.domain.facts import GridBucket, Locale, UserFacts, WeekFacts
+from reports.domain.report import Report, ReportJob, Written
+from reports.domain.stats import WeeklyStats
+
+
+def user_key(tenant_id: str, user_id: str) -> str:
+    """The key of a user's facts."""
+    return owner_key(tenant_id, user_id)
+
+
+def week_key(uk: str, week: str) -> str:
+    """The key of a user's week: its facts, its report job and its report."""
+    return sub_key(uk, week)
+
+
+def bucket_key(uk: str, grid_id: str, week: str) -> str:
+    """The key of a grid's bucket for the week it was changed in."""
+    return sub_key(uk, grid_id, week)
+
+
+class ReportsStore(Protocol):
+    """What one unit of work reads and writes: the fold's facts, report jobs and reports."""
+
+    async def users(self, uks: Iterable[str]) -> dict[str, UserFacts]:
+        """The users' facts by user key (missing users are absent)."""
+        ...
+
+    async def weeks(self, keys: Iterable[str]) -> dict[str, WeekFacts]:
+        """Weeks' facts by week key (missing weeks are absent)."""
+        ...
+
+    async def buckets(self, keys: Iterable[str]) -> dict[str, GridBucket]:
+        """Grid buckets by bucket key (missing ones are absent)."""
+        ...
+
+    async def buckets_of(self, uks: Iterable[str], up_to_week: str) -> dict[str, list[GridBucket]]:
+        """Every grid bucket of these users up to a week, by user key."""
+        ...
+
+    async def jobs(self, keys: Iterable[str]) -> dict[str, ReportJob]:
+        """Report jobs by week key (missing ones are absent)."""
+        ...
+
+    async def open_jobs(self, uks: Iterable[str]) -> dict[str, ReportJob]:
+        """The report jobs of these users that have no report yet, by week key."""
+        ...
+
+    async def save_facts(
+        self,
+        users: Mapping[str, UserFacts],
+        weeks: Mapping[str, WeekFacts],
+        buckets: Mapping[str, GridBucket],
+        jobs: Mapping[str, ReportJob],
+    ) -> None:
+        """Store the changed facts, and the fold's side of these jobs (their claims stay)."""
+        ...
+
+    async def add_reports(self, reports: Sequence[Report]) -> None:
+        """Store new reports and close their jobs; ReportExists if one is already stored."""
+        ...
+
+    async def report(self, owner: Owner, week: str) -> Report | None:
+        """The owner's report of a week, or None."""
+        ...
+
+    async def reports(self, owner: Owner, limit: int, before: str | None) -> list[Report]:
+        """The owner's reports, newest week first, only weeks before `before` when given."""
+        ...
+
+    def emit(self, topic: str, payload: EventPayload, subject: str | None = None) -> None:
+        """Record an event, written with this unit of work's changes."""
+        ...
+
+
+class ReportsUnitOfWork(unit_of_work.UnitOfWork[ReportsStore], Protocol):
+    """Units over a ReportsStore, the consumer's store, and keys for effects outside units."""
+
+    def store_in(self, tx: Transaction) -> ReportsStore:
+        """The store inside the idempotent consumer's transaction."""
+        ...
+
+    async def recall(self, request: IdempotentRequest) -> StoredResponse | None:
+        """The response stored for an idempotency key, or None."""
+        ...
+
+    async def remember(self, request: IdempotentRequest, response: StoredResponse) -> None:
+        """Store the response for its key (a response stored first is kept)."""
+        ...
+
+
+class JobLeases(Protocol):
+    """Claims on report jobs: each a conditional write of its own, outside any transaction.
+
+    A claim holds until it expires, so of several schedulers (or a request) only one works on
+    a user-week at a time, and the claim of a worker that died is taken over after its lease.
+    """
+
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int, token: str
+    ) -> tuple[bool, list[ReportJob]]:
+        """Claim up to `limit` due, free jobs: (whether any was due and free, the ones won)."""
+        ...
+
+    async def claim(self, key: str, now: datetime, lease: timedelta, token: str) -> bool:
+        """Claim one open job if it is free; whether this call won it."""
+        ...
+
+    async def finish(self, keys: Sequence[str]) -> None:
+        """Close these jobs: their reports are stored."""
+        ...
+
+
+class SummaryWriter(Protocol):
+    """Writes the summary of one user's fold."""
+
+    async def write(self, stats: WeeklyStats, week: str, locale: Locale) -> Written:
+        """Return the summary (never raises for an LLM failure: it falls back)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the writer holds (its HTTP client)."""
+        ...

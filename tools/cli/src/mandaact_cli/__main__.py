@@ -1,0 +1,9 @@
+"""`python -m mandaact_cli token|seed|tail`."""
+
+from __future__ import annotations
+
+import sys
+
+from mandaact_cli.cli import main
+
+sys.exit(main())
