@@ -17,6 +17,7 @@ from mandaact_common.clock import Clock, utc_now
 from mandaact_common.consumer import BatchHandler
 from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
+from mandaact_common.settings import ServiceSettings
 from mandaact_common.unit_of_work import MongoUnitOfWork
 from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
@@ -44,23 +45,34 @@ def mongo_unit_of_work(
     return MongoUnitOfWork(client, db, GROUP, MongoGamificationStore)
 
 
-def consumer_handler(uow: GamificationUnitOfWork, clock: Clock = utc_now) -> BatchHandler:
+def accept_days(settings: ServiceSettings) -> int:
+    """How many days back a check-in may come without a rebuild: the backfill window, and 1."""
+    return settings.backfill_days + 1
+
+
+def consumer_handler(
+    uow: GamificationUnitOfWork, clock: Clock = utc_now, accept_days: int = 2
+) -> BatchHandler:
     """The consumer's batch handler over a unit of work (MongoDB's, or an in-memory one)."""
-    return make_handler(HandlerDeps(GamificationService(uow, clock), uow.store_in))
+    service = GamificationService(uow, clock, accept_days=accept_days)
+    return make_handler(HandlerDeps(service, uow.store_in))
 
 
 def mongo_handler(
-    client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], clock: Clock = utc_now
+    client: AsyncMongoClient[Doc],
+    db: AsyncDatabase[Doc],
+    clock: Clock = utc_now,
+    accept_days: int = 2,
 ) -> BatchHandler:
     """The consumer's batch handler over the service's MongoDB database (worker and replay)."""
-    return consumer_handler(mongo_unit_of_work(client, db), clock)
+    return consumer_handler(mongo_unit_of_work(client, db), clock, accept_days)
 
 
 def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
     """Gamification consumes grids and check-ins and publishes XP, level, badge, streak events."""
 
     def handler(deps: WorkerDeps) -> BatchHandler:
-        return mongo_handler(deps.client, deps.db, clock)
+        return mongo_handler(deps.client, deps.db, clock, accept_days(deps.settings))
 
     return WorkerSpec(
         service="gamification",

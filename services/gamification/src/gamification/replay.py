@@ -5,6 +5,10 @@ the beginning up to the end offsets seen at start (no consumer group, nothing co
 feeds the records through the same idempotent consumer and handler the worker uses. The events
 the rebuild would announce stay in the new database's outbox and are dropped at the end unless
 `--keep-outbox` is given, so a replay never republishes history.
+
+When a partition no longer starts at offset 0 (its retention has deleted the first events), the
+rebuild cannot reach the whole history: it says so on standard error, names the partitions and
+their first offsets in its output (`truncated`), and exits with status 3.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 
-from gamification.bootstrap import CONSUMES, GROUP, mongo_handler
+from gamification.bootstrap import CONSUMES, GROUP, accept_days, mongo_handler
 from gamification.settings import Settings
 from gamification.store.mongo import ensure_indexes
 from mandaact_common.consumer import IdempotentConsumer, Record
@@ -35,6 +40,8 @@ class ReplayStats:
     database: str
     records: int
     batches: int
+    truncated: dict[str, int]
+    """Partitions (`topic/partition`) whose first event is gone, with their first offset."""
 
 
 class _CountDeadLetters:
@@ -61,7 +68,7 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
         group=GROUP,
         client=client,
         db=db,
-        handler=mongo_handler(client, db),
+        handler=mongo_handler(client, db, accept_days=accept_days(settings)),
         dead_letters=_CountDeadLetters(),
         max_retries=settings.consumer_max_retries,
         backoff_seconds=settings.consumer_backoff_seconds,
@@ -75,10 +82,17 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
     )
     await reader.start()
     records = batches = 0
+    truncated: dict[str, int] = {}
     try:
         partitions = await partitions_of(settings.kafka_bootstrap_servers, CONSUMES)
         reader.assign(partitions)
         await reader.seek_to_beginning(*partitions)
+        first = await reader.beginning_offsets(partitions)
+        truncated = {f"{tp.topic}/{tp.partition}": first[tp] for tp in partitions if first[tp]}
+        for name, offset in sorted(truncated.items()):
+            log.warning(
+                "%s starts at offset %d: retention has deleted its first events", name, offset
+            )
         end = await reader.end_offsets(partitions)
         remaining = {tp for tp in partitions if end[tp] > 0}
         while remaining:
@@ -98,7 +112,7 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
         await db[OUTBOX].delete_many({})
         await db[OUTBOX_EVENTS].delete_many({})
     await client.close()
-    return ReplayStats(database=database, records=records, batches=batches)
+    return ReplayStats(database, records, batches, truncated)
 
 
 def main() -> None:
@@ -110,3 +124,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO)
     stats = asyncio.run(replay(Settings(), args.database, keep_outbox=args.keep_outbox))
     print(json.dumps(stats.__dict__))
+    if stats.truncated:
+        print(
+            "replay incomplete: the topics' retention no longer reaches the first event of "
+            + ", ".join(sorted(stats.truncated))
+            + "; the rebuilt state misses what those events held",
+            file=sys.stderr,
+        )
+        raise SystemExit(3)

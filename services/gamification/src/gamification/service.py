@@ -1,36 +1,48 @@
-"""Use cases: fold a batch of events into facts, re-derive each touched user, append the diff;
-and the reads of the API (progress, ledger, leaderboard, badges).
+"""Use cases: fold a batch of events into each touched user's kept fold, append what it adds to
+the ledger and the leaderboards; and the reads of the API (progress, ledger, leaderboard, badges).
 
-The ledger is append-only. For every touched user the pure `derive()` computes the desired
-ledger from the *set* of facts; what is stored is compared per ledger key and only the
-difference is appended (and announced as `xp.awarded` / `xp.revoked`). So duplicates, reordering
-and replays all converge to the same totals, levels, streaks and badges.
+A batch costs the same whatever a user's history: their fold is kept between batches, bounded
+(`UserFold`), and extended by the new facts. When a fact belongs before what the fold already
+holds (late across topics, a replay, a redriven dead letter), the user's fold is rebuilt from the
+archived facts and the ledger is brought to it by the difference per line key — so duplicates,
+reordering and replays all converge to the same ledger, totals, levels, streaks and badges.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gamification.domain.badges import badge as badge_of
 from gamification.domain.badges import catalogue
-from gamification.domain.levels import level_for_xp
 from gamification.domain.levels import progress as level_progress
-from gamification.domain.model import CheckinChange, DerivedState, LedgerLine, LineReason, derive
+from gamification.domain.model import CheckinChange, LedgerLine
+from gamification.domain.progress import (
+    PERIODS,
+    BoardDelta,
+    KeySum,
+    LedgerEntry,
+    Period,
+    UserProgress,
+    window_of,
+)
+from gamification.domain.user_fold import Fact, GridFact, NeedsRebuild, UserFold
 from gamification.store.ports import GamificationStore
 from mandaact_common.clock import Clock, utc_now
-from mandaact_common.codecs import action_doc, action_from, date_from, iso_date
 from mandaact_common.consumer import Inbound
-from mandaact_common.domain.calendar import DEFAULT_TIMEZONE, iso_week, today_in
+from mandaact_common.domain.calendar import (
+    iso_week,
+    local_date,
+    month_bounds,
+    today_in,
+    week_bounds,
+)
 from mandaact_common.domain.owner import Owner
-from mandaact_common.domain.schedule import Action
 from mandaact_common.grid_events import placed_actions
-from mandaact_common.keys import owner_key
-from mandaact_common.mongo import Doc
 from mandaact_common.unit_of_work import UnitOfWork
 from mandaact_contracts import topics
 from mandaact_contracts.events import (
@@ -45,9 +57,6 @@ from mandaact_contracts.events import (
     XpRevoked,
 )
 
-ENTRY_NAMESPACE = uuid.UUID("6f1c2d3e-8a7b-4c5d-9e0f-112233445566")
-
-Period = Literal["week", "all"]
 Locale = Literal["ko", "en"]
 
 
@@ -84,20 +93,6 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One XP award or take-back."""
-
-    id: str
-    amount: int
-    reason: LineReason
-    action_id: str | None
-    local_date: date | None
-    badge: str | None
-    source_event_id: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class LedgerPage:
     """Ledger entries, newest first, and the `before` of the next page (None at the end)."""
 
@@ -111,8 +106,25 @@ class Standing:
 
     rank: int
     user_id: str
+    display_name: str | None
     xp: int
     level: int
+
+
+@dataclass(frozen=True, slots=True)
+class MyStanding:
+    """The caller's own place, even outside the top rows."""
+
+    rank: int
+    xp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The local dates a week or month leaderboard covers, both included."""
+
+    start: date
+    end: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +133,9 @@ class Leaderboard:
 
     period: Period
     week: str | None
+    window: Window | None
     items: list[Standing]
+    me: MyStanding | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,92 +154,215 @@ class CatalogueBadge:
 # --- the use cases -----------------------------------------------------------------------------
 
 
+@dataclass
+class _Arrivals:
+    """What one batch brings for one user: settings, facts, and the event that came last."""
+
+    owner: Owner
+    facts: list[Fact] = field(default_factory=list)
+    settings: UserChanged | None = None
+    timezone_hint: str | None = None
+    trigger: str = ""
+
+
+def grid_fact(event: GoalChanged, event_id: str) -> GridFact:
+    """The grid version a `goal.changed` announces, dated by the owner's local date of it."""
+    grid = event.mandalart
+    return GridFact(
+        event_id=event_id,
+        grid_id=grid.id,
+        version=grid.version,
+        active=grid.active,
+        deleted=grid.deleted,
+        actions=tuple(a.rule for a in placed_actions(event) if a.rule.type != "reference"),
+        updated_at=grid.updated_at,
+        local_date=local_date(grid.updated_at, event.timezone),
+    )
+
+
+def checkin_fact(event: ActionCompleted | ActionUncompleted, event_id: str) -> CheckinChange:
+    """The check-in change a check-in event announces (with the owner's local time of it)."""
+    local = event.occurred_at.astimezone(ZoneInfo(event.timezone))
+    return CheckinChange(
+        event_id=event_id,
+        action_id=event.action_id,
+        local_date=event.local_date,
+        seq=event.seq,
+        done=isinstance(event, ActionCompleted),
+        occurred_at=event.occurred_at,
+        local_time=local.time().replace(microsecond=0),
+    )
+
+
+def _arrivals(items: Sequence[Inbound]) -> dict[Owner, _Arrivals]:
+    out: dict[Owner, _Arrivals] = {}
+    for item in items:
+        p = item.payload
+        owner = Owner(p.tenant_id, p.user_id)
+        arrivals = out.setdefault(owner, _Arrivals(owner))
+        arrivals.trigger = item.envelope.id
+        if isinstance(p, UserChanged):
+            if arrivals.settings is None or p.version > arrivals.settings.version:
+                arrivals.settings = p
+        elif isinstance(p, GoalChanged):
+            arrivals.facts.append(grid_fact(p, item.envelope.id))
+            arrivals.timezone_hint = p.timezone
+        elif isinstance(p, ActionCompleted | ActionUncompleted):
+            arrivals.facts.append(checkin_fact(p, item.envelope.id))
+            arrivals.timezone_hint = p.timezone
+    return out
+
+
+@dataclass
+class _Folded:
+    """One user's batch after the fold: the lines it asks for, and whether it was rebuilt."""
+
+    progress: UserProgress
+    before: UserProgress
+    lines: list[LedgerLine]
+    rebuilt: bool
+    trigger: str
+
+
 class GamificationService:
     """The gamification use cases over a unit of work."""
 
-    def __init__(self, uow: UnitOfWork[GamificationStore], clock: Clock = utc_now) -> None:
+    def __init__(
+        self, uow: UnitOfWork[GamificationStore], clock: Clock = utc_now, accept_days: int = 2
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._accept_days = accept_days
 
     async def apply_batch(self, store: GamificationStore, items: Sequence[Inbound]) -> None:
-        """Store the batch's facts and bring every touched user's ledger and progress up to date."""
+        """Fold a batch into the touched users' progress, ledger and leaderboards, atomically."""
         now = self._clock()
-        keys = {owner_key(i.payload.tenant_id, i.payload.user_id) for i in items}
-        states = await store.states(keys)
-        touched: dict[str, str] = {}
-        for item in items:
-            p = item.payload
-            key = owner_key(p.tenant_id, p.user_id)
-            state = states.setdefault(key, _new_state(key, p.tenant_id, p.user_id))
-            if _fold_fact(state, item):
-                touched[key] = item.envelope.id
-        entries: list[Doc] = []
-        for key, trigger in touched.items():
-            entries += _rederive(store, states[key], trigger, now)
-        await store.insert_ledger(entries)
-        await store.save_states([states[key] for key in touched])
+        arrivals = _arrivals(items)
+        stored = await store.progress_of(list(arrivals))
+        await store.archive([(a.owner, f) for a in arrivals.values() for f in a.facts])
+        folded: list[_Folded] = []
+        for owner, came in arrivals.items():
+            before = stored.get(owner) or UserProgress(owner, UserFold(self._accept_days))
+            progress = _copy(before)
+            changed = _take_settings(progress, came)
+            if not came.facts:
+                if changed:
+                    folded.append(_Folded(progress, before, [], False, came.trigger))
+                continue
+            folded.append(await self._fold(store, progress, before, came))
+        entries = await self._ledger(store, folded, now)
+        for f in folded:
+            assert f.progress.fold is not None
+            f.progress.project(f.progress.fold.summary(), now)
+            _announce(store, f.before, f.progress, entries.get(f.progress.owner, []), now)
+        all_entries = [e for es in entries.values() for e in es]
+        await store.insert_ledger(all_entries)
+        await store.add_to_boards(_board_deltas(folded, entries))
+        await store.save_progress([f.progress for f in folded])
+
+    async def _fold(
+        self,
+        store: GamificationStore,
+        progress: UserProgress,
+        before: UserProgress,
+        came: _Arrivals,
+    ) -> _Folded:
+        fold = progress.fold
+        assert fold is not None
+        try:
+            lines = fold.extend(came.facts)
+        except NeedsRebuild:
+            # A fact belongs before what the fold holds: fold every archived fact again.
+            archived = await store.archived(progress.owner)
+            progress.fold, lines = UserFold.rebuild(archived, self._accept_days)
+            return _Folded(progress, before, lines, True, came.trigger)
+        return _Folded(progress, before, lines, False, came.trigger)
+
+    async def _ledger(
+        self, store: GamificationStore, folded: Sequence[_Folded], now: datetime
+    ) -> dict[Owner, list[LedgerEntry]]:
+        """The entries that make each user's stored sums per key equal what the fold asks."""
+        wanted = {(f.progress.owner, ln.key) for f in folded if not f.rebuilt for ln in f.lines}
+        held = await store.key_sums(wanted)
+        out: dict[Owner, list[LedgerEntry]] = {}
+        for f in folded:
+            owner = f.progress.owner
+            if f.rebuilt:
+                sums = await store.all_key_sums(owner)
+            else:
+                sums = {key: s for (o, key), s in held.items() if o == owner}
+            out[owner] = _difference(f.progress, f.lines, sums, f.rebuilt, f.trigger, now)
+        return out
+
+    # -- reads --
 
     async def progress(self, owner: Owner) -> Progress:
         """The user's XP total, level, streak, perfect days and badges."""
-        doc = await self._uow.read(lambda store: store.progress(owner.key)) or {}
-        xp = int(doc.get("xp_total", 0))
-        level, into, needed = level_progress(xp)
+        found = await self._uow.read(lambda store: store.progress_of([owner], with_fold=False))
+        progress = found.get(owner) or UserProgress(owner, None)
+        level, into, needed = level_progress(progress.xp_total)
         return Progress(
-            xp_total=xp,
+            xp_total=progress.xp_total,
             level=level,
             xp_into_level=into,
             xp_for_next_level=needed,
             streak=Streak(
-                current=current_streak(doc, self._today(doc)),
-                longest=int(doc.get("streak_longest", 0)),
+                current=progress.current_streak(self._today(progress)),
+                longest=progress.streak_longest,
             ),
-            perfect_days=int(doc.get("perfect_days", 0)),
-            badges=[EarnedBadge(b["code"], b["unlocked_at"]) for b in doc.get("badges", [])],
+            perfect_days=progress.perfect_days,
+            badges=[EarnedBadge(code, at) for code, at in progress.badges.items()],
         )
 
     async def ledger(self, owner: Owner, limit: int, before: int | None) -> LedgerPage:
         """The user's XP ledger, newest first, `limit` entries older than `before`."""
-        docs = await self._uow.read(lambda store: store.ledger_page(owner.key, limit, before))
-        items = [
-            LedgerEntry(
-                id=d["_id"],
-                amount=d["amount"],
-                reason=d["reason"],
-                action_id=d.get("action_id"),
-                local_date=date_from(d.get("local_date")),
-                badge=d.get("badge"),
-                source_event_id=d["source_event_id"],
-                created_at=d["created_at"],
-            )
-            for d in docs
-        ]
-        return LedgerPage(items, docs[-1]["ord"] if len(docs) == limit else None)
+        entries = await self._uow.read(lambda store: store.ledger_page(owner, limit, before))
+        return LedgerPage(entries, entries[-1].ord if len(entries) == limit else None)
 
     async def leaderboard(self, owner: Owner, period: Period, limit: int) -> Leaderboard:
-        """The user's tenant ranked by XP this ISO week (the user's timezone) or all time."""
+        """The user's tenant ranked by XP in the current week or month (their timezone), or ever.
 
-        async def work(store: GamificationStore) -> tuple[str | None, list[Doc]]:
-            week: str | None = None
-            if period == "week":
-                week = iso_week(self._today(await store.progress(owner.key) or {}))
-            return week, await store.leaderboard(owner.tenant_id, week, limit)
+        It reads the top `limit` rows of the window's index range, the caller's own row and one
+        indexed count for the caller's rank: the same work whatever the tenant's size.
+        """
 
-        week, docs = await self._uow.read(work)
-        rows = [
-            Standing(
-                rank=rank,
-                user_id=d["user_id"],
-                xp=int(d["xp_by_week"].get(week, 0)) if week else int(d["xp_total"]),
-                level=d["level"],
+        async def work(store: GamificationStore) -> Leaderboard:
+            mine = await store.progress_of([owner], with_fold=False)
+            today = self._today(mine.get(owner) or UserProgress(owner, None))
+            window = window_of(period, today)
+            top = await store.board_top(owner.tenant_id, period, window, limit)
+            row = await store.board_row(owner, period, window)
+            me = None
+            if row is not None and row.xp > 0:
+                ahead = await store.board_ahead(owner.tenant_id, period, window, row)
+                me = MyStanding(ahead + 1, row.xp)
+            people = await store.progress_of(
+                [Owner(owner.tenant_id, r.user_id) for r in top], with_fold=False
             )
-            for rank, d in enumerate(docs, start=1)
-        ]
-        return Leaderboard(period, week, rows)
+            items = [
+                Standing(
+                    rank=rank,
+                    user_id=r.user_id,
+                    display_name=_who(people, owner.tenant_id, r.user_id).display_name,
+                    xp=r.xp,
+                    level=_who(people, owner.tenant_id, r.user_id).level,
+                )
+                for rank, r in enumerate(top, start=1)
+            ]
+            return Leaderboard(
+                period,
+                iso_week(today) if period == "week" else None,
+                _window(period, today),
+                items,
+                me,
+            )
+
+        return await self._uow.read(work)
 
     async def badges(self, owner: Owner, locale: Locale) -> list[CatalogueBadge]:
         """The badge catalogue with the user's unlocks, in their language."""
-        doc = await self._uow.read(lambda store: store.progress(owner.key)) or {}
-        unlocked = {b["code"]: b["unlocked_at"] for b in doc.get("badges", [])}
+        found = await self._uow.read(lambda store: store.progress_of([owner], with_fold=False))
+        unlocked = (found.get(owner) or UserProgress(owner, None)).badges
         ko = locale == "ko"
         out = []
         for badge in catalogue():
@@ -246,263 +383,164 @@ class GamificationService:
             )
         return out
 
-    def _today(self, progress: Doc) -> date:
+    def _today(self, progress: UserProgress) -> date:
         """The user's local date now (their timezone, else the default one)."""
-        return today_in(progress.get("timezone") or DEFAULT_TIMEZONE, self._clock())
+        return today_in(progress.effective_timezone, self._clock())
 
 
-# --- the per-user state document ---------------------------------------------------------------
+# --- the batch, step by step -------------------------------------------------------------------
 
 
-def entry_id(key: str, line_key: str, n: int) -> str:
-    """A ledger entry's id: the same in a live run and in a replay."""
-    return str(uuid.uuid5(ENTRY_NAMESPACE, f"{key}|{line_key}|{n}"))
+def _copy(progress: UserProgress) -> UserProgress:
+    """A working copy (the fold is re-read from its state, so `before` stays as stored)."""
+    fold = UserFold.from_state(progress.fold.to_state()) if progress.fold is not None else None
+    return UserProgress(
+        owner=progress.owner,
+        fold=fold,
+        user_version=progress.user_version,
+        timezone=progress.timezone,
+        display_name=progress.display_name,
+        entries=progress.entries,
+        xp_total=progress.xp_total,
+        level=progress.level,
+        levels_reached=set(progress.levels_reached),
+        streak_current=progress.streak_current,
+        streak_longest=progress.streak_longest,
+        last_active_date=progress.last_active_date,
+        perfect_days=progress.perfect_days,
+        badges=dict(progress.badges),
+        updated_at=progress.updated_at,
+    )
 
 
-def _new_state(key: str, tenant_id: str, user_id: str) -> Doc:
-    return {
-        "_id": key,
-        "tenant_id": tenant_id,
-        "user_id": user_id,
-        "user_version": 0,
-        "timezone": None,
-        "grids": [],
-        "changes": [],
-        "ledger": [],
-        "entries": 0,
-    }
-
-
-def _grid_doc(event: GoalChanged) -> Doc:
-    grid = event.mandalart
-    return {
-        "id": grid.id,
-        "version": grid.version,
-        "active": grid.active,
-        "deleted": grid.deleted,
-        "actions": [
-            action_doc(a.rule) for a in placed_actions(event) if a.rule.type != "reference"
-        ],
-    }
-
-
-def changes_of(state: Doc) -> list[CheckinChange]:
-    """The check-in changes stored in a user's state."""
-    return [
-        CheckinChange(
-            event_id=c["event_id"],
-            action_id=c["action_id"],
-            local_date=date.fromisoformat(c["local_date"]),
-            seq=int(c["seq"]),
-            done=bool(c["done"]),
-            occurred_at=c["occurred_at"],
-            local_time=time.fromisoformat(c["local_time"]) if c.get("local_time") else None,
-        )
-        for c in state.get("changes", [])
-    ]
-
-
-def actions_of(state: Doc) -> list[Action]:
-    """The checkable actions of the user's active grids."""
-    return [
-        action_from(a)
-        for g in state.get("grids", [])
-        if g.get("active", True) and not g.get("deleted", False)
-        for a in g.get("actions", [])
-    ]
-
-
-def _fold_fact(state: Doc, item: Inbound) -> bool:
-    """Record one event's fact in the user's state; False when it carries nothing new."""
-    p = item.payload
-    if isinstance(p, UserChanged):
-        if p.version <= state["user_version"]:
-            return False
-        state.update(user_version=p.version, timezone=p.timezone)
+def _take_settings(progress: UserProgress, came: _Arrivals) -> bool:
+    """Take the newest user.changed; until one arrives, grids and check-ins tell the timezone."""
+    settings = came.settings
+    if settings is not None and settings.version > progress.user_version:
+        progress.user_version = settings.version
+        progress.timezone = settings.timezone
+        progress.display_name = settings.display_name
         return True
-    if isinstance(p, GoalChanged):
-        current = next((g for g in state["grids"] if g["id"] == p.mandalart.id), None)
-        if current is not None and current["version"] >= p.mandalart.version:
-            return False
-        state["grids"] = [g for g in state["grids"] if g["id"] != p.mandalart.id]
-        state["grids"].append(_grid_doc(p))
-        if state["user_version"] == 0:  # until user.changed arrives, the grid tells the zone
-            state["timezone"] = p.timezone
-        return True
-    if isinstance(p, ActionCompleted | ActionUncompleted):
-        day = p.local_date.isoformat()
-        if any(
-            c["action_id"] == p.action_id and c["local_date"] == day and c["seq"] == p.seq
-            for c in state["changes"]
-        ):
-            return False
-        local = p.occurred_at.astimezone(ZoneInfo(p.timezone))
-        state["changes"].append(
-            {
-                "event_id": item.envelope.id,
-                "action_id": p.action_id,
-                "local_date": day,
-                "seq": p.seq,
-                "done": isinstance(p, ActionCompleted),
-                "occurred_at": p.occurred_at,
-                "local_time": local.time().replace(microsecond=0).isoformat(),
-            }
-        )
-        if state["timezone"] is None or state["user_version"] == 0:
-            state["timezone"] = p.timezone
+    if (
+        progress.user_version == 0
+        and came.timezone_hint
+        and came.timezone_hint != progress.timezone
+    ):
+        progress.timezone = came.timezone_hint
         return True
     return False
 
 
-def _rederive(
-    store: GamificationStore, state: Doc, trigger_event_id: str, now: datetime
-) -> list[Doc]:
-    """Derive the user's desired state, append the ledger difference, refresh the projection."""
-    derived = derive(changes_of(state), actions_of(state), has_grid=bool(state["grids"]))
-    entries = _diff(state, derived, trigger_event_id, now)
-    _announce(store, state, derived, entries, now)
-    _project(state, derived, now)
-    return entries
+def _difference(
+    progress: UserProgress,
+    lines: Sequence[LedgerLine],
+    sums: dict[str, KeySum],
+    complete: bool,
+    trigger: str,
+    now: datetime,
+) -> list[LedgerEntry]:
+    """Entries that make the stored sum of each key what `lines` ask for.
 
-
-def _diff(state: Doc, derived: DerivedState, trigger_event_id: str, now: datetime) -> list[Doc]:
-    """Ledger entries that make the stored sums per key equal the desired ones."""
-    uk = state["_id"]
-    sums: dict[str, Doc] = {s["key"]: s for s in state["ledger"]}
-    desired: dict[str, LedgerLine] = {line.key: line for line in derived.lines}
-    out: list[Doc] = []
-    running = sum(int(s["sum"]) for s in sums.values())
-
-    def add(meta: Doc, amount: int, key: str, source: str) -> None:
-        nonlocal running
-        summary = sums.setdefault(key, {"key": key, "sum": 0, "count": 0, **meta})
-        running += amount
-        state["entries"] += 1
-        out.append(
-            {
-                "_id": entry_id(uk, key, summary["count"]),
-                "uk": uk,
-                "tenant_id": state["tenant_id"],
-                "user_id": state["user_id"],
-                "key": key,
-                "n": summary["count"],
-                "ord": state["entries"],
-                "amount": amount,
-                **meta,
-                "source_event_id": source,
-                "xp_total": running,
-                "created_at": now,
-            }
-        )
-        summary["sum"] += amount
-        summary["count"] += 1
-
-    for key, line in desired.items():
-        have = int(sums[key]["sum"]) if key in sums else 0
-        if line.amount != have:
-            add(_line_doc(line), line.amount - have, key, line.source_event_id or trigger_event_id)
-    for key, summary in list(sums.items()):
-        if key not in desired and summary["sum"] != 0:
-            meta = {f: summary.get(f) for f in ("reason", "action_id", "local_date", "badge")}
-            add({**meta, "multiplier": None}, -int(summary["sum"]), key, trigger_event_id)
-    state["ledger"] = list(sums.values())
+    `complete` says the lines are the user's whole ledger (after a rebuild): a stored key they
+    no longer have is then taken back to zero.
+    """
+    desired: dict[str, int] = defaultdict(int)
+    first: dict[str, LedgerLine] = {}
+    for line in lines:
+        desired[line.key] += line.amount
+        first.setdefault(line.key, line)
+    out: list[LedgerEntry] = []
+    for key, amount in desired.items():
+        held = sums.get(key)
+        have, count = (held.total, held.count) if held else (0, 0)
+        if amount != have:
+            out.append(progress.entry_of(first[key], amount - have, count, trigger, now))
+    if complete:
+        for key, held in sums.items():
+            if key not in desired and held.total != 0:
+                line = LedgerLine(
+                    key, 0, held.reason, held.action_id, held.local_date, held.badge, None, None
+                )
+                out.append(progress.entry_of(line, -held.total, held.count, trigger, now))
     return out
 
 
-def _line_doc(line: LedgerLine) -> Doc:
-    return {
-        "reason": line.reason,
-        "action_id": line.action_id,
-        "local_date": iso_date(line.local_date),
-        "badge": line.badge,
-        "multiplier": line.multiplier,
-    }
+def _board_deltas(
+    folded: Sequence[_Folded], entries: dict[Owner, list[LedgerEntry]]
+) -> list[BoardDelta]:
+    """Each entry's XP in the week, the month and the all-time board of its local date."""
+    totals: dict[tuple[Owner, Period, str], int] = defaultdict(int)
+    for f in folded:
+        owner = f.progress.owner
+        for entry in entries.get(owner, []):
+            day = entry.local_date or local_date(entry.created_at, f.progress.effective_timezone)
+            for period in PERIODS:
+                totals[(owner, period, window_of(period, day))] += entry.amount
+    return [BoardDelta(o, p, w, xp) for (o, p, w), xp in totals.items() if xp]
 
 
 def _announce(
-    store: GamificationStore, prev: Doc, state: DerivedState, entries: list[Doc], now: datetime
+    store: GamificationStore,
+    before: UserProgress,
+    after: UserProgress,
+    entries: Sequence[LedgerEntry],
+    now: datetime,
 ) -> None:
     """Emit the events the new entries and the changed progress cause (outbox)."""
-    ids = {"tenant_id": prev["tenant_id"], "user_id": prev["user_id"]}
+    ids = {"tenant_id": after.owner.tenant_id, "user_id": after.owner.user_id}
     for e in entries:
-        common: dict[str, Any] = {
+        total = max(e.xp_total, 0)
+        common = {
             **ids,
-            "entry_id": e["_id"],
-            "amount": e["amount"],
-            "reason": e["reason"],
-            "action_id": e["action_id"],
-            "local_date": e["local_date"],
-            "badge": e["badge"],
-            "source_event_id": e["source_event_id"],
-            "xp_total": max(e["xp_total"], 0),
-            "level": level_for_xp(max(e["xp_total"], 0)),
-            "multiplier": e["multiplier"],
+            "entry_id": e.id,
+            "amount": e.amount,
+            "reason": e.reason,
+            "action_id": e.action_id,
+            "local_date": e.local_date,
+            "badge": e.badge,
+            "source_event_id": e.source_event_id,
+            "xp_total": total,
+            "level": level_progress(total)[0],
+            "multiplier": e.multiplier,
             "created_at": now,
         }
-        if e["amount"] > 0:
-            store.emit(topics.XP_AWARDED, XpAwarded(**common), subject=e["_id"])
+        if e.amount > 0:
+            store.emit(topics.XP_AWARDED, XpAwarded.model_validate(common), subject=e.id)
         else:
-            store.emit(topics.XP_REVOKED, XpRevoked(**common), subject=e["_id"])
-    known_levels = set(prev.get("levels_reached", []))
-    for level in sorted({up.level for up in state.levels_reached}):
-        if level not in known_levels:
-            store.emit(
-                topics.LEVEL_REACHED,
-                LevelReached(**ids, level=level, xp_total=state.xp_total, reached_at=now),
-            )
-    known_badges = {b["code"] for b in prev.get("badges", [])}
-    for unlock in state.badges:
-        if unlock.code not in known_badges:
-            reward = badge_of(unlock.code).xp_reward
-            store.emit(
-                topics.BADGE_UNLOCKED,
-                BadgeUnlocked(**ids, badge=unlock.code, xp_reward=reward, unlocked_at=now),
-            )
-    if (prev.get("streak_current"), prev.get("streak_longest")) != (
-        state.streak_current,
-        state.streak_longest,
-    ) and ("streak_current" in prev or state.streak_longest):
+            store.emit(topics.XP_REVOKED, XpRevoked.model_validate(common), subject=e.id)
+    for level in sorted(after.levels_reached - before.levels_reached):
+        store.emit(
+            topics.LEVEL_REACHED,
+            LevelReached(**ids, level=level, xp_total=after.xp_total, reached_at=now),
+        )
+    for code in after.badges.keys() - before.badges.keys():
+        store.emit(
+            topics.BADGE_UNLOCKED,
+            BadgeUnlocked(**ids, badge=code, xp_reward=badge_of(code).xp_reward, unlocked_at=now),
+        )
+    streak_before = (before.streak_current, before.streak_longest)
+    streak_after = (after.streak_current, after.streak_longest)
+    if streak_after != streak_before and (before.updated_at is not None or after.streak_longest):
         store.emit(
             topics.STREAK_CHANGED,
             StreakChanged(
                 **ids,
-                current=state.streak_current,
-                longest=state.streak_longest,
-                last_active_date=state.last_active_date,
+                current=after.streak_current,
+                longest=after.streak_longest,
+                last_active_date=after.last_active_date,
                 changed_at=now,
             ),
         )
 
 
-def _project(state: Doc, derived: DerivedState, now: datetime) -> None:
-    """Refresh the projection fields the API reads."""
-    by_week: dict[str, int] = {}
-    for line in derived.lines:
-        if line.local_date is not None:
-            week = iso_week(line.local_date)
-            by_week[week] = by_week.get(week, 0) + line.amount
-    unlocked = {b["code"]: b["unlocked_at"] for b in state.get("badges", [])}
-    state.update(
-        xp_total=derived.xp_total,
-        level=derived.level,
-        levels_reached=sorted(
-            set(state.get("levels_reached", [])) | {up.level for up in derived.levels_reached}
-        ),
-        streak_current=derived.streak_current,
-        streak_longest=derived.streak_longest,
-        last_active_date=(
-            derived.last_active_date.isoformat() if derived.last_active_date else None
-        ),
-        perfect_days=derived.perfect_days,
-        badges=[{"code": b.code, "unlocked_at": unlocked.get(b.code, now)} for b in derived.badges],
-        xp_by_week=by_week,
-        updated_at=now,
-    )
+def _who(people: dict[Owner, UserProgress], tenant_id: str, user_id: str) -> UserProgress:
+    owner = Owner(tenant_id, user_id)
+    return people.get(owner) or UserProgress(owner, None)
 
 
-def current_streak(progress: Doc, today: date) -> int:
-    """The streak as seen today: it lapses when neither today nor yesterday was active."""
-    last = progress.get("last_active_date")
-    if not last or date.fromisoformat(last) < today - timedelta(days=1):
-        return 0
-    return int(progress.get("streak_current", 0))
+def _window(period: Period, today: date) -> Window | None:
+    if period == "week":
+        return Window(*week_bounds(today))
+    if period == "month":
+        return Window(*month_bounds(today))
+    return None

@@ -207,7 +207,7 @@ async def test_badges_catalogue_lists_unlocks_and_hides_secrets(harness: Harness
         "/v1/me/xp-ledger?limit=0",
         "/v1/me/xp-ledger?limit=abc",
         "/v1/me/xp-ledger?before=-1",
-        "/v1/leaderboard?period=month",
+        "/v1/leaderboard?period=year",
         "/v1/leaderboard?limit=1000",
     ],
 )

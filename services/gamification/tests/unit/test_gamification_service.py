@@ -80,8 +80,8 @@ async def test_a_check_in_awards_ten_and_its_undo_takes_exactly_that_back() -> N
 async def test_state_and_ledger_are_filed_under_the_shared_owner_key() -> None:
     world = World()
     await world.deliver(goal(), change("a1", DAY, 1))
-    assert set(world.uow.tables.states) == {owner_key(TENANT, USER)}
-    assert {e["uk"] for e in world.uow.tables.ledger.values()} == {owner_key(TENANT, USER)}
+    assert {o.key for o in world.uow.tables.progress} == {owner_key(TENANT, USER)}
+    assert {e.owner.key for e in world.uow.tables.ledger.values()} == {owner_key(TENANT, USER)}
 
 
 async def test_a_repeated_fact_changes_nothing_and_announces_nothing() -> None:

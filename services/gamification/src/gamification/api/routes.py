@@ -13,7 +13,8 @@ from gamification.api.schemas import (
     LedgerPage,
     ProgressPublic,
 )
-from gamification.service import Locale, Period
+from gamification.domain.progress import Period
+from gamification.service import Locale
 
 router = APIRouter(prefix="/v1", tags=["gamification"])
 
@@ -42,7 +43,10 @@ async def get_leaderboard(
     period: Period = "week",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Leaderboard:
-    """The caller's tenant ranked by XP this ISO week (caller's timezone) or all time."""
+    """The caller's tenant ranked by XP this ISO week or month (caller's timezone) or all time.
+
+    `me` is the caller's own rank and XP, even outside the top `limit` (null without XP).
+    """
     return Leaderboard.model_validate(await gamification.leaderboard(owner, period, limit))
 
 

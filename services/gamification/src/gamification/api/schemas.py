@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _FromResult(BaseModel):
@@ -67,16 +67,35 @@ class LeaderboardRow(_FromResult):
 
     rank: int
     user_id: str
+    display_name: str | None
     xp: int
     level: int
+
+
+class MyStanding(_FromResult):
+    """The caller's own rank and XP in the window."""
+
+    rank: int
+    xp: int
+
+
+class WindowPublic(BaseModel):
+    """The local dates a week or month covers, both included."""
+
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    start: date = Field(serialization_alias="from", validation_alias="start")
+    end: date = Field(serialization_alias="to", validation_alias="end")
 
 
 class Leaderboard(_FromResult):
     """The caller's tenant only; ties broken by user id so the order is stable."""
 
-    period: Literal["week", "all"]
+    period: Literal["week", "month", "all"]
     week: str | None
+    window: WindowPublic | None
     items: list[LeaderboardRow]
+    me: MyStanding | None
 
 
 class BadgePublic(_FromResult):

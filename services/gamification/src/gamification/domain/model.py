@@ -8,13 +8,14 @@ written out in docs/gamification-rules.md; every rule below reads as a sentence 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, cast
 
 from gamification.domain.badges import Badge, BadgeFamily, by_family, monthly_target
 from gamification.domain.levels import is_milestone, level_for_xp
+from mandaact_common import codecs
 from mandaact_common.domain.calendar import month_bounds, week_bounds
 from mandaact_common.domain.schedule import Action, checklist, is_checkable, is_due
 
@@ -181,6 +182,39 @@ class _ActiveDays:
         self._days: list[int] = []  # ordinals, sorted
         self._starts: list[int] = []  # runs of consecutive ordinals, sorted, disjoint
         self._ends: list[int] = []
+        self._longest_before = 0  # the longest run among those compacted away
+
+    def compact(self, floor: int) -> None:
+        """Forget the days before `floor` and the runs that ended before it but the last one.
+
+        Every run that reaches `floor` is kept whole (a streak may have started long ago), and
+        so is the run before them: a return after a gap reads the end of that one.
+        """
+        del self._days[: bisect_left(self._days, floor)]
+        first_kept = max(bisect_left(self._ends, floor) - 1, 0)
+        if first_kept:
+            dropped = zip(self._starts[:first_kept], self._ends[:first_kept], strict=True)
+            self._longest_before = max(self._longest_before, *(e - s + 1 for s, e in dropped))
+            del self._starts[:first_kept], self._ends[:first_kept]
+
+    def to_state(self) -> dict[str, list[int] | int]:
+        """The days and runs as plain data."""
+        return {
+            "days": list(self._days),
+            "starts": list(self._starts),
+            "ends": list(self._ends),
+            "longest_before": self._longest_before,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _ActiveDays:
+        """Days and runs from `to_state`."""
+        days = cls()
+        days._days = [int(d) for d in state["days"]]
+        days._starts = [int(d) for d in state["starts"]]
+        days._ends = [int(d) for d in state["ends"]]
+        days._longest_before = int(state["longest_before"])
+        return days
 
     def __contains__(self, day: int) -> bool:
         i = bisect_left(self._days, day)
@@ -250,7 +284,8 @@ class _ActiveDays:
         return self._days[-1] if self._days else None
 
     def longest(self) -> int:
-        return max((e - s + 1 for s, e in zip(self._starts, self._ends, strict=True)), default=0)
+        runs = (e - s + 1 for s, e in zip(self._starts, self._ends, strict=True))
+        return max(self._longest_before, *runs) if self._starts else self._longest_before
 
 
 # --- the replay --------------------------------------------------------------------------------
@@ -271,6 +306,18 @@ class _Cause(NamedTuple):
     local_date: date | None
     event_id: str | None
     occurred_at: datetime | None
+
+
+def _seconds(moment: time | None) -> int | None:
+    return None if moment is None else moment.hour * 3600 + moment.minute * 60 + moment.second
+
+
+def _time_of(seconds: int | None) -> time | None:
+    return None if seconds is None else time(seconds // 3600, seconds // 60 % 60, seconds % 60)
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def _monday(day: date) -> date:
@@ -311,14 +358,11 @@ class _Fold:
     """The running state of one user's replay."""
 
     def __init__(self, actions: Iterable[Action], has_grid: bool) -> None:
-        self.actions = tuple(a for a in actions if is_checkable(a))
-        self.by_id = {a.id: a for a in self.actions}
-        self.judged_by_history = frozenset(a.id for a in self.actions if _judged_by_history(a))
-        self.plain = tuple(a for a in self.actions if a.id not in self.judged_by_history)
-        self.history_judged = tuple(a for a in self.actions if a.id in self.judged_by_history)
-        self.plain_due: dict[date, int] = {}
+        self._use_actions(actions)
         self.plain_done: dict[date, int] = {}
         self.has_grid = has_grid
+        self.awards_before = 0  # check-ins held, on dates compacted away
+        self.perfect_before = 0  # perfect dates, among those compacted away
         self.lines: list[LedgerLine] = []
         self.xp_total = 0
         self.top_level = 1
@@ -336,6 +380,34 @@ class _Fold:
         self.perfect_week_keys: list[date] = []
         self.badges: dict[str, BadgeUnlock] = {}
         self.climbed: dict[BadgeFamily, int] = {}
+
+    def _use_actions(self, actions: Iterable[Action]) -> None:
+        self.actions = tuple(a for a in actions if is_checkable(a))
+        self.by_id = {a.id: a for a in self.actions}
+        self.judged_by_history = frozenset(a.id for a in self.actions if _judged_by_history(a))
+        self.plain = tuple(a for a in self.actions if a.id not in self.judged_by_history)
+        self.history_judged = tuple(a for a in self.actions if a.id in self.judged_by_history)
+        self.plain_due: dict[date, int] = {}
+
+    # -- applying a grid change --
+
+    def change_grid(
+        self, actions: Iterable[Action], has_grid: bool, day: date, cause: _Cause
+    ) -> None:
+        """From now on the dates are judged by these actions; `day` and later are judged again.
+
+        A grid change takes nothing back from the dates before its own local date: they keep
+        the judgement they had under the grid as it was then.
+        """
+        self._use_actions(actions)
+        self.has_grid = self.has_grid or has_grid
+        self.plain_done = {}
+        for action_id, done_on in self.awards:
+            if action_id in self.by_id and action_id not in self.judged_by_history:
+                self.plain_done[done_on] = self.plain_done.get(done_on, 0) + 1
+        self._forget_perfect_weeks_from(day)
+        later = self.active.between(day.toordinal(), date.max.toordinal())
+        self._settle_dates([date.fromordinal(d) for d in later], cause)
 
     # -- applying a change --
 
@@ -481,10 +553,10 @@ class _Fold:
 
     def _unlock_checkin_badges(self, day: date, cause: _Cause) -> None:
         """Badges a check-in can unlock, judged on the state right after it."""
-        self._unlock_reached("first_checkin", len(self.awards), cause)
+        self._unlock_reached("first_checkin", self.award_count(), cause)
         if self.has_grid:
             self._unlock_reached("first_grid", 1, cause)
-        self._unlock_reached("volume", len(self.awards), cause)
+        self._unlock_reached("volume", self.award_count(), cause)
         self._unlock_reached("streak", self.active.run_length(day.toordinal()), cause)
         month_days = self.active_in_month[(day.year, day.month)]
         for badge in by_family("monthly"):
@@ -557,7 +629,11 @@ class _Fold:
 
     def _settle_perfect_days(self, change: CheckinChange, cause: _Cause) -> None:
         """Award +50 to each date the change made perfect, and take it back where it broke one."""
-        for target in self._dates_to_rejudge(change):
+        self._settle_dates(self._dates_to_rejudge(change), cause)
+
+    def _settle_dates(self, targets: Iterable[date], cause: _Cause) -> None:
+        """Judge these dates again: +50 where one became perfect, −50 where one stopped being."""
+        for target in targets:
             now, was = self._is_perfect(target), target in self.perfect
             if now == was:
                 continue
@@ -572,7 +648,7 @@ class _Fold:
             line_cause = _Cause(key, target, cause.event_id, cause.occurred_at)
             self._add(line_cause, amount, "perfect_day", None, None, None)
             if now:
-                self._unlock_reached("perfect_days", len(self.perfect), line_cause)
+                self._unlock_reached("perfect_days", self.perfect_count(), line_cause)
 
     def _week_was_perfect(self, monday: date) -> bool:
         """A week is perfect when something was due and at least 80 % of what was due was done."""
@@ -604,6 +680,141 @@ class _Fold:
             del self.perfect_weeks[monday]
         del self.perfect_week_keys[first:]
 
+    def unlock_first_grid(self, cause: _Cause) -> None:
+        """Unlock first_grid (once) at this cause."""
+        self._unlock_reached("first_grid", 1, cause)
+
+    def award_count(self) -> int:
+        """How many (action, date) pairs hold a check-in now."""
+        return self.awards_before + len(self.awards)
+
+    def perfect_count(self) -> int:
+        """How many dates are perfect now."""
+        return self.perfect_before + len(self.perfect)
+
+    # -- bounded state --
+
+    def compact(self, floor: date) -> None:
+        """Forget the detail of the dates before `floor`, keeping what later rules read of it.
+
+        Counts (check-ins held, perfect dates, the longest streak) and each action's first done
+        date survive as scalars; every rule applied to a date at least `LOOKBACK` after `floor`
+        gives the same result as with the whole history (see `docs/gamification-rules.md`).
+        """
+        old = [pair for pair in self.awards if pair[1] < floor]
+        self.awards_before += len(old)
+        for pair in old:
+            del self.awards[pair]
+        for action_id, dates in list(self.done_dates.items()):
+            cut = bisect_left(dates, floor)
+            if cut:
+                self.done_dates[action_id] = [dates[0], *dates[cut:]]
+        self.checkins_on = {d: n for d, n in self.checkins_on.items() if d >= floor}
+        self.plain_done = {d: n for d, n in self.plain_done.items() if d >= floor}
+        self.plain_due = {d: n for d, n in self.plain_due.items() if d >= floor}
+        self.active.compact(floor.toordinal())
+        month = (floor.year, floor.month)
+        self.active_in_month = {m: n for m, n in self.active_in_month.items() if m >= month}
+        gone = {d for d in self.perfect if d < floor}
+        self.perfect_before += len(gone)
+        self.perfect -= gone
+        self.times_perfect = {d: n for d, n in self.times_perfect.items() if d >= floor}
+        first = bisect_left(self.perfect_week_keys, floor)
+        for monday in self.perfect_week_keys[:first]:
+            del self.perfect_weeks[monday]
+        del self.perfect_week_keys[:first]
+        self.milestone_windows = [(s, e) for s, e in self.milestone_windows if e > floor]
+
+    # -- as plain data --
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything later changes need, as plain data (actions referred to by index)."""
+        ids: dict[str, int] = {}
+
+        def ref(action_id: str) -> int:
+            return ids.setdefault(action_id, len(ids))
+
+        by_day: dict[str, list[list[int | None]]] = {}
+        for (action_id, day), award in sorted(self.awards.items(), key=lambda kv: kv[0][1]):
+            secs = _seconds(award.local_time)
+            tenths = round(award.multiplier * 10)
+            by_day.setdefault(day.isoformat(), []).append(
+                [ref(action_id), award.amount, tenths, secs]
+            )
+        first_before = {
+            ref(action_id): dates[0].isoformat()
+            for action_id, dates in self.done_dates.items()
+            if dates and (action_id, dates[0]) not in self.awards
+        }
+        state = {
+            "actions": [codecs.action_doc(a) for a in self.actions],
+            "has_grid": self.has_grid,
+            "awards": by_day,
+            "first_before": {str(k): v for k, v in first_before.items()},
+            "awards_before": self.awards_before,
+            "perfect_before": self.perfect_before,
+            "xp_total": self.xp_total,
+            "top_level": self.top_level,
+            "levels_reached": [[lv.level, lv.key] for lv in self.levels_reached],
+            "milestone_windows": [
+                [a.isoformat(), b.isoformat()] for a, b in self.milestone_windows
+            ],
+            "active": self.active.to_state(),
+            "active_in_month": [[y, m, n] for (y, m), n in self.active_in_month.items()],
+            "in_window": dict(self.in_window),
+            "perfect": sorted(d.isoformat() for d in self.perfect),
+            "times_perfect": {d.isoformat(): n for d, n in self.times_perfect.items()},
+            "perfect_weeks": {d.isoformat(): v for d, v in self.perfect_weeks.items()},
+            "badges": [[b.code, b.key, _iso(b.local_date)] for b in self.badges.values()],
+            "climbed": dict(self.climbed),
+        }
+        state["ids"] = list(ids)  # after every `ref` above
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _Fold:
+        """A fold from `to_state`, ready for the changes that come after it."""
+        fold = cls([codecs.action_from(a) for a in state["actions"]], bool(state["has_grid"]))
+        ids: list[str] = list(state["ids"])
+        for day_text, rows in state["awards"].items():
+            day = date.fromisoformat(day_text)
+            for index, amount, tenths, secs in rows:
+                action_id = ids[index]
+                fold.awards[(action_id, day)] = _Award(amount, tenths / 10, _time_of(secs))
+                fold.done_dates.setdefault(action_id, []).append(day)
+                fold.checkins_on[day] = fold.checkins_on.get(day, 0) + 1
+                if action_id in fold.by_id and action_id not in fold.judged_by_history:
+                    fold.plain_done[day] = fold.plain_done.get(day, 0) + 1
+        for index, day_text in state["first_before"].items():
+            fold.done_dates.setdefault(ids[int(index)], []).append(date.fromisoformat(day_text))
+        for dates in fold.done_dates.values():
+            dates.sort()
+        fold.awards_before = int(state["awards_before"])
+        fold.perfect_before = int(state["perfect_before"])
+        fold.xp_total = int(state["xp_total"])
+        fold.top_level = int(state["top_level"])
+        fold.levels_reached = [LevelUp(int(lv), key) for lv, key in state["levels_reached"]]
+        fold.milestone_windows = [
+            (date.fromisoformat(a), date.fromisoformat(b)) for a, b in state["milestone_windows"]
+        ]
+        fold.active = _ActiveDays.from_state(state["active"])
+        fold.active_in_month = {(int(y), int(m)): int(n) for y, m, n in state["active_in_month"]}
+        fold.in_window = {k: int(v) for k, v in state["in_window"].items()}
+        fold.perfect = {date.fromisoformat(d) for d in state["perfect"]}
+        fold.times_perfect = {
+            date.fromisoformat(d): int(n) for d, n in state["times_perfect"].items()
+        }
+        fold.perfect_weeks = {
+            date.fromisoformat(d): bool(v) for d, v in state["perfect_weeks"].items()
+        }
+        fold.perfect_week_keys = sorted(fold.perfect_weeks)
+        fold.badges = {
+            code: BadgeUnlock(code, key, date.fromisoformat(day) if day else None)
+            for code, key, day in state["badges"]
+        }
+        fold.climbed = {cast(BadgeFamily, k): int(v) for k, v in state["climbed"].items()}
+        return fold
+
     # -- the result --
 
     def finish(self, today: date | None) -> DerivedState:
@@ -624,7 +835,7 @@ class _Fold:
             streak_current=current,
             streak_longest=self.active.longest(),
             last_active_date=last_active,
-            perfect_days=len(self.perfect),
+            perfect_days=self.perfect_count(),
             badges=list(self.badges.values()),
         )
 

@@ -1,76 +1,148 @@
-"""An in-memory adapter of the store port, for fast unit tests of the use cases."""
+"""An in-memory adapter of the store port, for fast unit tests of the use cases.
+
+Values go in and come out as they are stored by MongoDB: the kept fold through its plain-data
+state, so a unit test exercises the same round trip as the real adapter.
+"""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from gamification.store.ports import PROGRESS_FIELDS
+from gamification.domain.progress import BoardDelta, KeySum, LedgerEntry, Period, UserProgress
+from gamification.domain.user_fold import Fact, GridFact, UserFold, digest
+from gamification.store.ports import BoardRow
+from mandaact_common.domain.owner import Owner
 from mandaact_common.errors import Conflict
-from mandaact_common.mongo import Doc
 from mandaact_common.unit_of_work import InMemoryStore, InMemoryUnitOfWork, MemoryTables
+
+BoardKey = tuple[str, Period, str, str]
+"""A leaderboard row's identity: tenant, period, window, user."""
 
 
 @dataclass
 class Tables(MemoryTables):
-    """The user states by owner key and the ledger entries by id (as MongoDB would hold them)."""
+    """Progress by owner, archived facts by id, ledger entries by id, leaderboard rows."""
 
-    states: dict[str, Doc] = field(default_factory=dict)
-    ledger: dict[str, Doc] = field(default_factory=dict)
+    progress: dict[Owner, UserProgress] = field(default_factory=dict)
+    facts: dict[tuple[Owner, str], Fact] = field(default_factory=dict)
+    ledger: dict[str, LedgerEntry] = field(default_factory=dict)
+    boards: dict[BoardKey, int] = field(default_factory=dict)
 
 
-def _projection(doc: Doc) -> Doc:
-    return {f: copy.deepcopy(doc[f]) for f in PROGRESS_FIELDS if f in doc}
+def _stored(progress: UserProgress, with_fold: bool) -> UserProgress:
+    fold = progress.fold
+    kept = UserFold.from_state(fold.to_state()) if fold is not None and with_fold else None
+    return dataclasses.replace(
+        progress,
+        fold=kept,
+        levels_reached=set(progress.levels_reached),
+        badges=dict(progress.badges),
+    )
+
+
+def _fact_id(fact: Fact) -> str:
+    if isinstance(fact, GridFact):
+        return f"grid|{fact.grid_id}|{fact.version}"
+    return f"checkin|{fact.action_id}|{fact.local_date}|{fact.seq}|{digest(fact)}"
 
 
 class InMemoryGamificationStore(InMemoryStore[Tables]):
-    """The GamificationStore port over dictionaries; documents go in and out as copies."""
+    """The GamificationStore port over dictionaries."""
 
-    async def states(self, keys: Iterable[str]) -> dict[str, Doc]:
-        """The state documents of these users (missing ones are absent)."""
-        found = {k: self.tables.states[k] for k in keys if k in self.tables.states}
-        return copy.deepcopy(found)
+    async def progress_of(
+        self, owners: Collection[Owner], *, with_fold: bool = True
+    ) -> dict[Owner, UserProgress]:
+        """The stored progress of these users (absent ones left out)."""
+        found = self.tables.progress
+        return {o: _stored(found[o], with_fold) for o in owners if o in found}
 
-    async def save_states(self, docs: Sequence[Doc]) -> None:
-        """Replace (or insert) whole state documents."""
-        for doc in docs:
-            self.tables.states[doc["_id"]] = copy.deepcopy(doc)
+    async def save_progress(self, progress: Sequence[UserProgress]) -> None:
+        """Replace the users' progress."""
+        for p in progress:
+            self.tables.progress[p.owner] = _stored(p, with_fold=True)
 
-    async def insert_ledger(self, docs: Sequence[Doc]) -> None:
-        """Append ledger entries; an id or (owner, key, n) already there is a conflict."""
-        taken = {(e["uk"], e["key"], e["n"]) for e in self.tables.ledger.values()}
-        for doc in docs:
-            if doc["_id"] in self.tables.ledger or (doc["uk"], doc["key"], doc["n"]) in taken:
-                raise Conflict(f"ledger entry {doc['_id']} is already stored")
-            taken.add((doc["uk"], doc["key"], doc["n"]))
-            self.tables.ledger[doc["_id"]] = copy.deepcopy(doc)
+    async def archive(self, facts: Sequence[tuple[Owner, Fact]]) -> None:
+        """Keep the facts not kept yet."""
+        for owner, fact in facts:
+            self.tables.facts.setdefault((owner, _fact_id(fact)), fact)
 
-    async def progress(self, key: str) -> Doc | None:
-        """One user's progress projection."""
-        doc = self.tables.states.get(key)
-        return _projection(doc) if doc is not None else None
+    async def archived(self, owner: Owner) -> list[Fact]:
+        """Every archived fact of the user."""
+        return [f for (o, _), f in self.tables.facts.items() if o == owner]
 
-    async def ledger_page(self, key: str, limit: int, before: int | None) -> list[Doc]:
+    async def key_sums(
+        self, owners_keys: Collection[tuple[Owner, str]]
+    ) -> dict[tuple[Owner, str], KeySum]:
+        """What the ledger holds for these (user, key) pairs."""
+        wanted = set(owners_keys)
+        return {pair: s for pair, s in self._sums().items() if pair in wanted}
+
+    async def all_key_sums(self, owner: Owner) -> dict[str, KeySum]:
+        """What the ledger holds for every key of the user."""
+        return {key: s for (o, key), s in self._sums().items() if o == owner}
+
+    def _sums(self) -> dict[tuple[Owner, str], KeySum]:
+        out: dict[tuple[Owner, str], KeySum] = {}
+        for e in self.tables.ledger.values():
+            held = out.get((e.owner, e.key))
+            total, count = (held.total, held.count) if held else (0, 0)
+            out[(e.owner, e.key)] = KeySum(
+                total + e.amount, count + 1, e.reason, e.action_id, e.local_date, e.badge
+            )
+        return out
+
+    async def insert_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        """Append entries; an id or (owner, key, n) already stored is a conflict."""
+        taken = {(e.owner, e.key, e.n) for e in self.tables.ledger.values()}
+        for entry in entries:
+            if entry.id in self.tables.ledger or (entry.owner, entry.key, entry.n) in taken:
+                raise Conflict(f"ledger entry {entry.id} is already stored")
+            taken.add((entry.owner, entry.key, entry.n))
+            self.tables.ledger[entry.id] = entry
+
+    async def add_to_boards(self, deltas: Sequence[BoardDelta]) -> None:
+        """Add XP to the users' rows of their windows."""
+        for d in deltas:
+            key = (d.owner.tenant_id, d.period, d.window, d.owner.user_id)
+            self.tables.boards[key] = self.tables.boards.get(key, 0) + d.xp
+
+    async def ledger_page(self, owner: Owner, limit: int, before: int | None) -> list[LedgerEntry]:
         """A user's ledger entries, newest first."""
         mine = [
             e
             for e in self.tables.ledger.values()
-            if e["uk"] == key and (before is None or e["ord"] < before)
+            if e.owner == owner and (before is None or e.ord < before)
         ]
-        mine.sort(key=lambda e: e["ord"], reverse=True)
-        return copy.deepcopy(mine[:limit])
+        return sorted(mine, key=lambda e: e.ord, reverse=True)[:limit]
 
-    async def leaderboard(self, tenant_id: str, week: str | None, limit: int) -> list[Doc]:
-        """The tenant's users by XP (all time or one week), ties by user id."""
+    def _window(self, tenant_id: str, period: Period, window: str) -> list[BoardRow]:
+        rows = [
+            BoardRow(user, xp)
+            for (tenant, p, w, user), xp in self.tables.boards.items()
+            if (tenant, p, w) == (tenant_id, period, window)
+        ]
+        return sorted(rows, key=lambda r: (-r.xp, r.user_id))
 
-        def xp(doc: Doc) -> int:
-            return int(doc.get("xp_by_week", {}).get(week, 0) if week else doc.get("xp_total", 0))
+    async def board_top(
+        self, tenant_id: str, period: Period, window: str, limit: int
+    ) -> list[BoardRow]:
+        """The window's users with XP, most first, ties by user id."""
+        return [r for r in self._window(tenant_id, period, window) if r.xp > 0][:limit]
 
-        mine = [d for d in self.tables.states.values() if d["tenant_id"] == tenant_id]
-        ranked = [d for d in mine if xp(d) > 0]
-        ranked.sort(key=lambda d: (-xp(d), d["user_id"]))
-        return [_projection(d) for d in ranked[:limit]]
+    async def board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
+        """The user's row of the window."""
+        xp = self.tables.boards.get((owner.tenant_id, period, window, owner.user_id))
+        return None if xp is None else BoardRow(owner.user_id, xp)
+
+    async def board_ahead(self, tenant_id: str, period: Period, window: str, row: BoardRow) -> int:
+        """How many users of the window rank before `row`."""
+        return sum(
+            1
+            for r in self._window(tenant_id, period, window)
+            if (r.xp, row.user_id) > (row.xp, r.user_id)
+        )
 
 
 def in_memory_unit_of_work(

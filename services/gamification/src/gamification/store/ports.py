@@ -1,61 +1,91 @@
-"""The ports the use cases need: the per-user state documents, the ledger, and the API's reads.
+"""The ports the use cases need: user progress, the archive of facts, the ledger, leaderboards.
 
-A user's state is one document filed under their owner key: the facts the fold needs (grids'
-actions, check-in changes, ledger sums per key) and the progress projection the API reads.
+- progress: one small document per user (`UserProgress`: the kept fold and the projection);
+- archive: every fact received (check-in changes, grid versions), append-only, read back only
+  when a user's fold has to be rebuilt;
+- ledger: the append-only XP entries, with their sums per line key;
+- leaderboards: one row per (tenant, period, window, user), kept in step with the ledger.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Final, Protocol
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from mandaact_common.mongo import Doc
+from gamification.domain.progress import BoardDelta, KeySum, LedgerEntry, Period, UserProgress
+from gamification.domain.user_fold import Fact
+from mandaact_common.domain.owner import Owner
 from mandaact_common.outbox import Transaction
 from mandaact_common.unit_of_work import UnitOfWork
 from mandaact_contracts.events import EventPayload
 
-PROGRESS_FIELDS: Final = (
-    "_id",
-    "tenant_id",
-    "user_id",
-    "timezone",
-    "xp_total",
-    "level",
-    "streak_current",
-    "streak_longest",
-    "last_active_date",
-    "perfect_days",
-    "badges",
-    "xp_by_week",
-)
-"""The fields of a user's state that are the projection (what the reads return)."""
+
+@dataclass(frozen=True, slots=True)
+class BoardRow:
+    """One user's XP in one leaderboard window."""
+
+    user_id: str
+    xp: int
 
 
 class GamificationStore(Protocol):
-    """What one unit of work reads and writes; documents are filed under owner keys."""
+    """What one unit of work reads and writes; every read is scoped to a tenant or an owner."""
 
-    async def states(self, keys: Iterable[str]) -> dict[str, Doc]:
-        """The state documents of these users (missing ones are absent)."""
+    async def progress_of(
+        self, owners: Collection[Owner], *, with_fold: bool = True
+    ) -> dict[Owner, UserProgress]:
+        """The stored progress of these users (absent ones left out); reads skip the fold."""
         ...
 
-    async def save_states(self, docs: Sequence[Doc]) -> None:
-        """Replace (or insert) whole state documents."""
+    async def save_progress(self, progress: Sequence[UserProgress]) -> None:
+        """Store these users' progress (each replaces the stored one)."""
         ...
 
-    async def insert_ledger(self, docs: Sequence[Doc]) -> None:
+    async def archive(self, facts: Sequence[tuple[Owner, Fact]]) -> None:
+        """Keep these facts (a fact already kept is kept once)."""
+        ...
+
+    async def archived(self, owner: Owner) -> list[Fact]:
+        """Every fact kept for the user (for a rebuild of their fold)."""
+        ...
+
+    async def key_sums(
+        self, owners_keys: Collection[tuple[Owner, str]]
+    ) -> dict[tuple[Owner, str], KeySum]:
+        """What the ledger holds for these (user, line key) pairs (absent ones left out)."""
+        ...
+
+    async def all_key_sums(self, owner: Owner) -> dict[str, KeySum]:
+        """What the ledger holds for every line key of the user (for a rebuild)."""
+        ...
+
+    async def insert_ledger(self, entries: Sequence[LedgerEntry]) -> None:
         """Append ledger entries."""
         ...
 
-    async def progress(self, key: str) -> Doc | None:
-        """One user's progress projection, or None before their first event."""
+    async def add_to_boards(self, deltas: Sequence[BoardDelta]) -> None:
+        """Add XP to users' standings in leaderboard windows."""
         ...
 
-    async def ledger_page(self, key: str, limit: int, before: int | None) -> list[Doc]:
+    # -- reads for the API --
+
+    async def ledger_page(self, owner: Owner, limit: int, before: int | None) -> list[LedgerEntry]:
         """A user's ledger entries, newest first, older than the entry `before` if given."""
         ...
 
-    async def leaderboard(self, tenant_id: str, week: str | None, limit: int) -> list[Doc]:
-        """The tenant's users with XP (in the ISO week, or all time), most first, ties by id."""
+    async def board_top(
+        self, tenant_id: str, period: Period, window: str, limit: int
+    ) -> list[BoardRow]:
+        """The window's users with XP above 0, most first, ties by user id."""
+        ...
+
+    async def board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
+        """The user's standing in the window, if any."""
+        ...
+
+    async def board_ahead(self, tenant_id: str, period: Period, window: str, row: BoardRow) -> int:
+        """How many users of the window rank before `row` (more XP, or as much and a lower id)."""
         ...
 
     def emit(self, topic: str, payload: EventPayload, subject: str | None = None) -> None:

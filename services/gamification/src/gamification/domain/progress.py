@@ -1,0 +1,147 @@
+"""A user's gamification state, typed: who they are, their kept fold and what the API reads.
+
+One small document per user, bounded by the kept window of the fold (not by the history); the
+ledger, the archived facts and the leaderboard windows live in their own collections.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Final, Literal
+
+from gamification.domain.levels import level_for_xp
+from gamification.domain.model import DerivedState, LedgerLine, LineReason
+from gamification.domain.user_fold import UserFold
+from mandaact_common.domain.calendar import DEFAULT_TIMEZONE, iso_week
+from mandaact_common.domain.owner import Owner
+
+ENTRY_NAMESPACE: Final = uuid.UUID("6f1c2d3e-8a7b-4c5d-9e0f-112233445566")
+
+Period = Literal["week", "month", "all"]
+PERIODS: Final[tuple[Period, ...]] = ("week", "month", "all")
+
+
+def entry_id(owner_key: str, line_key: str, n: int) -> str:
+    """A ledger entry's id: the same in a live run and in a replay."""
+    return str(uuid.uuid5(ENTRY_NAMESPACE, f"{owner_key}|{line_key}|{n}"))
+
+
+def window_of(period: Period, day: date) -> str:
+    """The leaderboard window a local date falls in: its ISO week, its month, or all time."""
+    if period == "week":
+        return iso_week(day)
+    if period == "month":
+        return f"{day.year:04d}-{day.month:02d}"
+    return "all"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One stored XP award or take-back (append-only; `n` counts the entries of its key)."""
+
+    id: str
+    owner: Owner
+    key: str
+    n: int
+    ord: int
+    amount: int
+    reason: LineReason
+    action_id: str | None
+    local_date: date | None
+    badge: str | None
+    multiplier: float | None
+    source_event_id: str
+    xp_total: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeySum:
+    """What the ledger holds for one line key: the sum and the number of entries."""
+
+    total: int
+    count: int
+    reason: LineReason
+    action_id: str | None
+    local_date: date | None
+    badge: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BoardDelta:
+    """XP to add to a user's standing in one leaderboard window."""
+
+    owner: Owner
+    period: Period
+    window: str
+    xp: int
+
+
+@dataclass
+class UserProgress:
+    """Everything gamification keeps about one user, bounded whatever their history."""
+
+    owner: Owner
+    fold: UserFold | None
+    """None when read for the API only (the fold is what the consumer needs)."""
+    user_version: int = 0
+    timezone: str | None = None
+    display_name: str | None = None
+    entries: int = 0
+    xp_total: int = 0
+    level: int = 1
+    levels_reached: set[int] = field(default_factory=set)
+    streak_current: int = 0
+    streak_longest: int = 0
+    last_active_date: date | None = None
+    perfect_days: int = 0
+    badges: dict[str, datetime] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+    @property
+    def effective_timezone(self) -> str:
+        """The user's timezone, or the default one while none is known."""
+        return self.timezone or DEFAULT_TIMEZONE
+
+    def current_streak(self, today: date) -> int:
+        """The streak as seen today: it lapses when neither today nor yesterday was active."""
+        last = self.last_active_date
+        if last is None or last < today - timedelta(days=1):
+            return 0
+        return self.streak_current
+
+    def entry_of(
+        self, line: LedgerLine, amount: int, n: int, trigger: str, now: datetime
+    ) -> LedgerEntry:
+        """The next ledger entry: `amount` of `line`'s key, the `n`th of that key."""
+        self.entries += 1
+        self.xp_total += amount
+        return LedgerEntry(
+            id=entry_id(self.owner.key, line.key, n),
+            owner=self.owner,
+            key=line.key,
+            n=n,
+            ord=self.entries,
+            amount=amount,
+            reason=line.reason,
+            action_id=line.action_id,
+            local_date=line.local_date,
+            badge=line.badge,
+            multiplier=line.multiplier,
+            source_event_id=line.source_event_id or trigger,
+            xp_total=self.xp_total,
+            created_at=now,
+        )
+
+    def project(self, derived: DerivedState, now: datetime) -> None:
+        """Take the fold's totals, streaks, perfect days and badges as the user's progress."""
+        self.level = level_for_xp(self.xp_total)
+        self.levels_reached |= {up.level for up in derived.levels_reached}
+        self.streak_current = derived.streak_current
+        self.streak_longest = derived.streak_longest
+        self.last_active_date = derived.last_active_date
+        self.perfect_days = derived.perfect_days
+        self.badges = {b.code: self.badges.get(b.code, now) for b in derived.badges}
+        self.updated_at = now
