@@ -19,7 +19,7 @@ from mandaact_common.outbox import pending_events
 from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_common.testing import MemoryRecord, record_of
 from mandaact_contracts import topics
-from mandaact_contracts.events import ActionCompleted
+from mandaact_contracts.events import ActionCompleted, UserChanged
 from services.gamification.tests.support import TENANT, USER, change, goal
 
 pytestmark = pytest.mark.integration
@@ -238,3 +238,94 @@ async def test_requests_without_a_valid_token_get_401(harness: Harness) -> None:
                 r = await http.get("/v1/me/progress", headers=headers)
                 assert r.status_code == 401, headers
                 assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def _settings(user: str, name: str) -> MemoryRecord:
+    return record_of(
+        UserChanged(
+            tenant_id=TENANT,
+            user_id=user,
+            display_name=name,
+            timezone="Asia/Seoul",
+            locale="en",
+            version=1,
+            changed_at=datetime(2026, 11, 1, tzinfo=UTC),
+        )
+    )
+
+
+async def _board(harness: Harness, query: str, user: str, today: datetime) -> dict[str, Any]:
+    settings = Settings(mongodb_url="unused", mongodb_database=harness.db_name)
+    app = build_app(settings, client=harness.client, clock=lambda: today)
+    token = mint_token(DEV_JWT_SECRET, TENANT, user)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            r = await http.get(
+                f"/v1/leaderboard?{query}", headers={"Authorization": f"Bearer {token}"}
+            )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_leaderboards_by_week_and_month_rank_the_caller_even_outside_the_top(
+    harness: Harness,
+) -> None:
+    week1, week2 = date(2026, 11, 3), date(2026, 11, 10)  # Tuesdays of W45 and W46
+    records = [_settings("alice", "Alice"), _settings("bob", "Bob"), _settings("carol", "Carol")]
+    records += [goal(user=u) for u in ("alice", "bob", "carol")]
+    records += [change("a1", week1, 1, user="alice"), change("a1", week2, 1, user="alice")]
+    records += [change("a1", week2, 1, user="bob"), change("a2", week2, 1, user="bob")]
+    records += [change("a1", week1, 1, user="carol")]
+    await harness.deliver(*records)
+    in_week2 = datetime(2026, 11, 11, 3, tzinfo=UTC)
+
+    board = await _board(harness, "period=week&limit=1", "alice", in_week2)
+    assert board["week"] == "2026-W46"
+    assert board["window"] == {"from": "2026-11-09", "to": "2026-11-15"}
+    [top] = board["items"]
+    assert (top["rank"], top["user_id"], top["display_name"]) == (1, "bob", "Bob")
+    assert board["me"]["rank"] == 2  # alice is outside the top 1, and still told her place
+    assert board["me"]["xp"] < top["xp"]
+
+    month = await _board(harness, "period=month", "carol", in_week2)
+    assert month["window"] == {"from": "2026-11-01", "to": "2026-11-30"}
+    assert [row["user_id"] for row in month["items"]][-1] == "carol"
+    assert month["me"] == {"rank": 3, "xp": month["items"][-1]["xp"]}
+
+    # Every award of a user (badges included) falls in a week: the weeks add up to the total.
+    rows = await harness.db["leaderboards"].find({"user_id": "alice", "period": "week"}).to_list()
+    alice = await harness.progress("alice")
+    assert sum(r["xp"] for r in rows) == alice["xp_total"]
+    assert {r["window"] for r in rows} == {"2026-W45", "2026-W46"}
+
+
+async def test_a_check_in_that_comes_long_after_its_time_converges_to_the_in_order_result(
+    mongo_client: Any,
+) -> None:
+    """A fact older than what the kept fold holds makes the user's fold rebuild from the archive."""
+    start = date(2026, 9, 1)
+    late = change("a2", start + timedelta(days=2), 1)
+    records = [goal(n_actions=2)]
+    for offset in range(70):
+        records.append(change("a1", start + timedelta(days=offset), 1))
+    in_order = Harness(mongo_client, f"t_{uuid.uuid4().hex[:10]}")
+    await in_order.deliver(records[0], late, *records[1:])
+    expected = await in_order.progress()
+
+    delayed = Harness(mongo_client, f"t_{uuid.uuid4().hex[:10]}")
+    for i in range(0, len(records), 10):
+        await delayed.deliver(*records[i : i + 10])
+    await delayed.deliver(late)  # two months late: before the kept window
+    got = await delayed.progress()
+    for field in ("xp_total", "level", "streak", "perfect_days"):
+        assert got[field] == expected[field], field
+    assert sum(e["amount"] for e in got["ledger"]) == expected["xp_total"]
+    sums: dict[str, int] = {}
+    for e in await delayed.db["ledger"].find({}).to_list():
+        sums[e["key"]] = sums.get(e["key"], 0) + e["amount"]
+    want: dict[str, int] = {}
+    for e in await in_order.db["ledger"].find({}).to_list():
+        want[e["key"]] = want.get(e["key"], 0) + e["amount"]
+    assert {k: v for k, v in sums.items() if v} == {k: v for k, v in want.items() if v}

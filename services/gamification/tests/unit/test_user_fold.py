@@ -100,9 +100,10 @@ def live(facts: list[GridFact | CheckinChange], batch: int) -> tuple[UserFold, d
     density=st.sampled_from([0.3, 0.8, 1.0]),
     batch=st.integers(5, 60),
     jitter=st.sampled_from([0, 0, 3]),
+    late=st.sampled_from([0, 0, 2]),
 )
 def test_batches_in_arrival_order_give_the_fold_from_scratch(
-    seed: int, days: int, density: float, batch: int, jitter: int
+    seed: int, days: int, density: float, batch: int, jitter: int, late: int
 ) -> None:
     rnd = random.Random(seed)
     facts: list[GridFact | CheckinChange] = [grid(1, START - timedelta(days=1))]
@@ -114,6 +115,8 @@ def test_batches_in_arrival_order_give_the_fold_from_scratch(
         i = rnd.randrange(len(facts) - 1)
         facts[i], facts[i + 1] = facts[i + 1], facts[i]
     facts += rnd.sample(facts, len(facts) // 10)  # and some delivered twice
+    for _ in range(late):  # and a few arrive long after their time (a replay, a redrive)
+        facts.append(facts.pop(rnd.randrange(len(facts) // 2)))
 
     kept, ledger = live(facts, batch)
     scratch, lines = UserFold.rebuild(facts, accept_days=2)
@@ -167,3 +170,20 @@ def test_a_fact_before_the_kept_window_asks_for_a_rebuild() -> None:
     )
     with pytest.raises(NeedsRebuild):
         fold.extend([old])
+
+
+def test_a_return_after_a_long_gap_is_a_comeback_even_when_the_old_run_was_compacted() -> None:
+    def check(offset: int) -> CheckinChange:
+        day = START + timedelta(days=offset)
+        moment = datetime.combine(day, time(9), UTC)
+        return CheckinChange(f"c{offset}", "daily", day, 1, True, moment, moment.time())
+
+    first = [grid(1, START - timedelta(days=1)), *(check(d) for d in range(10))]
+    fold = UserFold(accept_days=2)
+    fold.extend(first)
+    fold.extend([grid(2, START + timedelta(days=60))])  # moves the kept window past the old run
+    [back, *_] = fold.extend([check(80)])
+    scratch, lines = UserFold.rebuild([*first, grid(2, START + timedelta(days=60)), check(80)])
+    assert back.key == f"checkin:daily:{START + timedelta(days=80)}:1"
+    assert back.multiplier == next(ln.multiplier for ln in lines if ln.key == back.key) == 1.5
+    assert fold.summary() == scratch.summary()
