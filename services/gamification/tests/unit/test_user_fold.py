@@ -178,7 +178,8 @@ def test_a_return_after_a_long_gap_is_a_comeback_even_when_the_old_run_was_compa
         moment = datetime.combine(day, time(9), UTC)
         return CheckinChange(f"c{offset}", "daily", day, 1, True, moment, moment.time())
 
-    first = [grid(1, START - timedelta(days=1)), *(check(d) for d in range(10))]
+    first: list[GridFact | CheckinChange] = [grid(1, START - timedelta(days=1))]
+    first += [check(d) for d in range(10)]
     fold = UserFold(accept_days=2)
     fold.extend(first)
     fold.extend([grid(2, START + timedelta(days=60))])  # moves the kept window past the old run
