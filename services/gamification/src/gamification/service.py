@@ -392,11 +392,14 @@ class GamificationService:
 
 
 def _copy(progress: UserProgress) -> UserProgress:
-    """A working copy (the fold is re-read from its state, so `before` stays as stored)."""
-    fold = UserFold.from_state(progress.fold.to_state()) if progress.fold is not None else None
+    """A working copy of the projection, so `before` stays as stored.
+
+    The fold itself is shared, not copied: it changes only by `extend`, which changes nothing
+    when it raises, and a transaction that is run again reads every user afresh.
+    """
     return UserProgress(
         owner=progress.owner,
-        fold=fold,
+        fold=progress.fold,
         user_version=progress.user_version,
         timezone=progress.timezone,
         display_name=progress.display_name,
