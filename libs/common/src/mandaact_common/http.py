@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import uvicorn
 from aiokafka import AIOKafkaClient
@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.responses import Response
 
 from mandaact_common.auth import Principal, principal_from_authorization
+from mandaact_common.domain.owner import Owner
 from mandaact_common.mongo import Doc, make_client, ping
 from mandaact_common.observability import configure_logging, http_middleware, metrics_response
 from mandaact_common.outbox import ensure_outbox_indexes
@@ -63,6 +64,31 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 State = Annotated[AppState, Depends(app_state)]
 
 
+def current_owner(principal: CurrentPrincipal) -> Owner:
+    """The tenant and user of the verified token (401 problem without one)."""
+    return Owner(tenant_id=principal.tenant_id, user_id=principal.user_id)
+
+
+CurrentOwner = Annotated[Owner, Depends(current_owner)]
+"""Whose data a request is about: always the verified token's tenant and user."""
+
+ServiceT = TypeVar("ServiceT")
+ServiceFactory = Callable[[AppState], ServiceT]
+"""Builds a service's use cases over the process's clients (bootstrap hands one to create_app)."""
+
+
+def use_cases(kind: type[ServiceT]) -> Callable[[Request], ServiceT]:
+    """A dependency giving the use cases the app's service factory builds (of type `kind`)."""
+
+    def dependency(request: Request) -> ServiceT:
+        service = request.app.state.service_factory(app_state(request))
+        if not isinstance(service, kind):
+            raise TypeError(f"the service factory built {type(service)}, not {kind}")
+        return service
+
+    return dependency
+
+
 async def _kafka_reachable(state: AppState) -> bool:
     if state.kafka is None:
         state.kafka = AIOKafkaClient(bootstrap_servers=state.settings.kafka_bootstrap_servers)
@@ -89,12 +115,14 @@ def create_app(
     on_stop: Callable[[AppState], Awaitable[None]] | None = None,
     events: WorkerSpec | None = None,
     client: AsyncMongoClient[Doc] | None = None,
+    service_factory: Callable[[AppState], object] | None = None,
 ) -> FastAPI:
     """Build a service's FastAPI app; clients are made in the lifespan (or passed by tests).
 
     The service's indexes (`events.ensure_indexes`) are made once at start, then `on_start`
     runs; `on_stop` runs at shutdown, before the clients close. Every domain error maps to its
-    problem document here, so services install no error handlers of their own.
+    problem document here, so services install no error handlers of their own. The routes get
+    the use cases `service_factory` builds through `use_cases(kind)`.
     """
 
     @asynccontextmanager
@@ -119,6 +147,7 @@ def create_app(
                 await mongo.close()
 
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
+    app.state.service_factory = service_factory
     app.middleware("http")(http_middleware(settings.service_name))
     install_problem_handlers(app)
 

@@ -20,6 +20,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mandaact_common.domain.owner import Owner
 from mandaact_common.errors import RuleBroken
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import Transaction, transact
@@ -65,6 +66,11 @@ class IdempotentRequest:
     operation: str
     key: str
     fingerprint: str
+
+    @classmethod
+    def of(cls, owner: Owner, operation: str, key: str, body: bytes) -> IdempotentRequest:
+        """The request of an owner's operation under a key, fingerprinted by its body."""
+        return cls(owner.tenant_id, owner.user_id, operation, key, body_fingerprint(body))
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,12 +60,11 @@ def build_app(
     clock: Clock = utc_now,
 ) -> FastAPI:
     """The checkins HTTP app (tests pass their own client and clock, or a factory with fakes)."""
-    app = create_app(
+    return create_app(
         settings,
         title="MandaAct checkins",
         routers=[router],
         events=worker_spec(),
         client=client,
+        service_factory=service_factory or mongo_service(settings, clock),
     )
-    app.state.checkins_factory = service_factory or mongo_service(settings, clock)
-    return app

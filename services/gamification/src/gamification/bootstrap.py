@@ -98,12 +98,11 @@ def build_app(
     clock: Clock = utc_now,
 ) -> FastAPI:
     """The gamification HTTP app (tests pass their own client and clock, or a fake factory)."""
-    app = create_app(
+    return create_app(
         settings,
         title="MandaAct gamification",
         routers=[router],
         events=worker_spec(clock),
         client=client,
+        service_factory=service_factory or mongo_service(clock),
     )
-    app.state.gamification_factory = service_factory or mongo_service(clock)
-    return app

@@ -36,12 +36,11 @@ def build_app(
     service_factory: ServiceFactory = mongo_service,
 ) -> FastAPI:
     """The goals HTTP app (tests pass their own client, or a factory with fakes)."""
-    app = create_app(
+    return create_app(
         settings,
         title="MandaAct goals",
         routers=[router],
         events=worker_spec(),
         client=client,
+        service_factory=service_factory,
     )
-    app.state.goals_factory = service_factory
-    return app

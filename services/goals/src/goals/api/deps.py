@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header
 
-from goals.domain.model import IfMatch, Owner
+from goals.domain.model import IfMatch
 from goals.service import GoalsService
-from mandaact_common.http import AppState, CurrentPrincipal, app_state
+from mandaact_common import http
+from mandaact_common.http import CurrentOwner as CurrentOwner
 
-ServiceFactory = Callable[[AppState], GoalsService]
-
-
-def current_owner(principal: CurrentPrincipal) -> Owner:
-    """The tenant and user of the verified token (401 problem without one)."""
-    return Owner(tenant_id=principal.tenant_id, user_id=principal.user_id)
-
-
-def goals_service(request: Request) -> GoalsService:
-    """The use cases, built by the factory bootstrap installed on the app."""
-    factory: ServiceFactory = request.app.state.goals_factory
-    return factory(app_state(request))
+ServiceFactory = http.ServiceFactory[GoalsService]
 
 
 def parse_if_match(value: str) -> IfMatch:
@@ -60,6 +49,5 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-CurrentOwner = Annotated[Owner, Depends(current_owner)]
-Goals = Annotated[GoalsService, Depends(goals_service)]
+Goals = Annotated[GoalsService, Depends(http.use_cases(GoalsService))]
 IfMatchHeader = Annotated[IfMatch | None, Depends(if_match)]

@@ -25,7 +25,6 @@ from mandaact_common.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
     StoredResponse,
-    body_fingerprint,
 )
 from mandaact_common.problems import problem_responses
 
@@ -114,12 +113,8 @@ async def create_mandalart(
     if idempotency_key is None:
         stored = present_created(await goals.create_mandalart(owner, draft))
     else:
-        request_id = IdempotentRequest(
-            tenant_id=owner.tenant_id,
-            user_id=owner.user_id,
-            operation=CREATE_OPERATION,
-            key=idempotency_key,
-            fingerprint=body_fingerprint(await request.body()),
+        request_id = IdempotentRequest.of(
+            owner, CREATE_OPERATION, idempotency_key, await request.body()
         )
         stored = await goals.create_mandalart_once(owner, draft, request_id, present_created)
     return JSONResponse(stored.body, status_code=stored.status_code, headers=dict(stored.headers))

@@ -8,20 +8,15 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from mandaact_common.domain.calendar import parse_iso_week
-from mandaact_common.domain.owner import Owner
 from mandaact_common.errors import InvalidInput
-from mandaact_common.http import AppState, CurrentPrincipal
+from mandaact_common.http import AppState
+from mandaact_common.http import CurrentOwner as CurrentOwner
 from reports.service import ReportsService
 
 ISO_WEEK_PATTERN = r"^[0-9]{4}-W[0-9]{2}$"
 
 ServiceFactory = Callable[[AppState], ReportsService]
 """Builds the process's use cases once, when the app starts."""
-
-
-def current_owner(principal: CurrentPrincipal) -> Owner:
-    """The tenant and user of the verified token (401 problem without one)."""
-    return Owner(tenant_id=principal.tenant_id, user_id=principal.user_id)
 
 
 def reports_service(request: Request) -> ReportsService:
@@ -43,6 +38,5 @@ def iso_week_param(
     return iso_week
 
 
-CurrentOwner = Annotated[Owner, Depends(current_owner)]
 Reports = Annotated[ReportsService, Depends(reports_service)]
 IsoWeek = Annotated[str, Depends(iso_week_param)]

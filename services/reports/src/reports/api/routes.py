@@ -11,7 +11,6 @@ from mandaact_common.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
     StoredResponse,
-    body_fingerprint,
 )
 from mandaact_common.problems import PROBLEM_JSON
 from reports.api.deps import ISO_WEEK_PATTERN, CurrentOwner, IsoWeek, Reports
@@ -78,12 +77,6 @@ async def generate_weekly_report(
     if idempotency_key is None:
         stored = present_generated(await reports.generate(owner, week))
     else:
-        request = IdempotentRequest(
-            tenant_id=owner.tenant_id,
-            user_id=owner.user_id,
-            operation=GENERATE_OPERATION,
-            key=idempotency_key,
-            fingerprint=body_fingerprint(week.encode()),
-        )
+        request = IdempotentRequest.of(owner, GENERATE_OPERATION, idempotency_key, week.encode())
         stored = await reports.generate_once(owner, week, request, present_generated)
     return JSONResponse(stored.body, stored.status_code, headers=dict(stored.headers))
