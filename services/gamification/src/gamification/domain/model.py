@@ -755,7 +755,8 @@ class _Fold:
             "perfect_before": self.perfect_before,
             "xp_total": self.xp_total,
             "top_level": self.top_level,
-            "levels_reached": [[lv.level, lv.key] for lv in self.levels_reached],
+            # Which levels were reached, not which line crossed each: that would grow with them.
+            "levels_reached": [lv.level for lv in self.levels_reached],
             "milestone_windows": [
                 [a.isoformat(), b.isoformat()] for a, b in self.milestone_windows
             ],
@@ -793,7 +794,7 @@ class _Fold:
         fold.perfect_before = int(state["perfect_before"])
         fold.xp_total = int(state["xp_total"])
         fold.top_level = int(state["top_level"])
-        fold.levels_reached = [LevelUp(int(lv), key) for lv, key in state["levels_reached"]]
+        fold.levels_reached = [LevelUp(int(lv), "") for lv in state["levels_reached"]]
         fold.milestone_windows = [
             (date.fromisoformat(a), date.fromisoformat(b)) for a, b in state["milestone_windows"]
         ]

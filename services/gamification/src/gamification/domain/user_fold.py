@@ -16,6 +16,7 @@ changed; the days before keep the judgement they had (see `docs/gamification-rul
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from gamification.domain.model import (
     CheckinChange,
     DerivedState,
     LedgerLine,
+    LevelUp,
     _Cause,
     _Fold,
     canonical_order,
@@ -213,24 +215,37 @@ class UserFold:
         self._newest = max(self._newest, grid.local_date)
 
     def _compact(self) -> None:
-        """Move the kept window on once the newest date has gone a week past it."""
-        accept_from = self._newest - timedelta(days=self._accept_days)
-        floor = accept_from - LOOKBACK
-        if self._newest == date.min or floor < self._floor + COMPACT_STEP:
+        """Move the accepted window on with the newest date, and the kept detail a week at a time.
+
+        The detail kept always reaches `LOOKBACK` before the oldest accepted date: the floor is
+        only ever set that far behind the accepted window, and the window only moves forward.
+        """
+        if self._newest == date.min:
             return
-        self._fold.compact(floor)
-        self._floor, self._accept_from = floor, accept_from
-        self._pairs = {p: v for p, v in self._pairs.items() if p[1] >= accept_from}
+        accept_from = self._newest - timedelta(days=self._accept_days)
+        if accept_from > self._accept_from:
+            self._accept_from = accept_from
+            self._pairs = {p: v for p, v in self._pairs.items() if p[1] >= accept_from}
+        floor = self._accept_from - LOOKBACK
+        if floor >= self._floor + COMPACT_STEP:
+            self._fold.compact(floor)
+            self._floor = floor
 
     # -- what it says --
 
     def summary(self) -> DerivedState:
-        """Totals, level, levels reached, streaks, perfect days and badges (no lines)."""
+        """Totals, level, levels reached, streaks, perfect days and badges (no lines).
+
+        Levels reached are told by number only: the kept state does not keep which line crossed
+        into each.
+        """
         lines, self._fold.lines = self._fold.lines, []
         try:
-            return self._fold.finish(None)
+            state = self._fold.finish(None)
         finally:
             self._fold.lines = lines
+        levels = [LevelUp(up.level, "") for up in state.levels_reached]
+        return dataclasses.replace(state, levels_reached=levels)
 
     @property
     def accept_from(self) -> date:
