@@ -281,17 +281,20 @@ class GamificationService:
     async def _ledger(
         self, store: GamificationStore, folded: Sequence[_Folded], now: datetime
     ) -> dict[Owner, list[LedgerEntry]]:
-        """The entries that make each user's stored sums per key equal what the fold asks."""
-        wanted = {(f.progress.owner, ln.key) for f in folded if not f.rebuilt for ln in f.lines}
-        held = await store.key_sums(wanted)
+        """The entries that make each user's stored sums per key equal what the fold asks.
+
+        Extending a fold produces only keys the ledger does not hold (or holds at 0, after a
+        rebuild: `UserProgress.reusable`), so the usual batch reads nothing of the ledger; a
+        rebuild reads the user's sums per key and appends the difference.
+        """
         out: dict[Owner, list[LedgerEntry]] = {}
         for f in folded:
             owner = f.progress.owner
             if f.rebuilt:
                 sums = await store.all_key_sums(owner)
+                out[owner] = _difference(f.progress, f.lines, sums, f.trigger, now)
             else:
-                sums = {key: s for (o, key), s in held.items() if o == owner}
-            out[owner] = _difference(f.progress, f.lines, sums, f.rebuilt, f.trigger, now)
+                out[owner] = _fresh(f.progress, f.lines, f.trigger, now)
         return out
 
     # -- reads --
@@ -413,6 +416,7 @@ def _copy(progress: UserProgress) -> UserProgress:
         perfect_days=progress.perfect_days,
         badges=dict(progress.badges),
         updated_at=progress.updated_at,
+        reusable=dict(progress.reusable),
     )
 
 
@@ -434,18 +438,29 @@ def _take_settings(progress: UserProgress, came: _Arrivals) -> bool:
     return False
 
 
+def _fresh(
+    progress: UserProgress, lines: Sequence[LedgerLine], trigger: str, now: datetime
+) -> list[LedgerEntry]:
+    """The entries of lines whose keys the ledger does not hold yet (or holds at 0)."""
+    return [
+        progress.entry_of(line, line.amount, progress.reusable.pop(line.key, 0), trigger, now)
+        for line in lines
+        if line.amount
+    ]
+
+
 def _difference(
     progress: UserProgress,
     lines: Sequence[LedgerLine],
     sums: dict[str, KeySum],
-    complete: bool,
     trigger: str,
     now: datetime,
 ) -> list[LedgerEntry]:
-    """Entries that make the stored sum of each key what `lines` ask for.
+    """Entries that make the stored sum of each key what `lines` — the whole ledger the rebuilt
+    fold asks for — say; a stored key they no longer have is taken back to zero.
 
-    `complete` says the lines are the user's whole ledger (after a rebuild): a stored key they
-    no longer have is then taken back to zero.
+    Keys then held at 0 that the fold can still produce (badges, and dates it can still judge)
+    are remembered in `progress.reusable`, so a later entry of one is numbered after them.
     """
     desired: dict[str, int] = defaultdict(int)
     first: dict[str, LedgerLine] = {}
@@ -458,13 +473,24 @@ def _difference(
         have, count = (held.total, held.count) if held else (0, 0)
         if amount != have:
             out.append(progress.entry_of(first[key], amount - have, count, trigger, now))
-    if complete:
-        for key, held in sums.items():
-            if key not in desired and held.total != 0:
-                line = LedgerLine(
-                    key, 0, held.reason, held.action_id, held.local_date, held.badge, None, None
-                )
-                out.append(progress.entry_of(line, -held.total, held.count, trigger, now))
+    reusable: dict[str, int] = {}
+    fold = progress.fold
+    accept_from = fold.accept_from if fold is not None else date.min
+    for key, held in sums.items():
+        if key in desired:
+            continue
+        count = held.count
+        if held.total != 0:
+            line = LedgerLine(
+                key, 0, held.reason, held.action_id, held.local_date, held.badge, None, None
+            )
+            out.append(progress.entry_of(line, -held.total, held.count, trigger, now))
+            count += 1
+        if held.reason == "badge" or (
+            held.local_date is not None and held.local_date >= accept_from
+        ):
+            reusable[key] = count
+    progress.reusable = reusable
     return out
 
 

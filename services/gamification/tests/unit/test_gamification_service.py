@@ -26,9 +26,10 @@ from mandaact_common.http import AppState
 from mandaact_common.keys import owner_key
 from mandaact_common.mongo import make_client
 from mandaact_common.outbox import Transaction
-from mandaact_common.testing import MemoryRecord, SettableClock, auth_header
+from mandaact_common.testing import MemoryRecord, SettableClock, auth_header, record_of
 from mandaact_common.unit_of_work import InMemoryUnitOfWork
 from mandaact_contracts import topics
+from mandaact_contracts.events import ActionCompleted
 from services.gamification.tests.support import TENANT, USER, change, goal, inbound
 
 pytestmark = pytest.mark.unit
@@ -172,3 +173,34 @@ def test_the_worker_consumes_grids_and_check_ins_and_makes_its_indexes_at_start(
     assert spec.publishes == PUBLISHES
     assert spec.ensure_indexes is ensure_indexes
     assert spec.on_start is None
+
+
+async def test_a_key_a_rebuild_took_back_is_numbered_after_its_entries_when_it_comes_back() -> None:
+    """Made perfect twice, then a late undo: the rebuilt fold has the date perfect only once, so
+    `perfect:…:2` goes back to 0. When the date becomes perfect again, its entry is the 3rd."""
+    world = World()
+    await world.deliver(goal(), change("a1", DAY, 1), change("a2", DAY, 1))
+    await world.deliver(change("a2", DAY, 2, done=False))
+    await world.deliver(change("a2", DAY, 3))
+    await world.deliver(change("a1", DAY, 2, done=False))  # belongs before a2's third change
+    again = ActionCompleted.model_validate(
+        {
+            **inbound(change("a1", DAY, 3)).payload.model_dump(),
+            "occurred_at": datetime(2026, 11, 3, 2, tzinfo=UTC),
+        }
+    )
+    await world.deliver(record_of(again))
+    perfect = sorted(
+        (e.key, e.n, e.amount)
+        for e in world.uow.tables.ledger.values()
+        if e.key.startswith(f"perfect:{DAY}:2")
+    )
+    assert perfect == [
+        (f"perfect:{DAY}:2", 0, 50),
+        (f"perfect:{DAY}:2", 1, -50),
+        (f"perfect:{DAY}:2", 2, 50),
+    ]
+    progress = await world.service.progress(ALICE)
+    page = await world.service.ledger(ALICE, 200, None)
+    assert progress.xp_total == sum(e.amount for e in page.items)
+    assert progress.perfect_days == 1

@@ -99,6 +99,9 @@ class UserProgress:
     perfect_days: int = 0
     badges: dict[str, datetime] = field(default_factory=dict)
     updated_at: datetime | None = None
+    reusable: dict[str, int] = field(default_factory=dict)
+    """Line keys the ledger holds at a sum of 0 that the fold may produce again (a rebuild took
+    them back), with their entry counts: the next entry of such a key is numbered after them."""
 
     @property
     def effective_timezone(self) -> str:

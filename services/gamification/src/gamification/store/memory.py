@@ -39,6 +39,7 @@ def _stored(progress: UserProgress, with_fold: bool) -> UserProgress:
         fold=kept,
         levels_reached=set(progress.levels_reached),
         badges=dict(progress.badges),
+        reusable=dict(progress.reusable),
     )
 
 
@@ -72,13 +73,6 @@ class InMemoryGamificationStore(InMemoryStore[Tables]):
         """Every archived fact of the user."""
         return [f for (o, _), f in self.tables.facts.items() if o == owner]
 
-    async def key_sums(
-        self, owners_keys: Collection[tuple[Owner, str]]
-    ) -> dict[tuple[Owner, str], KeySum]:
-        """What the ledger holds for these (user, key) pairs."""
-        wanted = set(owners_keys)
-        return {pair: s for pair, s in self._sums().items() if pair in wanted}
-
     async def all_key_sums(self, owner: Owner) -> dict[str, KeySum]:
         """What the ledger holds for every key of the user."""
         return {key: s for (o, key), s in self._sums().items() if o == owner}
@@ -103,8 +97,10 @@ class InMemoryGamificationStore(InMemoryStore[Tables]):
             self.tables.ledger[entry.id] = entry
 
     async def add_to_boards(self, deltas: Sequence[BoardDelta]) -> None:
-        """Add XP to the users' rows of their windows."""
+        """Add XP to the users' rows of their windows (all time is the users' `xp_total`)."""
         for d in deltas:
+            if d.period == "all":
+                continue
             key = (d.owner.tenant_id, d.period, d.window, d.owner.user_id)
             self.tables.boards[key] = self.tables.boards.get(key, 0) + d.xp
 
@@ -118,6 +114,13 @@ class InMemoryGamificationStore(InMemoryStore[Tables]):
         return sorted(mine, key=lambda e: e.ord, reverse=True)[:limit]
 
     def _window(self, tenant_id: str, period: Period, window: str) -> list[BoardRow]:
+        if period == "all":
+            everyone = [
+                BoardRow(o.user_id, p.xp_total)
+                for o, p in self.tables.progress.items()
+                if o.tenant_id == tenant_id
+            ]
+            return sorted(everyone, key=lambda r: (-r.xp, r.user_id))
         rows = [
             BoardRow(user, xp)
             for (tenant, p, w, user), xp in self.tables.boards.items()
@@ -133,6 +136,9 @@ class InMemoryGamificationStore(InMemoryStore[Tables]):
 
     async def board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
         """The user's row of the window."""
+        if period == "all":
+            mine = self.tables.progress.get(owner)
+            return BoardRow(owner.user_id, mine.xp_total) if mine else None
         xp = self.tables.boards.get((owner.tenant_id, period, window, owner.user_id))
         return None if xp is None else BoardRow(owner.user_id, xp)
 

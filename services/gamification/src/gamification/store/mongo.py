@@ -5,8 +5,9 @@
 - `facts`: every check-in change and grid version received, one small document each, read back
   only to rebuild a user's fold.
 - `ledger`: append-only entries, unique per (user, line key, n).
-- `leaderboards`: one row per (tenant, period, window, user), indexed on XP, so a board reads
-  O(limit) entries and a rank is one indexed count.
+- `leaderboards`: one row per (tenant, week or month, user), indexed on XP, so a board reads
+  O(limit) entries and a rank is one indexed count. The all-time board is `user_state` itself,
+  indexed on `xp_total` (a user's all-time XP is their total): no row of its own to write.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     )
     await db[LEDGER].create_index([("uk", ASCENDING), ("ord", DESCENDING)])
     await db[FACTS].create_index([("uk", ASCENDING)])
+    await db[USER_STATE].create_index(
+        [("tenant_id", ASCENDING), ("xp_total", DESCENDING), ("user_id", ASCENDING)],
+        name="all_time_board",
+    )
     await db[BOARDS].create_index(
         [
             ("tenant_id", ASCENDING),
@@ -90,6 +95,7 @@ def progress_doc(progress: UserProgress) -> Doc:
         "perfect_days": progress.perfect_days,
         "badges": [{"code": c, "unlocked_at": at} for c, at in progress.badges.items()],
         "updated_at": progress.updated_at,
+        "reusable": [[k, n] for k, n in progress.reusable.items()],
     }
     if progress.fold is not None:
         doc["fold"] = fold_blob(progress.fold)
@@ -115,6 +121,7 @@ def progress_from(doc: Doc) -> UserProgress:
         perfect_days=int(doc["perfect_days"]),
         badges={b["code"]: codecs.utc(b["unlocked_at"]) for b in doc.get("badges", [])},
         updated_at=codecs.utc(doc["updated_at"]) if doc.get("updated_at") else None,
+        reusable={k: int(n) for k, n in doc.get("reusable", [])},
     )
 
 
@@ -278,21 +285,6 @@ class MongoGamificationStore(MongoStore):
         cursor = self._db[FACTS].find({"uk": owner.key}, session=self._session)
         return [fact_from(d) async for d in cursor]
 
-    async def key_sums(
-        self, owners_keys: Collection[tuple[Owner, str]]
-    ) -> dict[tuple[Owner, str], KeySum]:
-        """What the ledger holds for these (user, key) pairs, in one indexed read."""
-        if not owners_keys:
-            return {}
-        owners = {o.key: o for o, _ in owners_keys}
-        query = {
-            "uk": {"$in": list(owners)},
-            "key": {"$in": sorted({k for _, k in owners_keys})},
-        }
-        docs = await self._db[LEDGER].find(query, _SUM_FIELDS, session=self._session).to_list()
-        wanted = {(o.key, k) for o, k in owners_keys}
-        return {(owners[uk], key): s for (uk, key), s in _sums(docs).items() if (uk, key) in wanted}
-
     async def all_key_sums(self, owner: Owner) -> dict[str, KeySum]:
         """What the ledger holds for every key of the user."""
         cursor = self._db[LEDGER].find({"uk": owner.key}, _SUM_FIELDS, session=self._session)
@@ -305,7 +297,8 @@ class MongoGamificationStore(MongoStore):
             await self._db[LEDGER].bulk_write(ops, ordered=False, session=self._session)
 
     async def add_to_boards(self, deltas: Sequence[BoardDelta]) -> None:
-        """Add XP to the users' rows of their windows in one bulk write."""
+        """Add XP to the users' rows of their windows in one bulk write (all time: `xp_total`)."""
+        deltas = [d for d in deltas if d.period != "all"]
         if not deltas:
             return
         ops = [
@@ -338,6 +331,18 @@ class MongoGamificationStore(MongoStore):
         self, tenant_id: str, period: Period, window: str, limit: int
     ) -> list[BoardRow]:
         """The window's users with XP, most first, ties by user id (an index range, in order)."""
+        if period == "all":
+            ranked = (
+                self._db[USER_STATE]
+                .find(
+                    {"tenant_id": tenant_id, "xp_total": {"$gt": 0}},
+                    {"user_id": 1, "xp_total": 1},
+                    session=self._session,
+                )
+                .sort([("xp_total", DESCENDING), ("user_id", ASCENDING)])
+                .limit(limit)
+            )
+            return [BoardRow(d["user_id"], int(d["xp_total"])) for d in await ranked.to_list()]
         cursor = (
             self._db[BOARDS]
             .find(
@@ -352,6 +357,11 @@ class MongoGamificationStore(MongoStore):
 
     async def board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
         """The user's row of the window."""
+        if period == "all":
+            mine = await self._db[USER_STATE].find_one(
+                {"_id": owner.key}, {"user_id": 1, "xp_total": 1}, session=self._session
+            )
+            return BoardRow(mine["user_id"], int(mine["xp_total"])) if mine else None
         doc = await self._db[BOARDS].find_one(
             {"_id": _board_id(owner, period, window)}, session=self._session
         )
@@ -359,13 +369,17 @@ class MongoGamificationStore(MongoStore):
 
     async def board_ahead(self, tenant_id: str, period: Period, window: str, row: BoardRow) -> int:
         """How many users of the window rank before `row` (one indexed count)."""
-        window_filter = {"tenant_id": tenant_id, "period": period, "window": window}
-        return await self._db[BOARDS].count_documents(
+        if period == "all":
+            collection, field, scope = USER_STATE, "xp_total", {"tenant_id": tenant_id}
+        else:
+            collection, field = BOARDS, "xp"
+            scope = {"tenant_id": tenant_id, "period": period, "window": window}
+        return await self._db[collection].count_documents(
             {
-                **window_filter,
+                **scope,
                 "$or": [
-                    {"xp": {"$gt": row.xp}},
-                    {"xp": row.xp, "user_id": {"$lt": row.user_id}},
+                    {field: {"$gt": row.xp}},
+                    {field: row.xp, "user_id": {"$lt": row.user_id}},
                 ],
             },
             session=self._session,

@@ -50,12 +50,6 @@ class GamificationStore(Protocol):
         """Every fact kept for the user (for a rebuild of their fold)."""
         ...
 
-    async def key_sums(
-        self, owners_keys: Collection[tuple[Owner, str]]
-    ) -> dict[tuple[Owner, str], KeySum]:
-        """What the ledger holds for these (user, line key) pairs (absent ones left out)."""
-        ...
-
     async def all_key_sums(self, owner: Owner) -> dict[str, KeySum]:
         """What the ledger holds for every line key of the user (for a rebuild)."""
         ...
