@@ -11,10 +11,13 @@ import httpx
 import pytest
 
 from gamification.bootstrap import build_app, mongo_handler
+from gamification.domain.progress import BoardDelta
 from gamification.settings import Settings
-from gamification.store.mongo import ensure_indexes
+from gamification.store.mongo import MongoGamificationStore, ensure_indexes
+from gamification.store.ports import BoardRow
 from mandaact_common.auth import mint_token
 from mandaact_common.consumer import IdempotentConsumer
+from mandaact_common.domain.owner import Owner
 from mandaact_common.outbox import pending_events
 from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_common.testing import MemoryRecord, record_of
@@ -329,3 +332,28 @@ async def test_a_check_in_that_comes_long_after_its_time_converges_to_the_in_ord
     for e in await in_order.db["ledger"].find({}).to_list():
         want[e["key"]] = want.get(e["key"], 0) + e["amount"]
     assert {k: v for k, v in sums.items() if v} == {k: v for k, v in want.items() if v}
+
+
+async def test_board_top_rows_and_ranks_agree_with_sorting_everyone(harness: Harness) -> None:
+    """Bucket counts narrow the reads; what they give is what sorting every row would."""
+    await ensure_indexes(harness.db)
+    store = MongoGamificationStore(harness.db, None)
+    rnd = random.Random(5)
+    xp: dict[str, int] = {}
+    for round_ in range(3):  # rows that move between buckets, ties, and take-backs to zero
+        deltas = []
+        for n in range(60):
+            user = f"u{n:02d}"
+            step = rnd.choice([0, 1, 7, 8, 40, 41, 250, -30]) if round_ else rnd.randrange(1, 300)
+            step = max(step, -xp.get(user, 0))
+            if step:
+                xp[user] = xp.get(user, 0) + step
+                deltas.append(BoardDelta(Owner(TENANT, user), "week", "2026-W46", step))
+        await store.add_to_boards(deltas)
+    ranked = sorted(((-v, u) for u, v in xp.items() if v > 0))
+    for limit in (1, 5, 17, 100):
+        top = await store.board_top(TENANT, "week", "2026-W46", limit)
+        assert [(r.user_id, r.xp) for r in top] == [(u, -v) for v, u in ranked[:limit]]
+    for place, (v, u) in enumerate(ranked):
+        ahead = await store.board_ahead(TENANT, "week", "2026-W46", BoardRow(u, -v))
+        assert ahead == place

@@ -148,3 +148,23 @@ class UserProgress:
         self.perfect_days = derived.perfect_days
         self.badges = {b.code: self.badges.get(b.code, now) for b in derived.badges}
         self.updated_at = now
+
+
+def xp_bucket(xp: int) -> int:
+    """The leaderboard bucket of a positive XP: exact below 8, then four buckets per doubling.
+
+    Buckets let a board find the XP above which its top rows lie, and count the users ahead of
+    one, from a few bucket counts and a narrow XP range, whatever the tenant's size.
+    """
+    if xp < 8:
+        return max(xp, 0)
+    bits = xp.bit_length()
+    return 8 + (bits - 4) * 4 + ((xp >> (bits - 3)) & 3)
+
+
+def bucket_floor(bucket: int) -> int:
+    """The lowest XP of a bucket (so bucket b holds XP from `bucket_floor(b)` below the next)."""
+    if bucket < 8:
+        return bucket
+    octave, quarter = divmod(bucket - 8, 4)
+    return (4 + quarter) << (octave + 1)

@@ -6,8 +6,14 @@
   only to rebuild a user's fold.
 - `ledger`: append-only entries, unique per (user, line key, n).
 - `leaderboards`: one row per (tenant, week or month, user), indexed on XP, so a board reads
-  O(limit) entries and a rank is one indexed count. The all-time board is `user_state` itself,
-  indexed on `xp_total` (a user's all-time XP is their total): no row of its own to write.
+  its rows and a rank from bucket counts. The all-time board is `user_state` itself, indexed on
+  `xp_total` (a user's all-time XP is their total): no row of its own to write.
+- `leaderboard_buckets`: per (tenant, period, window, XP bucket) the number of users in it, kept
+  in the same transaction as the rows: a board reads the few bucket counts, then only the rows
+  above the XP where its top `limit` lie; a rank is the buckets above plus two counts inside one
+  bucket. (On MongoDB an index-ordered `sort().limit()` would do the first alone; the server used
+  here sorts every matching row, so the buckets keep the work the same whatever the tenant's
+  size on both.)
 """
 
 from __future__ import annotations
@@ -23,7 +29,15 @@ from pymongo import ASCENDING, DESCENDING, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gamification.domain.model import CheckinChange, LineReason
-from gamification.domain.progress import BoardDelta, KeySum, LedgerEntry, Period, UserProgress
+from gamification.domain.progress import (
+    BoardDelta,
+    KeySum,
+    LedgerEntry,
+    Period,
+    UserProgress,
+    bucket_floor,
+    xp_bucket,
+)
 from gamification.domain.user_fold import Fact, GridFact, UserFold, digest
 from gamification.store.ports import BoardRow
 from mandaact_common import codecs
@@ -36,6 +50,7 @@ USER_STATE = "user_state"
 FACTS = "facts"
 LEDGER = "ledger"
 BOARDS = "leaderboards"
+BUCKETS = "leaderboard_buckets"
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
@@ -58,6 +73,10 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
             ("user_id", ASCENDING),
         ],
         name="board_by_xp",
+    )
+    await db[BUCKETS].create_index(
+        [("tenant_id", ASCENDING), ("period", ASCENDING), ("window", ASCENDING)],
+        name="buckets_of_window",
     )
 
 
@@ -297,27 +316,79 @@ class MongoGamificationStore(MongoStore):
             await self._db[LEDGER].bulk_write(ops, ordered=False, session=self._session)
 
     async def add_to_boards(self, deltas: Sequence[BoardDelta]) -> None:
-        """Add XP to the users' rows of their windows in one bulk write (all time: `xp_total`)."""
-        deltas = [d for d in deltas if d.period != "all"]
+        """Add XP to the users' rows of their windows, and keep the windows' bucket counts.
+
+        All time is the users' `xp_total` (saved with their progress after this); its buckets are
+        kept here like the others'. Reads the rows' XP before the change, by id, to move each
+        user from the bucket they were in to the one they are in now.
+        """
         if not deltas:
             return
-        ops = [
+        windowed = [d for d in deltas if d.period != "all"]
+        before = await self._xp_before(deltas)
+        counts: dict[tuple[str, Period, str, int], int] = {}
+        for d in deltas:
+            old = before.get((d.owner, d.period, d.window), 0)
+            for xp, step in ((old, -1), (old + d.xp, 1)):
+                if xp > 0:
+                    key = (d.owner.tenant_id, d.period, d.window, xp_bucket(xp))
+                    counts[key] = counts.get(key, 0) + step
+        if windowed:
+            ops = [
+                UpdateOne(
+                    {"_id": _board_id(d.owner, d.period, d.window)},
+                    {
+                        "$inc": {"xp": d.xp},
+                        "$setOnInsert": {
+                            "tenant_id": d.owner.tenant_id,
+                            "period": d.period,
+                            "window": d.window,
+                            "user_id": d.owner.user_id,
+                        },
+                    },
+                    upsert=True,
+                )
+                for d in windowed
+            ]
+            await self._db[BOARDS].bulk_write(ops, ordered=False, session=self._session)
+        bucket_ops = [
             UpdateOne(
-                {"_id": _board_id(d.owner, d.period, d.window)},
+                {"_id": compose_key(tenant, period, window, str(bucket))},
                 {
-                    "$inc": {"xp": d.xp},
+                    "$inc": {"count": n},
                     "$setOnInsert": {
-                        "tenant_id": d.owner.tenant_id,
-                        "period": d.period,
-                        "window": d.window,
-                        "user_id": d.owner.user_id,
+                        "tenant_id": tenant,
+                        "period": period,
+                        "window": window,
+                        "bucket": bucket,
                     },
                 },
                 upsert=True,
             )
-            for d in deltas
+            for (tenant, period, window, bucket), n in counts.items()
+            if n
         ]
-        await self._db[BOARDS].bulk_write(ops, ordered=False, session=self._session)
+        if bucket_ops:
+            await self._db[BUCKETS].bulk_write(bucket_ops, ordered=False, session=self._session)
+
+    async def _xp_before(self, deltas: Sequence[BoardDelta]) -> dict[tuple[Owner, str, str], int]:
+        out: dict[tuple[Owner, str, str], int] = {}
+        owners = {d.owner.key: d.owner for d in deltas if d.period == "all"}
+        if owners:
+            cursor = self._db[USER_STATE].find(
+                {"_id": {"$in": list(owners)}}, {"xp_total": 1}, session=self._session
+            )
+            async for doc in cursor:
+                out[(owners[doc["_id"]], "all", "all")] = int(doc.get("xp_total", 0))
+        rows = {_board_id(d.owner, d.period, d.window): d for d in deltas if d.period != "all"}
+        if rows:
+            cursor = self._db[BOARDS].find(
+                {"_id": {"$in": list(rows)}}, {"xp": 1}, session=self._session
+            )
+            async for doc in cursor:
+                d = rows[doc["_id"]]
+                out[(d.owner, d.period, d.window)] = int(doc["xp"])
+        return out
 
     async def ledger_page(self, owner: Owner, limit: int, before: int | None) -> list[LedgerEntry]:
         """A user's ledger entries, newest first."""
@@ -327,33 +398,48 @@ class MongoGamificationStore(MongoStore):
         cursor = self._db[LEDGER].find(query, session=self._session).sort("ord", DESCENDING)
         return [entry_from(d) for d in await cursor.limit(limit).to_list()]
 
+    def _rows(self, period: Period) -> tuple[str, str]:
+        """The collection and XP field a period's board reads (all time: the users' totals)."""
+        return (USER_STATE, "xp_total") if period == "all" else (BOARDS, "xp")
+
+    def _scope(self, tenant_id: str, period: Period, window: str) -> Doc:
+        if period == "all":
+            return {"tenant_id": tenant_id}
+        return {"tenant_id": tenant_id, "period": period, "window": window}
+
+    async def _buckets(self, tenant_id: str, period: Period, window: str) -> list[tuple[int, int]]:
+        """The window's (bucket, users) with users in them, highest bucket first."""
+        cursor = self._db[BUCKETS].find(
+            {"tenant_id": tenant_id, "period": period, "window": window, "count": {"$gt": 0}},
+            {"bucket": 1, "count": 1},
+            session=self._session,
+        )
+        found = [(int(d["bucket"]), int(d["count"])) async for d in cursor]
+        return sorted(found, reverse=True)
+
     async def board_top(
         self, tenant_id: str, period: Period, window: str, limit: int
     ) -> list[BoardRow]:
-        """The window's users with XP, most first, ties by user id (an index range, in order)."""
-        if period == "all":
-            ranked = (
-                self._db[USER_STATE]
-                .find(
-                    {"tenant_id": tenant_id, "xp_total": {"$gt": 0}},
-                    {"user_id": 1, "xp_total": 1},
-                    session=self._session,
-                )
-                .sort([("xp_total", DESCENDING), ("user_id", ASCENDING)])
-                .limit(limit)
-            )
-            return [BoardRow(d["user_id"], int(d["xp_total"])) for d in await ranked.to_list()]
-        cursor = (
-            self._db[BOARDS]
-            .find(
-                {"tenant_id": tenant_id, "period": period, "window": window, "xp": {"$gt": 0}},
-                {"user_id": 1, "xp": 1},
-                session=self._session,
-            )
-            .sort([("xp", DESCENDING), ("user_id", ASCENDING)])
-            .limit(limit)
+        """The window's users with XP, most first, ties by user id.
+
+        The bucket counts say above which XP the top `limit` users lie; only the rows from there
+        up are read (a narrow index range), then put in order.
+        """
+        floor, seen = 1, 0
+        for bucket, users in await self._buckets(tenant_id, period, window):
+            floor, seen = bucket_floor(bucket), seen + users
+            if seen >= limit:
+                break
+        collection, field = self._rows(period)
+        # XP is whole: `$gt: floor - 1` is `$gte: floor`, which the server used here gets wrong
+        # on a descending index field (it leaves the bound out).
+        cursor = self._db[collection].find(
+            {**self._scope(tenant_id, period, window), field: {"$gt": max(floor, 1) - 1}},
+            {"user_id": 1, field: 1},
+            session=self._session,
         )
-        return [BoardRow(d["user_id"], int(d["xp"])) for d in await cursor.to_list()]
+        rows = [BoardRow(d["user_id"], int(d[field])) async for d in cursor]
+        return sorted(rows, key=lambda r: (-r.xp, r.user_id))[:limit]
 
     async def board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
         """The user's row of the window."""
@@ -368,19 +454,17 @@ class MongoGamificationStore(MongoStore):
         return BoardRow(doc["user_id"], int(doc["xp"])) if doc else None
 
     async def board_ahead(self, tenant_id: str, period: Period, window: str, row: BoardRow) -> int:
-        """How many users of the window rank before `row` (one indexed count)."""
-        if period == "all":
-            collection, field, scope = USER_STATE, "xp_total", {"tenant_id": tenant_id}
-        else:
-            collection, field = BOARDS, "xp"
-            scope = {"tenant_id": tenant_id, "period": period, "window": window}
-        return await self._db[collection].count_documents(
-            {
-                **scope,
-                "$or": [
-                    {field: {"$gt": row.xp}},
-                    {field: row.xp, "user_id": {"$lt": row.user_id}},
-                ],
-            },
+        """How many users of the window rank before `row`: the buckets above its own, then two
+        counts inside its bucket (more XP; as much and a lower user id)."""
+        mine = xp_bucket(row.xp)
+        above = sum(n for b, n in await self._buckets(tenant_id, period, window) if b > mine)
+        collection, field = self._rows(period)
+        scope = self._scope(tenant_id, period, window)
+        more = await self._db[collection].count_documents(
+            {**scope, field: {"$gt": row.xp, "$lt": bucket_floor(mine + 1)}},
             session=self._session,
         )
+        tied = await self._db[collection].count_documents(
+            {**scope, field: row.xp, "user_id": {"$lt": row.user_id}}, session=self._session
+        )
+        return above + more + tied
