@@ -1,4 +1,8 @@
-"""Run every benchmark against fresh local infrastructure and print the figures."""
+"""Run benchmarks against fresh local infrastructure, print the figures and keep them.
+
+Each benchmark's result is printed and written to `bench-results/<name>.json` (git-ignored; the
+folder is made next to `benchmarks/`, or at BENCH_RESULTS_DIR) as soon as it finishes.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,27 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import signal
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 BENCHES = {
     "gamification": "benchmarks.gamification_bench",
     "reports": "benchmarks.reports_bench",
 }
+RESULTS_DIR = Path(
+    os.environ.get("BENCH_RESULTS_DIR", Path(__file__).resolve().parent.parent / "bench-results")
+)
+
+
+def _keep(name: str, result: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path
 
 
 def main() -> None:
@@ -33,12 +49,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mandaact-bench-") as tmp:
         infra = start_test_infra(tmp)
         try:
-            for name in args.names or list(BENCHES):
+            for name in dict.fromkeys(args.names or list(BENCHES)):
                 module = importlib.import_module(BENCHES[name])
                 results[name] = asyncio.run(module.run(infra))
+                print(f"{name}: written to {_keep(name, results[name])}", flush=True)
         finally:
             infra.stop()
-    print(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":
