@@ -8,7 +8,7 @@ SRC := contracts libs tools services tests benchmarks conftest.py
 STAMP := $(VENV)/.installed
 # Coverage floor of `make test` (total %, line + branch, over [tool.coverage.run] source in
 # pyproject.toml). It only ever goes up: raise it when the total does, never lower it.
-COV_FLOOR := 85
+COV_FLOOR := 86
 
 .PHONY: install up down status test test-unit test-integration test-e2e lint fmt bench schemas clean
 
