@@ -310,7 +310,7 @@ def _moment_after(batch: Sequence[EventPayload]) -> datetime:
 
 
 @dataclass
-class _HistoryUser:  # (fields in order of use)
+class _HistoryUser:
     """One user of the per-event benchmark, alone in a database."""
 
     days: int
@@ -353,7 +353,7 @@ async def _seed_through_consumer(u: _HistoryUser) -> dict[str, Any]:
         lasts[:] = lasts[-5:]
         if n % 20 == 19:
             _say(
-                f"  seeding {u.label}: {int(events)} events, {batch_seconds:.0f} s in batches, "
+                f"  seeding {u.label}: {events} events, {batch_seconds:.0f} s in batches, "
                 f"last batch {took:.2f} s"
             )
     return {

@@ -409,13 +409,15 @@ class MongoGamificationStore(MongoStore):
 
     async def _buckets(self, tenant_id: str, period: Period, window: str) -> list[tuple[int, int]]:
         """The window's (bucket, users) with users in them, highest bucket first."""
+        # Empty buckets are left out here, not in the query: a predicate outside the index
+        # makes the server used here scan every bucket of every tenant.
         cursor = self._db[BUCKETS].find(
-            {"tenant_id": tenant_id, "period": period, "window": window, "count": {"$gt": 0}},
+            {"tenant_id": tenant_id, "period": period, "window": window},
             {"bucket": 1, "count": 1},
             session=self._session,
         )
         found = [(int(d["bucket"]), int(d["count"])) async for d in cursor]
-        return sorted(found, reverse=True)
+        return sorted(((b, n) for b, n in found if n > 0), reverse=True)
 
     async def board_top(
         self, tenant_id: str, period: Period, window: str, limit: int
