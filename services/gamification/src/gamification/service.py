@@ -10,6 +10,7 @@ reordering and replays all converge to the same ledger, totals, levels, streaks 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -470,9 +471,19 @@ def _difference(
     out: list[LedgerEntry] = []
     for key, amount in desired.items():
         held = sums.get(key)
-        have, count = (held.total, held.count) if held else (0, 0)
+        line = first[key]
+        count = held.count if held else 0
+        placed = dict(held.by_date) if held else {}
+        # XP held on another date than the rebuilt fold gives the line moves to its date, so
+        # every window's board counts what the fold says it earned there.
+        for day, total in placed.items():
+            if day != line.local_date and total != 0:
+                moved = dataclasses.replace(line, local_date=day)
+                out.append(progress.entry_of(moved, -total, count, trigger, now))
+                count += 1
+        have = placed.get(line.local_date, 0)
         if amount != have:
-            out.append(progress.entry_of(first[key], amount - have, count, trigger, now))
+            out.append(progress.entry_of(line, amount - have, count, trigger, now))
     reusable: dict[str, int] = {}
     fold = progress.fold
     accept_from = fold.accept_from if fold is not None else date.min
@@ -480,12 +491,11 @@ def _difference(
         if key in desired:
             continue
         count = held.count
-        if held.total != 0:
-            line = LedgerLine(
-                key, 0, held.reason, held.action_id, held.local_date, held.badge, None, None
-            )
-            out.append(progress.entry_of(line, -held.total, held.count, trigger, now))
-            count += 1
+        for day, total in held.by_date.items():
+            if total != 0:
+                line = LedgerLine(key, 0, held.reason, held.action_id, day, held.badge, None, None)
+                out.append(progress.entry_of(line, -total, count, trigger, now))
+                count += 1
         if held.reason == "badge" or (
             held.local_date is not None and held.local_date >= accept_from
         ):

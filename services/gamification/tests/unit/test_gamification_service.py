@@ -29,7 +29,7 @@ from mandaact_common.outbox import Transaction
 from mandaact_common.testing import MemoryRecord, SettableClock, auth_header, record_of
 from mandaact_common.unit_of_work import InMemoryUnitOfWork
 from mandaact_contracts import topics
-from mandaact_contracts.events import ActionCompleted
+from mandaact_contracts.events import ActionCompleted, GoalChanged
 from services.gamification.tests.support import TENANT, USER, change, goal, inbound
 
 pytestmark = pytest.mark.unit
@@ -204,3 +204,27 @@ async def test_a_key_a_rebuild_took_back_is_numbered_after_its_entries_when_it_c
     page = await world.service.ledger(ALICE, 200, None)
     assert progress.xp_total == sum(e.amount for e in page.items)
     assert progress.perfect_days == 1
+
+
+async def test_a_rebuild_moves_xp_to_the_date_the_rebuilt_fold_gives_it() -> None:
+    """The first grid earns its badge on the day it was made; a grid made earlier but delivered
+    later is the first one: the badge's XP moves to that day's week, and the totals stay."""
+    world = World()
+    later = inbound(goal()).payload
+    assert isinstance(later, GoalChanged)
+    made = datetime(2026, 10, 20, tzinfo=UTC)  # two weeks before `goal()`'s grid
+    snapshot = later.mandalart.model_copy(
+        update={"id": "m0", "created_at": made, "updated_at": made}
+    )
+    earlier = later.model_copy(update={"mandalart": snapshot})
+    await world.deliver(goal())
+    await world.deliver(record_of(earlier))
+    moves = sorted(
+        (str(e.local_date), e.amount)
+        for e in world.uow.tables.ledger.values()
+        if e.key == "badge:first_grid"
+    )
+    assert moves == [("2026-10-20", 20), ("2026-11-02", -20), ("2026-11-02", 20)]
+    weeks = {w: xp for (_, p, w, _), xp in world.uow.tables.boards.items() if p == "week"}
+    assert weeks == {"2026-W43": 20, "2026-W45": 0}
+    assert (await world.service.progress(ALICE)).xp_total == 20

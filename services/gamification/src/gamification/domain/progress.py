@@ -59,7 +59,8 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class KeySum:
-    """What the ledger holds for one line key: the sum and the number of entries."""
+    """What the ledger holds for one line key: the sum, the number of entries, and the sum per
+    local date (the dates decide which leaderboard windows the XP counts in)."""
 
     total: int
     count: int
@@ -67,6 +68,7 @@ class KeySum:
     action_id: str | None
     local_date: date | None
     badge: str | None
+    by_date: dict[date | None, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

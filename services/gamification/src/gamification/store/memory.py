@@ -82,8 +82,10 @@ class InMemoryGamificationStore(InMemoryStore[Tables]):
         for e in self.tables.ledger.values():
             held = out.get((e.owner, e.key))
             total, count = (held.total, held.count) if held else (0, 0)
+            by_date = dict(held.by_date) if held else {}
+            by_date[e.local_date] = by_date.get(e.local_date, 0) + e.amount
             out[(e.owner, e.key)] = KeySum(
-                total + e.amount, count + 1, e.reason, e.action_id, e.local_date, e.badge
+                total + e.amount, count + 1, e.reason, e.action_id, e.local_date, e.badge, by_date
             )
         return out
 

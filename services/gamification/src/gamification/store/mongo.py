@@ -248,13 +248,17 @@ def _sums(docs: Sequence[Doc]) -> dict[tuple[str, str], KeySum]:
         pair = (d["uk"], d["key"])
         held = out.get(pair)
         total, count = (held.total, held.count) if held else (0, 0)
+        day = codecs.date_from(d.get("local_date"))
+        by_date = dict(held.by_date) if held else {}
+        by_date[day] = by_date.get(day, 0) + int(d["amount"])
         out[pair] = KeySum(
             total + int(d["amount"]),
             count + 1,
             cast(LineReason, d["reason"]),
             d.get("action_id"),
-            codecs.date_from(d.get("local_date")),
+            day,
             d.get("badge"),
+            by_date,
         )
     return out
 
