@@ -401,22 +401,10 @@ def _copy(progress: UserProgress) -> UserProgress:
     The fold itself is shared, not copied: it changes only by `extend`, which changes nothing
     when it raises, and a transaction that is run again reads every user afresh.
     """
-    return UserProgress(
-        owner=progress.owner,
-        fold=progress.fold,
-        user_version=progress.user_version,
-        timezone=progress.timezone,
-        display_name=progress.display_name,
-        entries=progress.entries,
-        xp_total=progress.xp_total,
-        level=progress.level,
+    return dataclasses.replace(
+        progress,
         levels_reached=set(progress.levels_reached),
-        streak_current=progress.streak_current,
-        streak_longest=progress.streak_longest,
-        last_active_date=progress.last_active_date,
-        perfect_days=progress.perfect_days,
         badges=dict(progress.badges),
-        updated_at=progress.updated_at,
         reusable=dict(progress.reusable),
     )
 
@@ -515,7 +503,12 @@ def _board_deltas(
             day = entry.local_date or local_date(entry.created_at, f.progress.effective_timezone)
             for period in PERIODS:
                 totals[(owner, period, window_of(period, day))] += entry.amount
-    return [BoardDelta(o, p, w, xp) for (o, p, w), xp in totals.items() if xp]
+    totals_before = {f.progress.owner: f.before.xp_total for f in folded}
+    return [
+        BoardDelta(o, p, w, xp, totals_before[o] if p == "all" else None)
+        for (o, p, w), xp in totals.items()
+        if xp
+    ]
 
 
 def _announce(

@@ -79,6 +79,9 @@ class BoardDelta:
     period: Period
     window: str
     xp: int
+    before: int | None = None
+    """The XP the user held in the window before, when the caller already knows it (all time:
+    the stored total); None lets the store read it."""
 
 
 @dataclass

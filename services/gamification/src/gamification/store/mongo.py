@@ -324,7 +324,7 @@ class MongoGamificationStore(MongoStore):
 
         All time is the users' `xp_total` (saved with their progress after this); its buckets are
         kept here like the others'. Reads the rows' XP before the change, by id, to move each
-        user from the bucket they were in to the one they are in now.
+        user from the bucket they were in to the one they are in now (unless the delta says).
         """
         if not deltas:
             return
@@ -376,15 +376,21 @@ class MongoGamificationStore(MongoStore):
             await self._db[BUCKETS].bulk_write(bucket_ops, ordered=False, session=self._session)
 
     async def _xp_before(self, deltas: Sequence[BoardDelta]) -> dict[tuple[Owner, str, str], int]:
-        out: dict[tuple[Owner, str, str], int] = {}
-        owners = {d.owner.key: d.owner for d in deltas if d.period == "all"}
+        out: dict[tuple[Owner, str, str], int] = {
+            (d.owner, d.period, d.window): d.before for d in deltas if d.before is not None
+        }
+        owners = {d.owner.key: d.owner for d in deltas if d.period == "all" and d.before is None}
         if owners:
             cursor = self._db[USER_STATE].find(
                 {"_id": {"$in": list(owners)}}, {"xp_total": 1}, session=self._session
             )
             async for doc in cursor:
                 out[(owners[doc["_id"]], "all", "all")] = int(doc.get("xp_total", 0))
-        rows = {_board_id(d.owner, d.period, d.window): d for d in deltas if d.period != "all"}
+        rows = {
+            _board_id(d.owner, d.period, d.window): d
+            for d in deltas
+            if d.period != "all" and d.before is None
+        }
         if rows:
             cursor = self._db[BOARDS].find(
                 {"_id": {"$in": list(rows)}}, {"xp": 1}, session=self._session
