@@ -26,7 +26,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from mandaact_common.mongo import Doc, is_transient
+from mandaact_common.mongo import Doc, find_in, is_transient
 from mandaact_common.observability import (
     BATCH_SECONDS,
     DEAD_LETTERED,
@@ -211,10 +211,8 @@ class IdempotentConsumer:
             return await apply(tx, fresh)
 
         async def filtered(tx: Transaction) -> int:
-            seen_cursor = tx.db[PROCESSED].find(
-                {"_id": {"$in": list(keys)}}, {"_id": 1}, session=tx.session
-            )
-            seen = {doc["_id"] async for doc in seen_cursor}
+            found = await find_in(tx.db[PROCESSED], "_id", keys, {"_id": 1}, session=tx.session)
+            seen = {doc["_id"] for doc in found}
             fresh = [item for key, item in keys.items() if key not in seen]
             if not fresh:
                 return 0

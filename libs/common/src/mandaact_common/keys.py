@@ -6,13 +6,20 @@ different part lists give one key, and a key splits back into its parts one way 
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote
 
 OWNER_SEPARATOR = ":"
 PART_SEPARATOR = "|"
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+"""What `quote(…, safe="")` leaves as it is: a part made only of these is its own encoding."""
+
+
 def _part(value: str) -> str:
+    if _UNRESERVED.fullmatch(value):
+        return value
     return quote(value, safe="")
 
 

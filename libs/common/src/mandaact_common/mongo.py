@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any, Final, TypeVar
 
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
@@ -19,6 +20,34 @@ from pymongo.read_concern import ReadConcern
 
 Doc = dict[str, Any]
 T = TypeVar("T")
+
+IN_CHUNK: Final = 50
+"""Values per `$in` query of `find_in`."""
+
+
+async def find_in(
+    collection: AsyncCollection[Doc],
+    field: str,
+    values: Collection[Any],
+    projection: Mapping[str, Any] | None = None,
+    *,
+    where: Mapping[str, Any] | None = None,
+    session: AsyncClientSession | None = None,
+) -> list[Doc]:
+    """The documents whose `field` is one of `values` (and match `where`), `IN_CHUNK` values to
+    a query.
+
+    The MongoDB-compatible server used in development and tests spends time quadratic in the
+    length of an `$in` list (1,000 ids: 1.3 s in one query, 0.1 s in chunks of 50); MongoDB
+    itself is indifferent to the split, so every large `$in` read goes through here.
+    """
+    wanted = list(values)
+    found: list[Doc] = []
+    for first in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[first : first + IN_CHUNK]
+        query = {**(where or {}), field: chunk[0] if len(chunk) == 1 else {"$in": chunk}}
+        found += await collection.find(query, projection, session=session).to_list()
+    return found
 
 
 def make_client(url: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:

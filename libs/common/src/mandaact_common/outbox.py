@@ -19,7 +19,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from mandaact_common.mongo import Doc, in_transaction
+from mandaact_common.mongo import Doc, find_in, in_transaction
 from mandaact_common.observability import OUTBOX_PENDING, OUTBOX_PUBLISHED, current_traceparent
 from mandaact_contracts.envelope import (
     Envelope,
@@ -101,7 +101,7 @@ class Transaction:
 
 
 async def _events_of(db: AsyncDatabase[Doc], ids: list[Any]) -> dict[Any, list[Doc]]:
-    found = {d["_id"]: d["events"] async for d in db[OUTBOX_EVENTS].find({"_id": {"$in": ids}})}
+    found = {d["_id"]: d["events"] for d in await find_in(db[OUTBOX_EVENTS], "_id", ids)}
     return {i: found.get(i, []) for i in ids}
 
 

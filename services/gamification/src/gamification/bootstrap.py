@@ -11,7 +11,7 @@ from gamification.api.routes import router
 from gamification.consumers.handler import HandlerDeps, make_handler
 from gamification.service import GamificationService
 from gamification.settings import Settings
-from gamification.store.mongo import MongoGamificationStore, ensure_indexes
+from gamification.store.mongo import FoldCache, MongoGamificationStore, ensure_indexes
 from gamification.store.ports import GamificationUnitOfWork
 from mandaact_common.clock import Clock, utc_now
 from mandaact_common.consumer import BatchHandler
@@ -42,7 +42,8 @@ def mongo_unit_of_work(
     client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
 ) -> MongoUnitOfWork[MongoGamificationStore]:
     """The unit of work over the service's MongoDB database."""
-    return MongoUnitOfWork(client, db, GROUP, MongoGamificationStore)
+    folds = FoldCache()
+    return MongoUnitOfWork(client, db, GROUP, lambda db, tx: MongoGamificationStore(db, tx, folds))
 
 
 def accept_days(settings: ServiceSettings) -> int:

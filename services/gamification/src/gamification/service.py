@@ -29,6 +29,7 @@ from gamification.domain.progress import (
     LedgerEntry,
     Period,
     UserProgress,
+    held_in,
     window_of,
 )
 from gamification.domain.user_fold import Fact, GridFact, NeedsRebuild, UserFold
@@ -273,7 +274,8 @@ class GamificationService:
         try:
             lines = fold.extend(came.facts)
         except NeedsRebuild:
-            # A fact belongs before what the fold holds: fold every archived fact again.
+            # A fact belongs before what the fold holds: fold every archived fact again (this
+            # batch's among them).
             archived = await store.archived(progress.owner)
             progress.fold, lines = UserFold.rebuild(archived, self._accept_days)
             return _Folded(progress, before, lines, True, came.trigger)
@@ -326,20 +328,19 @@ class GamificationService:
     async def leaderboard(self, owner: Owner, period: Period, limit: int) -> Leaderboard:
         """The user's tenant ranked by XP in the current week or month (their timezone), or ever.
 
-        It reads the top `limit` rows of the window's index range, the caller's own row and one
-        indexed count for the caller's rank: the same work whatever the tenant's size.
+        The store reads the top `limit` rows of the window and the caller's rank from bucket
+        counts and narrow index ranges: the same work whatever the tenant's size.
         """
 
         async def work(store: GamificationStore) -> Leaderboard:
             mine = await store.progress_of([owner], with_fold=False)
             today = self._today(mine.get(owner) or UserProgress(owner, None))
             window = window_of(period, today)
-            top = await store.board_top(owner.tenant_id, period, window, limit)
-            row = await store.board_row(owner, period, window)
+            board = await store.standings(owner, period, window, limit)
+            top, row = board.top, board.mine
             me = None
-            if row is not None and row.xp > 0:
-                ahead = await store.board_ahead(owner.tenant_id, period, window, row)
-                me = MyStanding(ahead + 1, row.xp)
+            if row is not None and row.xp > 0 and board.ahead is not None:
+                me = MyStanding(board.ahead + 1, row.xp)
             people = await store.progress_of(
                 [Owner(owner.tenant_id, r.user_id) for r in top], with_fold=False
             )
@@ -406,6 +407,7 @@ def _copy(progress: UserProgress) -> UserProgress:
         levels_reached=set(progress.levels_reached),
         badges=dict(progress.badges),
         reusable=dict(progress.reusable),
+        windows=None if progress.windows is None else dict(progress.windows),
     )
 
 
@@ -503,12 +505,21 @@ def _board_deltas(
             day = entry.local_date or local_date(entry.created_at, f.progress.effective_timezone)
             for period in PERIODS:
                 totals[(owner, period, window_of(period, day))] += entry.amount
-    totals_before = {f.progress.owner: f.before.xp_total for f in folded}
-    return [
-        BoardDelta(o, p, w, xp, totals_before[o] if p == "all" else None)
-        for (o, p, w), xp in totals.items()
-        if xp
-    ]
+    of = {f.progress.owner: f for f in folded}
+    deltas = []
+    for (o, p, w), xp in sorted(totals.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+        if not xp:
+            continue
+        f = of[o]
+        before = f.before.xp_total if p == "all" else held_in(f.before.windows, p, w)
+        deltas.append(BoardDelta(o, p, w, xp, before))
+        latest = f.progress.windows
+        if p != "all" and latest is not None:
+            # Windows in order: the latest row of the period ends up remembered with its XP.
+            mine = held_in(latest, p, w)
+            if mine is not None:
+                latest[p] = (w, mine + xp)
+    return deltas
 
 
 def _announce(

@@ -12,18 +12,24 @@ import pytest
 
 from gamification.bootstrap import build_app, mongo_handler
 from gamification.domain.progress import BoardDelta
+from gamification.service import checkin_fact
 from gamification.settings import Settings
-from gamification.store.mongo import MongoGamificationStore, ensure_indexes
+from gamification.store.mongo import (
+    FoldCache,
+    MongoGamificationStore,
+    bucket_path,
+    ensure_indexes,
+)
 from gamification.store.ports import BoardRow
 from mandaact_common.auth import mint_token
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.domain.owner import Owner
-from mandaact_common.outbox import pending_events
+from mandaact_common.outbox import Transaction, pending_events
 from mandaact_common.settings import DEV_JWT_SECRET
 from mandaact_common.testing import MemoryRecord, record_of
 from mandaact_contracts import topics
 from mandaact_contracts.events import ActionCompleted, UserChanged
-from services.gamification.tests.support import TENANT, USER, change, goal
+from services.gamification.tests.support import TENANT, USER, change, goal, inbound
 
 pytestmark = pytest.mark.integration
 
@@ -272,6 +278,28 @@ async def _board(harness: Harness, query: str, user: str, today: datetime) -> di
     return body
 
 
+async def _assert_bucket_counts_match_the_rows(db: Any) -> None:
+    """Every bucket count equals the rows in that bucket (week and month rows, and all time's
+    user totals): what the leaderboards' ranks and top rows are read from."""
+    want: dict[tuple[str, str, str, str, int], int] = {}
+    rows = [
+        (r["tenant_id"], r["period"], r["window"], int(r["xp"]))
+        async for r in db["leaderboards"].find({})
+    ]
+    rows += [
+        (u["tenant_id"], "all", "all", int(u["xp_total"])) async for u in db["user_state"].find({})
+    ]
+    for tenant, period, window, xp in rows:
+        for node, bucket in bucket_path(xp) if xp > 0 else []:
+            key = (tenant, period, window, node, bucket)
+            want[key] = want.get(key, 0) + 1
+    got = {
+        (b["tenant_id"], b["period"], b["window"], b["node"], int(b["bucket"])): int(b["count"])
+        async for b in db["leaderboard_buckets"].find({})
+    }
+    assert {k: n for k, n in got.items() if n} == want
+
+
 async def test_leaderboards_by_week_and_month_rank_the_caller_even_outside_the_top(
     harness: Harness,
 ) -> None:
@@ -302,6 +330,7 @@ async def test_leaderboards_by_week_and_month_rank_the_caller_even_outside_the_t
     alice = await harness.progress("alice")
     assert sum(r["xp"] for r in rows) == alice["xp_total"]
     assert {r["window"] for r in rows} == {"2026-W45", "2026-W46"}
+    await _assert_bucket_counts_match_the_rows(harness.db)
 
 
 async def test_a_check_in_that_comes_long_after_its_time_converges_to_the_in_order_result(
@@ -332,10 +361,16 @@ async def test_a_check_in_that_comes_long_after_its_time_converges_to_the_in_ord
     for e in await in_order.db["ledger"].find({}).to_list():
         want[e["key"]] = want.get(e["key"], 0) + e["amount"]
     assert {k: v for k, v in sums.items() if v} == {k: v for k, v in want.items() if v}
+    # The rebuild moved XP between windows: the bucket counts moved with it.
+    await _assert_bucket_counts_match_the_rows(delayed.db)
 
 
-async def test_board_top_rows_and_ranks_agree_with_sorting_everyone(harness: Harness) -> None:
-    """Bucket counts narrow the reads; what they give is what sorting every row would."""
+@pytest.mark.parametrize("scale", [1, 997])
+async def test_board_top_rows_and_ranks_agree_with_sorting_everyone(
+    harness: Harness, scale: int
+) -> None:
+    """Bucket counts narrow the reads; what they give is what sorting every row would — for
+    small XP (every level exact) and large (rows spread over buckets of all three levels)."""
     await ensure_indexes(harness.db)
     store = MongoGamificationStore(harness.db, None)
     rnd = random.Random(5)
@@ -344,7 +379,10 @@ async def test_board_top_rows_and_ranks_agree_with_sorting_everyone(harness: Har
         deltas = []
         for n in range(60):
             user = f"u{n:02d}"
-            step = rnd.choice([0, 1, 7, 8, 40, 41, 250, -30]) if round_ else rnd.randrange(1, 300)
+            if round_:
+                step = rnd.choice([0, 1, 7, 8, 40, 41, 250, -30]) * scale
+            else:
+                step = rnd.randrange(1, 300) * scale
             step = max(step, -xp.get(user, 0))
             if step:
                 xp[user] = xp.get(user, 0) + step
@@ -352,8 +390,48 @@ async def test_board_top_rows_and_ranks_agree_with_sorting_everyone(harness: Har
         await store.add_to_boards(deltas)
     ranked = sorted(((-v, u) for u, v in xp.items() if v > 0))
     for limit in (1, 5, 17, 100):
-        top = await store.board_top(TENANT, "week", "2026-W46", limit)
-        assert [(r.user_id, r.xp) for r in top] == [(u, -v) for v, u in ranked[:limit]]
+        board = await store.standings(Owner(TENANT, "nobody"), "week", "2026-W46", limit)
+        assert [(r.user_id, r.xp) for r in board.top] == [(u, -v) for v, u in ranked[:limit]]
+        assert board.mine is None
+        assert board.ahead is None
     for place, (v, u) in enumerate(ranked):
-        ahead = await store.board_ahead(TENANT, "week", "2026-W46", BoardRow(u, -v))
-        assert ahead == place
+        board = await store.standings(Owner(TENANT, u), "week", "2026-W46", 3)
+        assert board.mine == BoardRow(u, -v)
+        assert board.ahead == place
+
+
+async def test_a_fold_kept_by_an_aborted_unit_is_never_read_back(harness: Harness) -> None:
+    """The decoded-fold cache serves a user's next batch only when the stored document carries
+    the revision written with that fold: a transaction that aborts after storing leaves the
+    stored fold to be read, and the next check-in converges as if nothing had happened."""
+    day = date(2026, 11, 16)
+    await harness.deliver(goal(n_actions=3), change("a1", day, 1))
+    await harness.deliver(change("a2", day, 1))  # through the worker's own cache
+    folds = FoldCache()
+    owner = Owner(TENANT, USER)
+
+    def store_of(tx: Transaction | None) -> MongoGamificationStore:
+        return MongoGamificationStore(harness.db, tx, folds)
+
+    stored = (await store_of(None).progress_of([owner]))[owner]
+    assert stored.fold is not None
+    async with harness.client.start_session() as session:
+        await session.start_transaction()
+        tx = Transaction(session=session, db=harness.db, source="test")
+        doomed = (await store_of(tx).progress_of([owner]))[owner]
+        assert doomed.fold is not None
+        late = inbound(change("a3", day, 1))
+        assert isinstance(late.payload, ActionCompleted)
+        doomed.fold.extend([checkin_fact(late.payload, late.envelope.id)])
+        await store_of(tx).save_progress([doomed])
+        await session.abort_transaction()
+    again = (await store_of(None).progress_of([owner]))[owner]
+    assert again.fold is not None
+    assert again.fold.to_state() == stored.fold.to_state()
+    # Stored and taken again in the same process: the cached fold itself is served.
+    async with harness.client.start_session() as session:
+        await session.start_transaction()
+        kept = Transaction(session=session, db=harness.db, source="test")
+        await store_of(kept).save_progress([again])
+        await session.commit_transaction()
+    assert (await store_of(None).progress_of([owner]))[owner].fold is again.fold

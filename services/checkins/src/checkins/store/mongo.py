@@ -19,7 +19,7 @@ from checkins.domain.model import DaySlot, Grid, GridAction, Owner, UserProfile
 from checkins.store.ports import GridKey, UnitOfWork
 from mandaact_common import codecs
 from mandaact_common.keys import compose_key, sub_key
-from mandaact_common.mongo import Doc
+from mandaact_common.mongo import Doc, find_in
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 
 USERS: Final = "users"
@@ -315,14 +315,14 @@ class MongoCheckinsStore(MongoStore):
 
     async def grid_versions(self, keys: Collection[GridKey]) -> dict[GridKey, int]:
         """The stored version of each of these grids."""
-        cursor = self._db[GRIDS].find(
-            {"_id": {"$in": [_grid_id(tenant, grid) for tenant, grid in keys]}},
+        found = await find_in(
+            self._db[GRIDS],
+            "_id",
+            [_grid_id(tenant, grid) for tenant, grid in keys],
             {"tenant_id": 1, "mandalart_id": 1, "version": 1},
             session=self._session,
         )
-        return {
-            (doc["tenant_id"], doc["mandalart_id"]): int(doc["version"]) async for doc in cursor
-        }
+        return {(doc["tenant_id"], doc["mandalart_id"]): int(doc["version"]) for doc in found}
 
     async def save_grids(self, grids: Sequence[Grid]) -> None:
         """Store these grids in one bulk write, each only over an older version (or none)."""
@@ -334,14 +334,14 @@ class MongoCheckinsStore(MongoStore):
 
     async def profile_versions(self, owners: Collection[Owner]) -> dict[Owner, int]:
         """The stored settings version of each of these users."""
-        cursor = self._db[USERS].find(
-            {"_id": {"$in": [o.key for o in owners]}},
+        found = await find_in(
+            self._db[USERS],
+            "_id",
+            [o.key for o in owners],
             {"tenant_id": 1, "user_id": 1, "version": 1},
             session=self._session,
         )
-        return {
-            Owner(doc["tenant_id"], doc["user_id"]): int(doc["version"]) async for doc in cursor
-        }
+        return {Owner(doc["tenant_id"], doc["user_id"]): int(doc["version"]) for doc in found}
 
     async def save_profiles(self, profiles: Sequence[UserProfile]) -> None:
         """Store these settings in one bulk write, each only over an older version (or none)."""

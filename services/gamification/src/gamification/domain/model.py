@@ -725,6 +725,10 @@ class _Fold:
         del self.perfect_week_keys[:first]
         self.milestone_windows = [(s, e) for s, e in self.milestone_windows if e > floor]
 
+    def weight(self) -> int:
+        """The detail kept: check-ins held by date, and the dates kept beside them."""
+        return len(self.awards) + len(self.checkins_on) + len(self.perfect)
+
     # -- as plain data --
 
     def to_state(self) -> dict[str, Any]:

@@ -84,6 +84,19 @@ class BoardDelta:
     the stored total); None lets the store read it."""
 
 
+def held_in(
+    windows: dict[Period, tuple[str, int]] | None, period: Period, window: str
+) -> int | None:
+    """The user's XP in a week or month window as far as their latest windows tell (None: the
+    row has to be read: an older window, or latest windows not known)."""
+    if windows is None:
+        return None
+    latest = windows.get(period)
+    if latest is None or window > latest[0]:
+        return 0  # no row of this period yet, or a window after every row the user has
+    return latest[1] if window == latest[0] else None
+
+
 @dataclass
 class UserProgress:
     """Everything gamification keeps about one user, bounded whatever their history."""
@@ -107,6 +120,9 @@ class UserProgress:
     reusable: dict[str, int] = field(default_factory=dict)
     """Line keys the ledger holds at a sum of 0 that the fold may produce again (a rebuild took
     them back), with their entry counts: the next entry of such a key is numbered after them."""
+    windows: dict[Period, tuple[str, int]] | None = field(default_factory=dict)
+    """The latest week and month the user has a leaderboard row in, with its XP: what a batch
+    adds to, known without reading the row. None when not known (the rows are read)."""
 
     @property
     def effective_timezone(self) -> str:
@@ -155,21 +171,18 @@ class UserProgress:
         self.updated_at = now
 
 
-def xp_bucket(xp: int) -> int:
-    """The leaderboard bucket of a positive XP: exact below 8, then four buckets per doubling.
-
-    Buckets let a board find the XP above which its top rows lie, and count the users ahead of
-    one, from a few bucket counts and a narrow XP range, whatever the tenant's size.
-    """
-    if xp < 8:
-        return max(xp, 0)
-    bits = xp.bit_length()
-    return 8 + (bits - 4) * 4 + ((xp >> (bits - 3)) & 3)
+BUCKET_BITS: Final = (3, 7, 11)
+"""The leaderboard's levels of XP buckets, by how many leading bits of an XP a bucket keeps:
+level 0 is exact below 8, then 4 buckets per doubling; each level splits a bucket of the one
+above into 16 (exact below 128, then below 2,048)."""
 
 
-def bucket_floor(bucket: int) -> int:
-    """The lowest XP of a bucket (so bucket b holds XP from `bucket_floor(b)` below the next)."""
-    if bucket < 8:
-        return bucket
-    octave, quarter = divmod(bucket - 8, 4)
-    return (4 + quarter) << (octave + 1)
+def bucket_at(xp: int, level: int) -> int:
+    """The lowest XP of the level's bucket that holds a positive XP (the bucket's name)."""
+    shift = max(xp.bit_length() - BUCKET_BITS[level], 0)
+    return (xp >> shift) << shift
+
+
+def bucket_end(floor: int, level: int) -> int:
+    """The XP just above the level's bucket whose lowest XP is `floor`."""
+    return floor + (1 << max(floor.bit_length() - BUCKET_BITS[level], 0))

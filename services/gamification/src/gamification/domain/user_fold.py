@@ -247,6 +247,10 @@ class UserFold:
         levels = [LevelUp(up.level, "") for up in state.levels_reached]
         return dataclasses.replace(state, levels_reached=levels)
 
+    def weight(self) -> int:
+        """How much detail the fold keeps (about one per check-in still held in detail)."""
+        return self._fold.weight() + len(self._pairs) + 1
+
     @property
     def accept_from(self) -> date:
         """The oldest local date a new fact may be for without a rebuild."""

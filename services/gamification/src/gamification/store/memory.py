@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from gamification.domain.progress import BoardDelta, KeySum, LedgerEntry, Period, UserProgress
 from gamification.domain.user_fold import Fact, GridFact, UserFold, digest
-from gamification.store.ports import BoardRow
+from gamification.store.ports import BoardRow, Standings
 from mandaact_common.domain.owner import Owner
 from mandaact_common.errors import Conflict
 from mandaact_common.unit_of_work import InMemoryStore, InMemoryUnitOfWork, MemoryTables
@@ -40,6 +40,7 @@ def _stored(progress: UserProgress, with_fold: bool) -> UserProgress:
         levels_reached=set(progress.levels_reached),
         badges=dict(progress.badges),
         reusable=dict(progress.reusable),
+        windows=None if progress.windows is None else dict(progress.windows),
     )
 
 
@@ -130,27 +131,17 @@ class InMemoryGamificationStore(InMemoryStore[Tables]):
         ]
         return sorted(rows, key=lambda r: (-r.xp, r.user_id))
 
-    async def board_top(
-        self, tenant_id: str, period: Period, window: str, limit: int
-    ) -> list[BoardRow]:
-        """The window's users with XP, most first, ties by user id."""
-        return [r for r in self._window(tenant_id, period, window) if r.xp > 0][:limit]
-
-    async def board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
-        """The user's row of the window."""
+    async def standings(self, owner: Owner, period: Period, window: str, limit: int) -> Standings:
+        """Every row of the window sorted; the top `limit` and the caller's place in them."""
+        ranked = [r for r in self._window(owner.tenant_id, period, window) if r.xp > 0]
+        place = next((i for i, r in enumerate(ranked) if r.user_id == owner.user_id), None)
         if period == "all":
-            mine = self.tables.progress.get(owner)
-            return BoardRow(owner.user_id, mine.xp_total) if mine else None
-        xp = self.tables.boards.get((owner.tenant_id, period, window, owner.user_id))
-        return None if xp is None else BoardRow(owner.user_id, xp)
-
-    async def board_ahead(self, tenant_id: str, period: Period, window: str, row: BoardRow) -> int:
-        """How many users of the window rank before `row`."""
-        return sum(
-            1
-            for r in self._window(tenant_id, period, window)
-            if (r.xp, row.user_id) > (row.xp, r.user_id)
-        )
+            progress = self.tables.progress.get(owner)
+            mine = BoardRow(owner.user_id, progress.xp_total) if progress else None
+        else:
+            xp = self.tables.boards.get((owner.tenant_id, period, window, owner.user_id))
+            mine = None if xp is None else BoardRow(owner.user_id, xp)
+        return Standings(ranked[:limit], mine, place)
 
 
 def in_memory_unit_of_work(

@@ -8,47 +8,55 @@
 - `leaderboards`: one row per (tenant, week or month, user), indexed on XP, so a board reads
   its rows and a rank from bucket counts. The all-time board is `user_state` itself, indexed on
   `xp_total` (a user's all-time XP is their total): no row of its own to write.
-- `leaderboard_buckets`: per (tenant, period, window, XP bucket) the number of users in it, kept
-  in the same transaction as the rows: a board reads the few bucket counts, then only the rows
-  above the XP where its top `limit` lie; a rank is the buckets above plus two counts inside one
-  bucket. (On MongoDB an index-ordered `sort().limit()` would do the first alone; the server used
-  here sorts every matching row, so the buckets keep the work the same whatever the tenant's
-  size on both.)
+- `leaderboard_buckets`: per (tenant, period, window) the number of users in each XP bucket, on
+  three levels (`BUCKET_BITS`: 4 buckets per doubling of XP, each split in 16, and again in 16),
+  kept in the same transaction as the rows. A board walks down the levels to the one small
+  bucket where its top `limit` end and reads only the rows from there up; a rank is the buckets
+  above the caller's on each level plus the rows of the caller's smallest bucket. Each read asks
+  for at most ~100 bucket counts and the rows of one smallest bucket, whatever the tenant's
+  size. (On MongoDB an index-ordered `sort().limit()` and a count would do alone; the server
+  used here sorts and counts every matching row, so the buckets keep the work flat on both.)
 """
 
 from __future__ import annotations
 
-import json
+import uuid
 import zlib
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Any, cast
 
+import orjson
 from bson import Binary
 from pymongo import ASCENDING, DESCENDING, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gamification.domain.model import CheckinChange, LineReason
 from gamification.domain.progress import (
+    BUCKET_BITS,
     BoardDelta,
     KeySum,
     LedgerEntry,
     Period,
     UserProgress,
-    bucket_floor,
-    xp_bucket,
+    bucket_at,
+    bucket_end,
 )
-from gamification.domain.user_fold import Fact, GridFact, UserFold, digest
-from gamification.store.ports import BoardRow
+from gamification.domain.user_fold import Fact, GridFact, UserFold
+from gamification.store.ports import BoardRow, Standings
 from mandaact_common import codecs
 from mandaact_common.domain.owner import Owner
-from mandaact_common.keys import compose_key, sub_key
-from mandaact_common.mongo import Doc
+from mandaact_common.keys import compose_key
+from mandaact_common.mongo import Doc, find_in
+from mandaact_common.outbox import Transaction
 from mandaact_common.unit_of_work import MongoStore
 
 USER_STATE = "user_state"
 FACTS = "facts"
 LEDGER = "ledger"
+FACTS_PER_DOC = 200
+"""Facts per archive document: a few tens of KiB, whatever a batch brings."""
 BOARDS = "leaderboards"
 BUCKETS = "leaderboard_buckets"
 
@@ -75,8 +83,13 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
         name="board_by_xp",
     )
     await db[BUCKETS].create_index(
-        [("tenant_id", ASCENDING), ("period", ASCENDING), ("window", ASCENDING)],
-        name="buckets_of_window",
+        [
+            ("tenant_id", ASCENDING),
+            ("period", ASCENDING),
+            ("window", ASCENDING),
+            ("node", ASCENDING),
+        ],
+        name="buckets_by_parent",
     )
 
 
@@ -85,13 +98,50 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
 
 def fold_blob(fold: UserFold) -> Binary:
     """The kept fold as stored: compact JSON, compressed."""
-    text = json.dumps(fold.to_state(), separators=(",", ":"))
-    return Binary(zlib.compress(text.encode(), 6))
+    return Binary(zlib.compress(orjson.dumps(fold.to_state()), 6))
 
 
 def fold_from_blob(blob: bytes) -> UserFold:
     """A kept fold from its stored form."""
-    return UserFold.from_state(json.loads(zlib.decompress(blob)))
+    return UserFold.from_state(orjson.loads(zlib.decompress(blob)))
+
+
+class FoldCache:
+    """The folds this process stored last, decoded, by user and the revision stored with them.
+
+    A worker sees the same users again and again (their events are keyed to its partitions),
+    and decoding a kept fold costs more than everything else a check-in does to it. A batch
+    takes a user's fold from here instead of decoding the stored one when the stored document
+    still carries the revision this process wrote; the entry is removed as it is taken, so no
+    two units share a fold, and a unit that aborts leaves a revision that is never stored (it
+    is random), so the next read decodes the stored fold. Bounded by the folds' weights (the
+    detail each keeps), least recently stored first out.
+    """
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        self._capacity = capacity
+        self._weight = 0
+        self._folds: OrderedDict[str, tuple[str, UserFold, int]] = OrderedDict()
+
+    def take(self, key: str, revision: object) -> UserFold | None:
+        """The user's fold if it is the one stored with `revision` (and forget it)."""
+        held = self._folds.pop(key, None)
+        if held is None:
+            return None
+        self._weight -= held[2]
+        return held[1] if held[0] == revision else None
+
+    def put(self, key: str, fold: UserFold) -> str:
+        """Keep the fold about to be stored; the revision to store with it."""
+        revision = uuid.uuid4().hex
+        self.take(key, None)
+        weight = fold.weight()
+        self._folds[key] = (revision, fold, weight)
+        self._weight += weight
+        while self._weight > self._capacity and self._folds:
+            _, (_, _, w) = self._folds.popitem(last=False)
+            self._weight -= w
+        return revision
 
 
 def progress_doc(progress: UserProgress) -> Doc:
@@ -116,17 +166,21 @@ def progress_doc(progress: UserProgress) -> Doc:
         "updated_at": progress.updated_at,
         "reusable": [[k, n] for k, n in progress.reusable.items()],
     }
+    if progress.windows is not None:
+        doc["windows"] = [[p, w, xp] for p, (w, xp) in sorted(progress.windows.items())]
     if progress.fold is not None:
         doc["fold"] = fold_blob(progress.fold)
     return doc
 
 
-def progress_from(doc: Doc) -> UserProgress:
-    """A user's progress from its stored form."""
+def progress_from(doc: Doc, fold: UserFold | None = None) -> UserProgress:
+    """A user's progress from its stored form (its fold decoded, unless given)."""
     blob = doc.get("fold")
+    if fold is None and blob is not None:
+        fold = fold_from_blob(bytes(blob))
     return UserProgress(
         owner=Owner(doc["tenant_id"], doc["user_id"]),
-        fold=fold_from_blob(bytes(blob)) if blob is not None else None,
+        fold=fold,
         user_version=int(doc["user_version"]),
         timezone=doc.get("timezone"),
         display_name=doc.get("display_name"),
@@ -141,63 +195,70 @@ def progress_from(doc: Doc) -> UserProgress:
         badges={b["code"]: codecs.utc(b["unlocked_at"]) for b in doc.get("badges", [])},
         updated_at=codecs.utc(doc["updated_at"]) if doc.get("updated_at") else None,
         reusable={k: int(n) for k, n in doc.get("reusable", [])},
+        windows=({p: (w, int(xp)) for p, w, xp in doc["windows"]} if "windows" in doc else None),
     )
 
 
-def fact_doc(owner: Owner, fact: Fact) -> Doc:
-    """A fact as archived, under an id that makes a repeat of it the same document."""
-    ids = {"uk": owner.key, "tenant_id": owner.tenant_id, "user_id": owner.user_id}
+def fact_state(fact: Fact) -> list[Any]:
+    """A fact as plain data (a short array: facts are kept by the thousand)."""
     if isinstance(fact, GridFact):
-        return {
-            "_id": sub_key(owner.key, "grid", fact.grid_id, str(fact.version)),
-            **ids,
-            "kind": "grid",
-            "event_id": fact.event_id,
-            "grid_id": fact.grid_id,
-            "version": fact.version,
-            "active": fact.active,
-            "deleted": fact.deleted,
-            "actions": [codecs.action_doc(a) for a in fact.actions],
-            "updated_at": fact.updated_at,
-            "local_date": fact.local_date.isoformat(),
-        }
-    day = fact.local_date.isoformat()
-    return {
-        "_id": sub_key(owner.key, "checkin", fact.action_id, day, str(fact.seq), digest(fact)),
-        **ids,
-        "kind": "checkin",
-        "event_id": fact.event_id,
-        "action_id": fact.action_id,
-        "local_date": day,
-        "seq": fact.seq,
-        "done": fact.done,
-        "occurred_at": fact.occurred_at,
-        "local_time": fact.local_time.isoformat() if fact.local_time else None,
-    }
+        return [
+            "grid",
+            fact.event_id,
+            fact.grid_id,
+            fact.version,
+            fact.active,
+            fact.deleted,
+            [codecs.action_doc(a) for a in fact.actions],
+            codecs.utc(fact.updated_at).isoformat(),
+            fact.local_date.isoformat(),
+        ]
+    return [
+        "checkin",
+        fact.event_id,
+        fact.action_id,
+        fact.local_date.isoformat(),
+        fact.seq,
+        fact.done,
+        codecs.utc(fact.occurred_at).isoformat(),
+        fact.local_time.isoformat() if fact.local_time else None,
+    ]
 
 
-def fact_from(doc: Doc) -> Fact:
-    """An archived fact."""
-    if doc["kind"] == "grid":
+def fact_from(state: Sequence[Any]) -> Fact:
+    """A fact from `fact_state`."""
+    if state[0] == "grid":
+        _, event_id, grid_id, version, active, deleted, actions, updated_at, day = state
         return GridFact(
-            event_id=doc["event_id"],
-            grid_id=doc["grid_id"],
-            version=int(doc["version"]),
-            active=bool(doc["active"]),
-            deleted=bool(doc["deleted"]),
-            actions=tuple(codecs.action_from(a) for a in doc["actions"]),
-            updated_at=codecs.utc(doc["updated_at"]),
-            local_date=date.fromisoformat(doc["local_date"]),
+            event_id=event_id,
+            grid_id=grid_id,
+            version=int(version),
+            active=bool(active),
+            deleted=bool(deleted),
+            actions=tuple(codecs.action_from(a) for a in actions),
+            updated_at=datetime.fromisoformat(updated_at),
+            local_date=date.fromisoformat(day),
         )
+    _, event_id, action_id, day, seq, done, occurred_at, local_time = state
     return CheckinChange(
-        event_id=doc["event_id"],
-        action_id=doc["action_id"],
-        local_date=date.fromisoformat(doc["local_date"]),
-        seq=int(doc["seq"]),
-        done=bool(doc["done"]),
-        occurred_at=codecs.utc(doc["occurred_at"]),
-        local_time=time.fromisoformat(doc["local_time"]) if doc.get("local_time") else None,
+        event_id=event_id,
+        action_id=action_id,
+        local_date=date.fromisoformat(day),
+        seq=int(seq),
+        done=bool(done),
+        occurred_at=datetime.fromisoformat(occurred_at),
+        local_time=time.fromisoformat(local_time) if local_time else None,
     )
+
+
+def facts_blob(facts: Sequence[Fact]) -> Binary:
+    """Facts as stored: compact JSON, compressed (opaque to the server, which never queries it)."""
+    return Binary(zlib.compress(orjson.dumps([fact_state(f) for f in facts]), 6))
+
+
+def facts_from_blob(blob: bytes) -> list[Fact]:
+    """Facts from `facts_blob`."""
+    return [fact_from(s) for s in orjson.loads(zlib.decompress(blob))]
 
 
 def entry_doc(entry: LedgerEntry) -> Doc:
@@ -271,11 +332,37 @@ def _board_id(owner: Owner, period: Period, window: str) -> str:
     return compose_key(owner.tenant_id, period, window, owner.user_id)
 
 
+LEVELS = range(len(BUCKET_BITS))
+
+
+def _node(level: int, parent: int) -> str:
+    """The name the buckets of a level inside one bucket of the level above share (level 0:
+    one node, the whole window)."""
+    return f"{level}:{parent}"
+
+
+def bucket_path(xp: int) -> list[tuple[str, int]]:
+    """The (node, bucket) of a positive XP on every level, top level first."""
+    path: list[tuple[str, int]] = []
+    parent = 0
+    for level in LEVELS:
+        bucket = bucket_at(xp, level)
+        path.append((_node(level, parent), bucket))
+        parent = bucket
+    return path
+
+
 # --- the store ---------------------------------------------------------------------------------
 
 
 class MongoGamificationStore(MongoStore):
     """The GamificationStore port on MongoDB (every call goes through the unit's session)."""
+
+    def __init__(
+        self, db: AsyncDatabase[Doc], tx: Transaction | None, folds: FoldCache | None = None
+    ) -> None:
+        super().__init__(db, tx)
+        self._folds = folds
 
     async def progress_of(
         self, owners: Collection[Owner], *, with_fold: bool = True
@@ -284,29 +371,58 @@ class MongoGamificationStore(MongoStore):
         if not owners:
             return {}
         projection = None if with_fold else {"fold": 0}
-        cursor = self._db[USER_STATE].find(
-            {"_id": {"$in": [o.key for o in owners]}}, projection, session=self._session
+        found = await find_in(
+            self._db[USER_STATE], "_id", [o.key for o in owners], projection, session=self._session
         )
-        found = [progress_from(d) async for d in cursor]
-        return {p.owner: p for p in found}
+        out: dict[Owner, UserProgress] = {}
+        for doc in found:
+            held = None
+            if with_fold and self._folds is not None:
+                held = self._folds.take(doc["_id"], doc.get("revision"))
+            progress = progress_from(doc, held)
+            out[progress.owner] = progress
+        return out
 
     async def save_progress(self, progress: Sequence[UserProgress]) -> None:
-        """Replace the users' documents in one bulk write."""
-        if progress:
-            ops = [ReplaceOne({"_id": p.owner.key}, progress_doc(p), upsert=True) for p in progress]
-            await self._db[USER_STATE].bulk_write(ops, ordered=False, session=self._session)
+        """Replace the users' documents in one bulk write (their folds kept in the cache)."""
+        if not progress:
+            return
+        ops = []
+        for p in progress:
+            doc = progress_doc(p)
+            if p.fold is not None and self._folds is not None:
+                doc["revision"] = self._folds.put(p.owner.key, p.fold)
+            ops.append(ReplaceOne({"_id": p.owner.key}, doc, upsert=True))
+        await self._db[USER_STATE].bulk_write(ops, ordered=False, session=self._session)
 
     async def archive(self, facts: Sequence[tuple[Owner, Fact]]) -> None:
-        """Insert the facts not archived yet (a repeat matches its own id and changes nothing)."""
-        if facts:
-            docs = {d["_id"]: d for d in (fact_doc(o, f) for o, f in facts)}
-            ops = [UpdateOne({"_id": i}, {"$setOnInsert": d}, upsert=True) for i, d in docs.items()]
-            await self._db[FACTS].bulk_write(ops, ordered=False, session=self._session)
+        """Insert the facts, a user's together, `FACTS_PER_DOC` to a document.
+
+        A fact kept twice (the same change delivered under another event id) is harmless: a
+        rebuild keeps one copy of each change (`canonical_order`) and of each grid version.
+        """
+        by_owner: dict[Owner, list[Fact]] = {}
+        for owner, fact in facts:
+            by_owner.setdefault(owner, []).append(fact)
+        docs = [
+            {
+                "_id": str(uuid.uuid4()),
+                "uk": owner.key,
+                "tenant_id": owner.tenant_id,
+                "user_id": owner.user_id,
+                "n": len(chunk),
+                "facts": facts_blob(chunk),
+            }
+            for owner, kept in by_owner.items()
+            for chunk in (kept[i : i + FACTS_PER_DOC] for i in range(0, len(kept), FACTS_PER_DOC))
+        ]
+        if docs:
+            await self._db[FACTS].insert_many(docs, session=self._session)
 
     async def archived(self, owner: Owner) -> list[Fact]:
         """Every archived fact of the user."""
-        cursor = self._db[FACTS].find({"uk": owner.key}, session=self._session)
-        return [fact_from(d) async for d in cursor]
+        cursor = self._db[FACTS].find({"uk": owner.key}, {"facts": 1}, session=self._session)
+        return [f async for d in cursor for f in facts_from_blob(bytes(d["facts"]))]
 
     async def all_key_sums(self, owner: Owner) -> dict[str, KeySum]:
         """What the ledger holds for every key of the user."""
@@ -330,13 +446,14 @@ class MongoGamificationStore(MongoStore):
             return
         windowed = [d for d in deltas if d.period != "all"]
         before = await self._xp_before(deltas)
-        counts: dict[tuple[str, Period, str, int], int] = {}
+        counts: dict[tuple[str, Period, str, str, int], int] = {}
         for d in deltas:
             old = before.get((d.owner, d.period, d.window), 0)
             for xp, step in ((old, -1), (old + d.xp, 1)):
                 if xp > 0:
-                    key = (d.owner.tenant_id, d.period, d.window, xp_bucket(xp))
-                    counts[key] = counts.get(key, 0) + step
+                    for node, bucket in bucket_path(xp):
+                        key = (d.owner.tenant_id, d.period, d.window, node, bucket)
+                        counts[key] = counts.get(key, 0) + step
         if windowed:
             ops = [
                 UpdateOne(
@@ -357,19 +474,20 @@ class MongoGamificationStore(MongoStore):
             await self._db[BOARDS].bulk_write(ops, ordered=False, session=self._session)
         bucket_ops = [
             UpdateOne(
-                {"_id": compose_key(tenant, period, window, str(bucket))},
+                {"_id": compose_key(tenant, period, window, node, str(bucket))},
                 {
                     "$inc": {"count": n},
                     "$setOnInsert": {
                         "tenant_id": tenant,
                         "period": period,
                         "window": window,
+                        "node": node,
                         "bucket": bucket,
                     },
                 },
                 upsert=True,
             )
-            for (tenant, period, window, bucket), n in counts.items()
+            for (tenant, period, window, node, bucket), n in counts.items()
             if n
         ]
         if bucket_ops:
@@ -381,10 +499,10 @@ class MongoGamificationStore(MongoStore):
         }
         owners = {d.owner.key: d.owner for d in deltas if d.period == "all" and d.before is None}
         if owners:
-            cursor = self._db[USER_STATE].find(
-                {"_id": {"$in": list(owners)}}, {"xp_total": 1}, session=self._session
+            totals = await find_in(
+                self._db[USER_STATE], "_id", owners, {"xp_total": 1}, session=self._session
             )
-            async for doc in cursor:
+            for doc in totals:
                 out[(owners[doc["_id"]], "all", "all")] = int(doc.get("xp_total", 0))
         rows = {
             _board_id(d.owner, d.period, d.window): d
@@ -392,10 +510,8 @@ class MongoGamificationStore(MongoStore):
             if d.period != "all" and d.before is None
         }
         if rows:
-            cursor = self._db[BOARDS].find(
-                {"_id": {"$in": list(rows)}}, {"xp": 1}, session=self._session
-            )
-            async for doc in cursor:
+            held = await find_in(self._db[BOARDS], "_id", rows, {"xp": 1}, session=self._session)
+            for doc in held:
                 d = rows[doc["_id"]]
                 out[(d.owner, d.period, d.window)] = int(doc["xp"])
         return out
@@ -417,43 +533,93 @@ class MongoGamificationStore(MongoStore):
             return {"tenant_id": tenant_id}
         return {"tenant_id": tenant_id, "period": period, "window": window}
 
-    async def _buckets(self, tenant_id: str, period: Period, window: str) -> list[tuple[int, int]]:
-        """The window's (bucket, users) with users in them, highest bucket first."""
+    async def _buckets(
+        self, tenant_id: str, period: Period, window: str, nodes: Sequence[str]
+    ) -> dict[str, list[tuple[int, int]]]:
+        """The (bucket, users) of these nodes that have users in them, highest bucket first."""
         # Empty buckets are left out here, not in the query: a predicate outside the index
         # makes the server used here scan every bucket of every tenant.
         cursor = self._db[BUCKETS].find(
-            {"tenant_id": tenant_id, "period": period, "window": window},
-            {"bucket": 1, "count": 1},
+            {
+                "tenant_id": tenant_id,
+                "period": period,
+                "window": window,
+                "node": nodes[0] if len(nodes) == 1 else {"$in": list(nodes)},
+            },
+            {"node": 1, "bucket": 1, "count": 1},
             session=self._session,
         )
-        found = [(int(d["bucket"]), int(d["count"])) async for d in cursor]
-        return sorted(((b, n) for b, n in found if n > 0), reverse=True)
+        out: dict[str, list[tuple[int, int]]] = {n: [] for n in nodes}
+        async for d in cursor:
+            if int(d["count"]) > 0:
+                out[d["node"]].append((int(d["bucket"]), int(d["count"])))
+        for found in out.values():
+            found.sort(reverse=True)
+        return out
 
-    async def board_top(
-        self, tenant_id: str, period: Period, window: str, limit: int
-    ) -> list[BoardRow]:
-        """The window's users with XP, most first, ties by user id.
+    async def standings(self, owner: Owner, period: Period, window: str, limit: int) -> Standings:
+        """The window's top `limit` rows and the caller's rank, from bucket counts.
 
-        The bucket counts say above which XP the top `limit` users lie; only the rows from there
-        up are read (a narrow index range), then put in order.
+        One read takes the top level's buckets with the buckets on the caller's path down; the
+        top rows' walk down reads at most two more nodes; then the rows from the smallest bucket
+        the top `limit` reach up, and the rows of the caller's smallest bucket.
         """
-        floor, seen = 1, 0
-        for bucket, users in await self._buckets(tenant_id, period, window):
-            floor, seen = bucket_floor(bucket), seen + users
-            if seen >= limit:
+        tenant_id = owner.tenant_id
+        mine = await self._board_row(owner, period, window)
+        path = bucket_path(mine.xp) if mine is not None and mine.xp > 0 else []
+        nodes = await self._buckets(
+            tenant_id, period, window, [_node(0, 0), *(n for n, _ in path[1:])]
+        )
+        # The top: down the levels to the bucket where the `limit`th row lies.
+        floor, seen, node = 1, 0, _node(0, 0)
+        for level in LEVELS:
+            if node not in nodes:
+                nodes |= await self._buckets(tenant_id, period, window, [node])
+            crossing = None
+            for bucket, users in nodes[node]:
+                if seen + users >= limit:
+                    crossing = bucket
+                    break
+                seen += users
+            if crossing is None:
                 break
+            floor = crossing
+            if level + 1 < len(BUCKET_BITS):
+                node = _node(level + 1, crossing)
+        top = await self._rows_from(tenant_id, period, window, floor, None)
+        ahead = None
+        if mine is not None and path:
+            ahead = sum(
+                users for node, own in path for bucket, users in nodes[node] if bucket > own
+            )
+            leaf = path[-1][1]
+            ahead += sum(
+                1
+                for r in await self._rows_from(
+                    tenant_id, period, window, mine.xp, bucket_end(leaf, len(BUCKET_BITS) - 1)
+                )
+                if (r.xp, mine.user_id) > (mine.xp, r.user_id)
+            )
+        return Standings(sorted(top, key=_rank_order)[:limit], mine, ahead)
+
+    async def _rows_from(
+        self, tenant_id: str, period: Period, window: str, low: int, high: int | None
+    ) -> list[BoardRow]:
+        """The window's rows with `low` ≤ XP (< `high`), unordered: one narrow index range."""
         collection, field = self._rows(period)
-        # XP is whole: `$gt: floor - 1` is `$gte: floor`, which the server used here gets wrong
+        # XP is whole: `$gt: low - 1` is `$gte: low`, which the server used here gets wrong
         # on a descending index field (it leaves the bound out).
+        span: Doc = {"$gt": max(low, 1) - 1}
+        if high is not None:
+            span["$lt"] = high
         cursor = self._db[collection].find(
-            {**self._scope(tenant_id, period, window), field: {"$gt": max(floor, 1) - 1}},
+            {**self._scope(tenant_id, period, window), field: span},
             {"user_id": 1, field: 1},
             session=self._session,
         )
-        rows = [BoardRow(d["user_id"], int(d[field])) async for d in cursor]
-        return sorted(rows, key=lambda r: (-r.xp, r.user_id))[:limit]
+        return [BoardRow(d["user_id"], int(d[field])) async for d in cursor]
 
-    async def board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
+    async def _board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
         """The user's row of the window."""
         if period == "all":
             mine = await self._db[USER_STATE].find_one(
@@ -465,18 +631,6 @@ class MongoGamificationStore(MongoStore):
         )
         return BoardRow(doc["user_id"], int(doc["xp"])) if doc else None
 
-    async def board_ahead(self, tenant_id: str, period: Period, window: str, row: BoardRow) -> int:
-        """How many users of the window rank before `row`: the buckets above its own, then two
-        counts inside its bucket (more XP; as much and a lower user id)."""
-        mine = xp_bucket(row.xp)
-        above = sum(n for b, n in await self._buckets(tenant_id, period, window) if b > mine)
-        collection, field = self._rows(period)
-        scope = self._scope(tenant_id, period, window)
-        more = await self._db[collection].count_documents(
-            {**scope, field: {"$gt": row.xp, "$lt": bucket_floor(mine + 1)}},
-            session=self._session,
-        )
-        tied = await self._db[collection].count_documents(
-            {**scope, field: row.xp, "user_id": {"$lt": row.user_id}}, session=self._session
-        )
-        return above + more + tied
+
+def _rank_order(row: BoardRow) -> tuple[int, str]:
+    return -row.xp, row.user_id

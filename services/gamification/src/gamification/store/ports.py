@@ -29,6 +29,16 @@ class BoardRow:
     xp: int
 
 
+@dataclass(frozen=True, slots=True)
+class Standings:
+    """A window's top rows, and the caller's row with how many users rank before it."""
+
+    top: list[BoardRow]
+    mine: BoardRow | None
+    ahead: int | None
+    """Users with more XP than `mine`, or as much and a lower user id (None without a row)."""
+
+
 class GamificationStore(Protocol):
     """What one unit of work reads and writes; every read is scoped to a tenant or an owner."""
 
@@ -68,18 +78,9 @@ class GamificationStore(Protocol):
         """A user's ledger entries, newest first, older than the entry `before` if given."""
         ...
 
-    async def board_top(
-        self, tenant_id: str, period: Period, window: str, limit: int
-    ) -> list[BoardRow]:
-        """The window's users with XP above 0, most first, ties by user id."""
-        ...
-
-    async def board_row(self, owner: Owner, period: Period, window: str) -> BoardRow | None:
-        """The user's standing in the window, if any."""
-        ...
-
-    async def board_ahead(self, tenant_id: str, period: Period, window: str, row: BoardRow) -> int:
-        """How many users of the window rank before `row` (more XP, or as much and a lower id)."""
+    async def standings(self, owner: Owner, period: Period, window: str, limit: int) -> Standings:
+        """The window's top `limit` users with XP above 0 (most first, ties by user id), and the
+        caller's own row and rank in it."""
         ...
 
     def emit(self, topic: str, payload: EventPayload, subject: str | None = None) -> None:
