@@ -77,6 +77,7 @@ def live(facts: list[GridFact | CheckinChange], batch: int) -> tuple[UserFold, d
     fold = UserFold(accept_days=2)
     ledger: dict[str, int] = defaultdict(int)
     seen: list[GridFact | CheckinChange] = []
+    cold_before: tuple[date, str] | None = None
     for i in range(0, len(facts), batch):
         chunk = facts[i : i + batch]
         seen += chunk
@@ -85,11 +86,22 @@ def live(facts: list[GridFact | CheckinChange], batch: int) -> tuple[UserFold, d
                 ledger[line.key] += line.amount
         except NeedsRebuild:
             fold, lines = UserFold.rebuild(seen, accept_days=2)
+            cold_before = None  # a rebuilt fold is stored anew, cold part included
             for key, amount in sums(lines).items():
                 ledger[key] = amount
             for key in [k for k in ledger if k not in sums(lines)]:
                 ledger[key] = 0
-        fold = UserFold.from_state(json.loads(json.dumps(fold.to_state())))
+        # Stored as the Mongo adapter stores it: the cold check-ins apart, and not encoded
+        # again while the split stays — so they must not have changed meanwhile.
+        split = fold.cold_split()
+        if split is None:
+            fold = UserFold.from_state(json.loads(json.dumps(fold.to_state())))
+            continue
+        cold = json.dumps(fold.cold_state(split))
+        if cold_before is not None and cold_before[0] == split:
+            assert cold == cold_before[1], "cold check-ins changed under the same split"
+        cold_before = (split, cold)
+        fold = UserFold.from_state(json.loads(json.dumps(fold.to_state(split))), json.loads(cold))
     return fold, {k: v for k, v in ledger.items() if v}
 
 

@@ -731,15 +731,25 @@ class _Fold:
 
     # -- as plain data --
 
-    def to_state(self) -> dict[str, Any]:
-        """Everything later changes need, as plain data (actions referred to by index)."""
+    def _hold(self, action_id: str, day: date, amount: int, tenths: int, secs: int | None) -> None:
+        """Take back a stored check-in: its award and what is counted from it."""
+        self.awards[(action_id, day)] = _Award(amount, tenths / 10, _time_of(secs))
+        self.done_dates.setdefault(action_id, []).append(day)
+        self.checkins_on[day] = self.checkins_on.get(day, 0) + 1
+        if action_id in self.by_id and action_id not in self.judged_by_history:
+            self.plain_done[day] = self.plain_done.get(day, 0) + 1
+
+    def to_state(self, split: date | None = None) -> dict[str, Any]:
+        """Everything later changes need, as plain data (actions referred to by index); with
+        `split`, the check-ins held on dates before it are left to `cold_state`."""
         ids: dict[str, int] = {}
 
         def ref(action_id: str) -> int:
             return ids.setdefault(action_id, len(ids))
 
+        held = [kv for kv in self.awards.items() if split is None or kv[0][1] >= split]
         by_day: dict[str, list[list[int | None]]] = {}
-        for (action_id, day), award in sorted(self.awards.items(), key=lambda kv: kv[0][1]):
+        for (action_id, day), award in sorted(held, key=lambda kv: kv[0][1]):
             secs = _seconds(award.local_time)
             tenths = round(award.multiplier * 10)
             by_day.setdefault(day.isoformat(), []).append(
@@ -776,20 +786,31 @@ class _Fold:
         state["ids"] = list(ids)  # after every `ref` above
         return state
 
+    def cold_state(self, split: date) -> dict[str, Any]:
+        """The check-ins held on dates before `split`, as plain data (actions by id): what
+        `to_state(split)` leaves out. They change only when compaction drops the oldest."""
+        by_day: dict[str, list[list[Any]]] = {}
+        for (action_id, day), award in sorted(self.awards.items(), key=lambda kv: kv[0][1]):
+            if day < split:
+                secs = _seconds(award.local_time)
+                tenths = round(award.multiplier * 10)
+                by_day.setdefault(day.isoformat(), []).append(
+                    [action_id, award.amount, tenths, secs]
+                )
+        return {"awards": by_day}
+
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> _Fold:
-        """A fold from `to_state`, ready for the changes that come after it."""
+    def from_state(cls, state: Mapping[str, Any], cold: Mapping[str, Any] | None = None) -> _Fold:
+        """A fold from `to_state` (and the `cold_state` it left out), ready for the changes that
+        come after it."""
         fold = cls([codecs.action_from(a) for a in state["actions"]], bool(state["has_grid"]))
         ids: list[str] = list(state["ids"])
-        for day_text, rows in state["awards"].items():
-            day = date.fromisoformat(day_text)
-            for index, amount, tenths, secs in rows:
-                action_id = ids[index]
-                fold.awards[(action_id, day)] = _Award(amount, tenths / 10, _time_of(secs))
-                fold.done_dates.setdefault(action_id, []).append(day)
-                fold.checkins_on[day] = fold.checkins_on.get(day, 0) + 1
-                if action_id in fold.by_id and action_id not in fold.judged_by_history:
-                    fold.plain_done[day] = fold.plain_done.get(day, 0) + 1
+        cold_rows = (cold or {}).get("awards", {})
+        for awards, named in ((cold_rows, True), (state["awards"], False)):
+            for day_text, rows in awards.items():
+                day = date.fromisoformat(day_text)
+                for ref, amount, tenths, secs in rows:
+                    fold._hold(ref if named else ids[ref], day, amount, tenths, secs)
         for index, day_text in state["first_before"].items():
             fold.done_dates.setdefault(ids[int(index)], []).append(date.fromisoformat(day_text))
         for dates in fold.done_dates.values():

@@ -41,6 +41,10 @@ for missions and N-times routines, that week's month. Detail is kept this far be
 date a new fact may still be for."""
 COMPACT_STEP: Final = timedelta(days=7)
 """Compaction moves the kept window a week at a time, not on every batch."""
+COLD_AFTER: Final = timedelta(days=42)
+"""Check-ins held on dates before the kept floor + this are cold: more than `accept_days`
+before the oldest date a new fact may be for, so nothing but the next compaction changes them,
+and they can be stored apart and not encoded again on every batch (`cold_split`)."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -258,10 +262,23 @@ class UserFold:
 
     # -- as plain data --
 
-    def to_state(self) -> dict[str, Any]:
-        """The whole kept fold as plain data (bounded by the window, not by the history)."""
+    def cold_split(self) -> date | None:
+        """The date before which the check-ins held are cold (None: none are yet).
+
+        What `cold_state` gives for it changes only when the split itself moves (a week at a
+        time): LOOKBACK > COLD_AFTER + accept_days, so it is always before `accept_from`.
+        """
+        return None if self._floor == date.min else self._floor + COLD_AFTER
+
+    def cold_state(self, split: date) -> dict[str, Any]:
+        """The check-ins held before `split`, as plain data: what `to_state(split)` leaves out."""
+        return self._fold.cold_state(split)
+
+    def to_state(self, split: date | None = None) -> dict[str, Any]:
+        """The kept fold as plain data (bounded by the window, not by the history); with
+        `split`, without the check-ins before it (see `cold_state`)."""
         return {
-            "fold": self._fold.to_state(),
+            "fold": self._fold.to_state(split),
             "grids": [_grid_state(g) for g in self._grids.values()],
             "last": _key_state(self._last),
             "pairs": [
@@ -275,10 +292,12 @@ class UserFold:
         }
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> UserFold:
-        """A fold from `to_state`."""
+    def from_state(
+        cls, state: Mapping[str, Any], cold: Mapping[str, Any] | None = None
+    ) -> UserFold:
+        """A fold from `to_state` (and the `cold_state` it left out, if split)."""
         fold = cls(int(state["accept_days"]))
-        fold._fold = _Fold.from_state(state["fold"])
+        fold._fold = _Fold.from_state(state["fold"], cold)
         fold._grids = {g.grid_id: g for g in (_grid_from(d) for d in state["grids"])}
         fold._last = _key_from(state["last"])
         fold._pairs = {

@@ -96,14 +96,33 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
 # --- documents <-> values ----------------------------------------------------------------------
 
 
+def _blob(value: Any) -> Binary:
+    return Binary(zlib.compress(orjson.dumps(value), 6))
+
+
+def _unblob(blob: bytes) -> Any:
+    return orjson.loads(zlib.decompress(blob))
+
+
 def fold_blob(fold: UserFold) -> Binary:
-    """The kept fold as stored: compact JSON, compressed."""
-    return Binary(zlib.compress(orjson.dumps(fold.to_state()), 6))
+    """The whole kept fold as one blob: compact JSON, compressed."""
+    return _blob(fold.to_state())
 
 
-def fold_from_blob(blob: bytes) -> UserFold:
-    """A kept fold from its stored form."""
-    return UserFold.from_state(orjson.loads(zlib.decompress(blob)))
+def fold_from_blob(blob: bytes, cold: bytes | None = None) -> UserFold:
+    """A kept fold from its stored form (the blob, and the cold check-ins kept apart)."""
+    return UserFold.from_state(_unblob(blob), _unblob(cold) if cold is not None else None)
+
+
+def fold_fields(fold: UserFold, cold: tuple[str, Binary] | None = None) -> Doc:
+    """The kept fold as stored: the check-ins on cold dates in a blob of their own (`cold`, when
+    given for the same split, is that blob as already stored), the rest in another."""
+    split = fold.cold_split()
+    if split is None:
+        return {"fold": fold_blob(fold)}
+    key = split.isoformat()
+    cold_blob = cold[1] if cold is not None and cold[0] == key else _blob(fold.cold_state(split))
+    return {"fold": _blob(fold.to_state(split)), "fold_cold": cold_blob, "fold_split": key}
 
 
 class FoldCache:
@@ -168,16 +187,14 @@ def progress_doc(progress: UserProgress) -> Doc:
     }
     if progress.windows is not None:
         doc["windows"] = [[p, w, xp] for p, (w, xp) in sorted(progress.windows.items())]
-    if progress.fold is not None:
-        doc["fold"] = fold_blob(progress.fold)
     return doc
 
 
 def progress_from(doc: Doc, fold: UserFold | None = None) -> UserProgress:
     """A user's progress from its stored form (its fold decoded, unless given)."""
-    blob = doc.get("fold")
+    blob, cold = doc.get("fold"), doc.get("fold_cold")
     if fold is None and blob is not None:
-        fold = fold_from_blob(bytes(blob))
+        fold = fold_from_blob(bytes(blob), bytes(cold) if cold is not None else None)
     return UserProgress(
         owner=Owner(doc["tenant_id"], doc["user_id"]),
         fold=fold,
@@ -363,6 +380,8 @@ class MongoGamificationStore(MongoStore):
     ) -> None:
         super().__init__(db, tx)
         self._folds = folds
+        self._cold: dict[str, tuple[UserFold, tuple[str, Binary]]] = {}
+        """The cold blob each user's fold was read with, to store again unencoded."""
 
     async def progress_of(
         self, owners: Collection[Owner], *, with_fold: bool = True
@@ -370,7 +389,7 @@ class MongoGamificationStore(MongoStore):
         """The stored progress of these users (absent ones left out)."""
         if not owners:
             return {}
-        projection = None if with_fold else {"fold": 0}
+        projection = None if with_fold else {"fold": 0, "fold_cold": 0}
         found = await find_in(
             self._db[USER_STATE], "_id", [o.key for o in owners], projection, session=self._session
         )
@@ -380,6 +399,8 @@ class MongoGamificationStore(MongoStore):
             if with_fold and self._folds is not None:
                 held = self._folds.take(doc["_id"], doc.get("revision"))
             progress = progress_from(doc, held)
+            if progress.fold is not None and "fold_cold" in doc:
+                self._cold[doc["_id"]] = (progress.fold, (doc["fold_split"], doc["fold_cold"]))
             out[progress.owner] = progress
         return out
 
@@ -390,8 +411,13 @@ class MongoGamificationStore(MongoStore):
         ops = []
         for p in progress:
             doc = progress_doc(p)
-            if p.fold is not None and self._folds is not None:
-                doc["revision"] = self._folds.put(p.owner.key, p.fold)
+            if p.fold is not None:
+                # The cold blob read is stored again as it is while the fold is the one read
+                # (a rebuilt fold is encoded anew) and its split has not moved.
+                read = self._cold.get(p.owner.key)
+                doc |= fold_fields(p.fold, read[1] if read and read[0] is p.fold else None)
+                if self._folds is not None:
+                    doc["revision"] = self._folds.put(p.owner.key, p.fold)
             ops.append(ReplaceOne({"_id": p.owner.key}, doc, upsert=True))
         await self._db[USER_STATE].bulk_write(ops, ordered=False, session=self._session)
 
