@@ -1,9 +1,10 @@
 """Gamification's MongoDB adapter: user progress, the archive of facts, ledger, leaderboards.
 
-- `user_state`: one document per user, bounded: the projection the API reads and the kept fold
-  (compressed JSON; its size depends on the kept window, not on the history).
-- `facts`: every check-in change and grid version received, one small document each, read back
-  only to rebuild a user's fold.
+- `user_state`: one document per user, bounded: the projection the API reads, the latest week
+  and month it has XP in, and the kept fold (compressed JSON in two blobs, the cold check-ins
+  apart; its size depends on the kept window, not on the history).
+- `facts`: every check-in change and grid version received, a user's facts of one batch in one
+  document (a compressed blob), read back only to rebuild a user's fold.
 - `ledger`: append-only entries, unique per (user, line key, n).
 - `leaderboards`: one row per (tenant, week or month, user), indexed on XP, so a board reads
   its rows and a rank from bucket counts. The all-time board is `user_state` itself, indexed on
