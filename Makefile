@@ -8,7 +8,7 @@ SRC := contracts libs tools services tests benchmarks conftest.py
 STAMP := $(VENV)/.installed
 # Coverage floor of `make test` (total %, line + branch, over [tool.coverage.run] source in
 # pyproject.toml). It only ever goes up: raise it when the total does, never lower it.
-COV_FLOOR := 86
+COV_FLOOR := 88
 
 .PHONY: install up down status test test-unit test-integration test-e2e lint fmt bench schemas clean
 
@@ -22,6 +22,7 @@ install: $(STAMP) ## virtualenv, Python packages and the Kafka jars
 	$(BIN)/python -m mandaact_devstack fetch
 
 up: install ## start Kafka, the MongoDB-compatible server and the four services; waits until ready
+# MANDAACT_KAFKA_SASL=true make up: Kafka with SASL/SCRAM-SHA-512 and ACLs, each service as its own principal.
 	$(BIN)/python -m mandaact_devstack up
 
 down: ## stop everything `make up` started

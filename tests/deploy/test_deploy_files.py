@@ -20,8 +20,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
-from mandaact_contracts.topics import ALL_TOPICS, TOPIC_PARTITIONS, dead_letter_topic
+from mandaact_common.kafka_acls import Acl, kafka_principal
+from mandaact_common.settings import DEV_JWT_SECRET, ServiceSettings
+from mandaact_contracts.topics import (
+    ALL_TOPICS,
+    TOPIC_PARTITIONS,
+    dead_letter_topic,
+    topics_to_create,
+)
+from mandaact_devstack.kafka_sasl import stack_acls
 
 pytestmark = pytest.mark.unit
 
@@ -30,21 +39,27 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 K8S_DIR = ROOT / "deploy" / "k8s"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+KAFKA_SCRIPTS = ROOT / "deploy" / "kafka" / "compose"
 
 PORTS = {"goals": 8001, "checkins": 8002, "gamification": 8003, "reports": 8004}
 SERVICES = tuple(PORTS)
 CONSUMER_GROUPS = ("checkins", "gamification", "reports")
 WORKER_METRICS_PORT = 9100
 INFRA = ("kafka", "mongo")
-ONE_SHOT = ("kafka-init",)
+ONE_SHOT = ("kafka-format", "kafka-init")
 APP_ENV_KEYS = (
     "KAFKA_BOOTSTRAP_SERVERS",
     "MONGODB_URL",
     "MANDAACT_ENV",
     "MANDAACT_JWT_SECRET",
+    "MANDAACT_JWT_JWKS_URL",
+    "MANDAACT_JWT_AUDIENCE",
+    "MANDAACT_JWT_ISSUER",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
 )
+TOKEN_ENV_KEYS = APP_ENV_KEYS[3:7]
+"""Passed through from the shell running compose, never given a default there."""
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -205,14 +220,14 @@ def test_every_long_running_service_has_a_healthcheck(
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_app_healthchecks_probe_the_api_and_the_worker_metrics(
+def test_app_healthchecks_probe_the_api_and_the_worker_liveness(
     services: dict[str, dict[str, Any]], service: str
 ) -> None:
     api_check = _healthcheck_text(services[f"{service}-api"])
     assert f"http://127.0.0.1:{PORTS[service]}/readyz" in api_check
     assert "urllib.request" in api_check
     worker_check = _healthcheck_text(services[f"{service}-worker"])
-    assert f"http://127.0.0.1:{WORKER_METRICS_PORT}/metrics" in worker_check
+    assert f"http://127.0.0.1:{WORKER_METRICS_PORT}/livez" in worker_check
     worker_env = _env(services[f"{service}-worker"])
     assert str(worker_env["MANDAACT_WORKER_METRICS_PORT"]) == str(WORKER_METRICS_PORT)
 
@@ -254,6 +269,72 @@ def test_apps_get_the_in_network_addresses_and_the_passthrough_settings(
             assert env["OPENAI_BASE_URL"] is None
 
 
+def _interpolate(value: str, shell: dict[str, str]) -> str:
+    """`${NAME}`, `${NAME:-default}` and `${NAME:?error}` substituted from the shell, as compose
+    does (an unset or empty NAME with `:?` fails)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, kind, text = match.group(1), match.group(2), match.group(3) or ""
+        if kind == ":?" and not shell.get(name):
+            raise ValueError(f"required variable {name} is missing a value: {text}")
+        return shell.get(name) or (text if kind == ":-" else "")
+
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", substitute, value)
+
+
+KAFKA_PASSWORDS = {
+    f"MANDAACT_KAFKA_{name}_PASSWORD": f"{name.lower()}0123456789abcdef"
+    for name in ("ADMIN", *(service.upper() for service in SERVICES))
+}
+"""What `.env` holds for compose's Kafka principals (docker-compose.yml, top)."""
+
+
+def _container_env(env: dict[str, Any], shell: dict[str, str]) -> dict[str, str]:
+    """A compose service's environment as its container sees it, run from `shell`."""
+    resolved: dict[str, str] = {}
+    for name, value in env.items():
+        if value is not None:
+            resolved[name] = _interpolate(str(value), shell)
+        elif name in shell:  # a bare key: passed through when the shell sets it
+            resolved[name] = shell[name]
+    return resolved
+
+
+def _settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ServiceSettings:
+    """The settings a service process builds from exactly this environment."""
+    for name in list(os.environ):
+        if name.startswith("MANDAACT_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return ServiceSettings()
+
+
+def test_compose_ships_no_dev_secret_and_runs_in_production_unless_told(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision (docs/security.md): `docker compose up` with nothing set refuses to start; the
+    dev secret is used only with MANDAACT_ENV=local (or test) set explicitly in the shell."""
+    assert DEV_JWT_SECRET not in COMPOSE_FILE.read_text()
+    env = _env(services["goals-api"])
+    assert env["MANDAACT_ENV"] == "${MANDAACT_ENV:-production}"
+    for service in SERVICES:
+        for kind in ("api", "worker"):
+            app_env = _env(services[f"{service}-{kind}"])
+            assert all(app_env[key] is None for key in TOKEN_ENV_KEYS), f"{service}-{kind}"
+    with pytest.raises(ValueError, match="needs MANDAACT_JWT_SECRET"):
+        _settings_from(_container_env(env, KAFKA_PASSWORDS), monkeypatch)
+    local_shell = {**KAFKA_PASSWORDS, "MANDAACT_ENV": "local"}
+    local = _settings_from(_container_env(env, local_shell), monkeypatch)
+    assert local.env == "local"
+    real = "0123456789abcdef" * 4
+    production = _settings_from(
+        _container_env(env, {**KAFKA_PASSWORDS, "MANDAACT_JWT_SECRET": real}), monkeypatch
+    )
+    assert production.env == "production"
+    assert production.jwt_secret == SecretStr(real)
+
+
 def test_kafka_is_a_single_kraft_node_reachable_in_the_network(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -263,7 +344,7 @@ def test_kafka_is_a_single_kraft_node_reachable_in_the_network(
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["CLUSTER_ID"]
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
-    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert "BROKER://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
     assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == "false"
     assert "kafka-broker-api-versions.sh" in _healthcheck_text(kafka)
 
@@ -274,6 +355,7 @@ def test_kafka_init_creates_every_contract_topic_and_dead_letter_topic(
     init = services["kafka-init"]
     assert init["image"] == services["kafka"]["image"]
     assert _mapping(init["depends_on"]) == {"kafka": {"condition": "service_healthy"}}
+    assert init["entrypoint"] == ["/bin/bash", "/opt/mandaact/kafka/init.sh"]
     assert init.get("restart") == "no"
     env = _env(init)
     topics = str(env["TOPICS"]).split()
@@ -282,10 +364,10 @@ def test_kafka_init_creates_every_contract_topic_and_dead_letter_topic(
     assert set(TOPIC_PARTITIONS.values()) == {int(env["PARTITIONS"])}
     dead_letters = str(env["DEAD_LETTER_TOPICS"]).split()
     assert sorted(dead_letters) == sorted(dead_letter_topic(g) for g in CONSUMER_GROUPS)
-    script = "\n".join(init["command"])
-    assert "for topic in $$TOPICS $$DEAD_LETTER_TOPICS" in script
+    script = (KAFKA_SCRIPTS / "init.sh").read_text()
+    assert "for topic in $TOPICS $DEAD_LETTER_TOPICS" in script
     assert "--create --if-not-exists" in script
-    assert '--partitions "$$PARTITIONS"' in script
+    assert '--partitions "$PARTITIONS"' in script
     assert env["BOOTSTRAP"] == "kafka:9092"
 
 
@@ -547,7 +629,12 @@ def test_k8s_api_and_worker_of_each_service(k8s_docs: list[dict[str, Any]], serv
     worker = _container(deployments[f"{service}-worker"])
     assert worker["command"] == [f"mandaact-{service}-worker"]
     assert worker["image"] == api["image"]
-    assert worker["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    # restarted within about a minute of a stall: 30 s stale heartbeat + 3 failed probes
+    assert (
+        worker["livenessProbe"]["periodSeconds"] * worker["livenessProbe"]["failureThreshold"] <= 30
+    )
     assert worker["ports"] == [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}]
     for container in (api, worker):
         sources = [next(iter(ref.values()))["name"] for ref in container["envFrom"]]
@@ -573,13 +660,214 @@ def test_k8s_config_and_secret_template(k8s_docs: list[dict[str, Any]]) -> None:
     assert values["OPENAI_API_KEY"] == ""
 
 
-def test_k8s_topics_job_creates_every_contract_topic(k8s_docs: list[dict[str, Any]]) -> None:
-    job = _by_kind(k8s_docs, "Job")["mandaact-kafka-topics"]
-    container = _container(job)
-    env = {item["name"]: item.get("value") for item in container["env"]}
-    assert sorted(str(env["TOPICS"]).split()) == sorted(ALL_TOPICS)
-    assert sorted(str(env["DEAD_LETTER_TOPICS"]).split()) == sorted(
-        dead_letter_topic(g) for g in CONSUMER_GROUPS
+def test_k8s_pods_refuse_to_start_until_the_real_secret_is_made(
+    k8s_docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _by_kind(k8s_docs, "ConfigMap")["mandaact-config"]["data"]
+    # Each pod adds its Kafka principal; the operator makes the password (kafka-users.yaml).
+    pod = _pod_kafka_env(_container(_by_kind(k8s_docs, "Deployment")["goals-api"]))
+    secret = {**_by_kind(k8s_docs, "Secret")["mandaact-secrets"]["stringData"], **pod}
+    assert config["MANDAACT_ENV"] == "production"
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        _settings_from({**config, **secret}, monkeypatch)
+    with pytest.raises(ValueError, match="documented development secret"):
+        _settings_from({**config, **secret, "MANDAACT_JWT_SECRET": DEV_JWT_SECRET}, monkeypatch)
+    made = {**config, **secret, "MANDAACT_JWT_SECRET": "0123456789abcdef" * 4}
+    assert _settings_from(made, monkeypatch).env == "production"
+    for path in K8S_DIR.glob("*.yaml"):
+        assert DEV_JWT_SECRET not in path.read_text(), path
+
+
+def test_k8s_kafka_topics_are_every_contract_and_dead_letter_topic(
+    k8s_docs: list[dict[str, Any]],
+) -> None:
+    topics = _by_kind(k8s_docs, "KafkaTopic")
+    assert {name: doc["spec"]["partitions"] for name, doc in topics.items()} == topics_to_create()
+    for doc in topics.values():
+        assert doc["apiVersion"] == "kafka.strimzi.io/v1"
+        assert doc["metadata"]["labels"]["strimzi.io/cluster"] == "mandaact"
+
+
+# --- Kafka: SASL/SCRAM principals and ACLs (SPEC §11) ---------------------------------------
+
+
+def _declared_acls() -> dict[str, frozenset[Acl]]:
+    """Principal -> ACLs, derived from each service's WorkerSpec (the one source of truth)."""
+    acls = stack_acls(SERVICES)
+    assert set(acls) == {kafka_principal(s) for s in SERVICES}, "a service is not installed"
+    return acls
+
+
+def _pod_kafka_env(container: dict[str, Any]) -> dict[str, str]:
+    """A pod's Kafka principal env, the operator-made password stood in for by a value."""
+    env: dict[str, str] = {}
+    for item in container["env"]:
+        if item["name"] == "MANDAACT_KAFKA_SASL_USERNAME":
+            env[item["name"]] = item["value"]
+        elif item["name"] == "MANDAACT_KAFKA_SASL_PASSWORD":
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = f"made-by-operator-{ref['name']}-{ref['key']}"
+    return env
+
+
+def test_each_service_can_write_only_what_it_publishes_and_read_only_what_it_consumes() -> None:
+    acls = _declared_acls()
+    checkins = acls[kafka_principal("checkins")]
+    assert Acl("topic", "xp.awarded", "Write") not in checkins
+    assert Acl("topic", "action.completed", "Write") in checkins
+    assert Acl("topic", "checkins.dlt", "Write") in checkins
+    assert Acl("group", "checkins", "Read") in checkins
+    for principal, rules in acls.items():
+        writes = {a.name for a in rules if a.operation == "Write"}
+        assert all(a.resource == "topic" for a in rules if a.operation == "Write"), principal
+        groups = {a.name for a in rules if a.resource == "group"}
+        assert writes - {dead_letter_topic(g) for g in groups} <= set(ALL_TOPICS), principal
+
+
+def test_compose_kafka_init_creates_exactly_the_declared_acls(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    init_env = _env(services["kafka-init"])
+    found: dict[str, set[Acl]] = {}
+    for rule in str(init_env["ACLS"]).split():
+        principal, resource, operation, names = rule.split(":")
+        for name in names.split(","):
+            found.setdefault(principal, set()).add(Acl(resource, name, operation))  # type: ignore[arg-type]
+    assert found == {p: set(a) for p, a in _declared_acls().items()}
+
+
+def test_compose_init_script_turns_acl_rules_into_kafka_acls_calls(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """init.sh, run against stand-in Kafka tools, adds every declared ACL as the super user."""
+    calls = tmp_path / "calls"
+    for tool in ("kafka-topics.sh", "kafka-acls.sh", "kafka-consumer-groups.sh"):
+        fake = tmp_path / tool
+        fake.write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
+        fake.chmod(0o755)
+    env = {
+        **{k: str(v) for k, v in _env(services["kafka-init"]).items()},
+        "MANDAACT_KAFKA_ADMIN_PASSWORD": KAFKA_PASSWORDS["MANDAACT_KAFKA_ADMIN_PASSWORD"],
+        "KAFKA_BIN": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        ["/bin/bash", str(KAFKA_SCRIPTS / "init.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert set(TOPIC_PARTITIONS.values()) == {int(str(env["PARTITIONS"]))}
-    assert "--create --if-not-exists" in container["args"][0]
+    assert result.returncode == 0, result.stderr
+    lines = calls.read_text().splitlines()
+    created = {line.split("--topic ")[1].split()[0] for line in lines if "--create" in line}
+    assert created == set(topics_to_create())
+    added: dict[str, set[Acl]] = {}
+    for line in (line for line in lines if line.startswith("kafka-acls.sh")):
+        words = line.split()
+        assert "--add" in words
+        assert "--command-config" in words, "ACLs must be added as the super user"
+        principal = words[words.index("--allow-principal") + 1].removeprefix("User:")
+        operation = words[words.index("--operation") + 1]
+        for i, word in enumerate(words):
+            if word in ("--topic", "--group"):
+                acl = Acl(word[2:], words[i + 1], operation)  # type: ignore[arg-type]
+                added.setdefault(principal, set()).add(acl)
+    assert added == {p: set(a) for p, a in _declared_acls().items()}
+
+
+def test_compose_formats_kafka_with_a_scram_user_per_principal(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    fmt = services["kafka-format"]
+    assert fmt["image"] == services["kafka"]["image"]
+    assert _mapping(services["kafka"]["depends_on"]) == {
+        "kafka-format": {"condition": "service_completed_successfully"}
+    }
+    fake = tmp_path / "kafka-storage.sh"
+    fake.write_text(f'#!/bin/sh\nfor a in "$@"; do echo "$a"; done > {tmp_path / "args"}\n')
+    fake.chmod(0o755)
+    env = _container_env(_env(fmt), KAFKA_PASSWORDS)
+    result = subprocess.run(
+        ["/bin/bash", str(KAFKA_SCRIPTS / "format.sh")],
+        env={**env, "KAFKA_BIN": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    args = (tmp_path / "args").read_text().splitlines()
+    scram = [args[i + 1] for i, a in enumerate(args) if a == "--add-scram"]
+    users = {entry.split("name=")[1].split(",")[0] for entry in scram}
+    assert users == {"mandaact-admin", *_declared_acls()}
+    assert all(entry.startswith("SCRAM-SHA-512=[") for entry in scram)
+    weak = {**env, "MANDAACT_KAFKA_GOALS_PASSWORD": "short", "KAFKA_BIN": str(tmp_path)}
+    refused = subprocess.run(
+        ["/bin/bash", str(KAFKA_SCRIPTS / "format.sh")],
+        env={**weak, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "MANDAACT_KAFKA_GOALS_PASSWORD" in refused.stderr
+
+
+def test_compose_kafka_takes_only_sasl_clients_and_enforces_acls(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env = _env(services["kafka"])
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert env["KAFKA_SUPER_USERS"] == "User:mandaact-admin"
+    assert str(env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"]) == "false"
+    with pytest.raises(ValueError, match="MANDAACT_KAFKA_ADMIN_PASSWORD"):
+        _container_env(env, {})
+    for service in SERVICES:
+        for kind in ("api", "worker"):
+            app = _container_env(_env(services[f"{service}-{kind}"]), KAFKA_PASSWORDS)
+            assert app["MANDAACT_KAFKA_SASL_USERNAME"] == kafka_principal(service)
+            key = f"MANDAACT_KAFKA_{service.upper()}_PASSWORD"
+            assert app["MANDAACT_KAFKA_SASL_PASSWORD"] == KAFKA_PASSWORDS[key]
+
+
+def test_k8s_kafka_users_hold_exactly_the_declared_acls(k8s_docs: list[dict[str, Any]]) -> None:
+    users = _by_kind(k8s_docs, "KafkaUser")
+    found: dict[str, set[Acl]] = {}
+    for name, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "mandaact"
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        authorization = user["spec"]["authorization"]
+        assert authorization["type"] == "simple"
+        for rule in authorization["acls"]:
+            assert rule.get("type", "allow") == "allow"
+            assert rule["resource"]["patternType"] == "literal"
+            for operation in rule["operations"]:
+                acl = Acl(rule["resource"]["type"], rule["resource"]["name"], operation)
+                found.setdefault(name, set()).add(acl)
+    assert found == {p: set(a) for p, a in _declared_acls().items()}
+
+
+def test_k8s_kafka_is_scram_over_tls_with_simple_authorization(
+    k8s_docs: list[dict[str, Any]],
+) -> None:
+    kafka = _by_kind(k8s_docs, "Kafka")["mandaact"]["spec"]["kafka"]
+    (listener,) = kafka["listeners"]
+    assert listener["tls"] is True
+    assert listener["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["authorization"]["type"] == "simple"
+    config = _by_kind(k8s_docs, "ConfigMap")["mandaact-config"]["data"]
+    assert config["KAFKA_BOOTSTRAP_SERVERS"] == f"mandaact-kafka-bootstrap:{listener['port']}"
+    assert config["MANDAACT_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    for name, deployment in _by_kind(k8s_docs, "Deployment").items():
+        service = name.rsplit("-", 1)[0]
+        container = _container(deployment)
+        pod = _pod_kafka_env(container)
+        assert pod["MANDAACT_KAFKA_SASL_USERNAME"] == kafka_principal(service), name
+        assert f"-{kafka_principal(service)}-password" in pod["MANDAACT_KAFKA_SASL_PASSWORD"]
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert config["MANDAACT_KAFKA_SSL_CAFILE"].startswith(mounts["kafka-ca"] + "/"), name
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["kafka-ca"]["secret"]["secretName"] == "mandaact-cluster-ca-cert"

@@ -29,13 +29,21 @@ class Stack:
         """Base URL of a service's API."""
         return f"http://127.0.0.1:{self.ports[service]}"
 
-    def start(self, service: str, kind: str) -> None:
-        """Start (or restart) one process of a service."""
-        from mandaact_devstack import start_service, wait_http_ready
+    def database(self, service: str) -> str:
+        """The name of a service's database in this stack."""
+        return f"{self.env['MANDAACT_DB_PREFIX']}_{service}"
+
+    def start(
+        self, service: str, kind: str, extra_env: dict[str, str] | None = None, *, wait: bool = True
+    ) -> None:
+        """Start (or restart) one process of a service (`extra_env` on top of the stack's); an
+        API is waited for until ready unless `wait` is False (then call `wait_ready`)."""
+        from mandaact_devstack import start_service
 
         env = {
             **self.env,
-            "MANDAACT_MONGODB_DATABASE": f"{self.env['MANDAACT_DB_PREFIX']}_{service}",
+            "MANDAACT_MONGODB_DATABASE": self.database(service),
+            **(extra_env or {}),
         }
         proc = start_service(
             service,
@@ -46,8 +54,15 @@ class Stack:
             die_with_parent=True,
         )
         self.procs[f"{service}-{kind}"] = proc
-        if kind == "api":
-            wait_http_ready(f"{self.url(service)}/readyz", timeout=90, proc=proc)
+        if kind == "api" and wait:
+            self.wait_ready(service)
+
+    def wait_ready(self, service: str) -> None:
+        """Wait until a service's API answers `/readyz` with 200."""
+        from mandaact_devstack import wait_http_ready
+
+        proc = self.procs[f"{service}-api"]
+        wait_http_ready(f"{self.url(service)}/readyz", timeout=90, proc=proc)
 
     def kill(self, service: str, kind: str) -> None:
         """SIGKILL a process (its whole process group), no chance to clean up."""

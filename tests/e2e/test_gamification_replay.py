@@ -163,11 +163,16 @@ async def test_replay_from_the_topics_equals_the_live_state(stack: Any) -> None:
     live_db = f"{stack.env['MANDAACT_DB_PREFIX']}_gamification"
     client = make_client(stack.infra.mongodb_url)
     try:
-        # Wait until the live worker has settled (two identical reads 2 s apart).
+        # Wait until the live worker has this test's users and has settled: three identical
+        # reads 2 s apart (longer than the relays' longest back-off, 5 s, which an earlier
+        # test's database outage may have left them in).
+        mine = {f"{tenant}:carol", f"{tenant}:dave"}
         previous: dict[str, Any] | None = None
-        for _ in range(60):
+        same = 0
+        for _ in range(90):
             current = await _live_states(client, live_db)
-            if current and current == previous:
+            same = same + 1 if current == previous and mine <= set(current) else 0
+            if same == 2:
                 break
             previous = current
             await asyncio.sleep(2)

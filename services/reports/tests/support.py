@@ -1,10 +1,11 @@
-"""Builders of the events reports folds, shared by the unit and integration tests."""
+"""Builders of the events reports folds and of sample folds, for unit and integration tests."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mandaact_contracts.events import (
@@ -17,6 +18,7 @@ from mandaact_contracts.events import (
     SubGoalSnapshot,
     UserChanged,
 )
+from reports.domain.stats import SubGoalStat, WeeklyStats
 
 
 @dataclass
@@ -115,3 +117,45 @@ class Users:
 
 
 DAILY = ScheduleSnapshot(frequency="daily")
+
+
+def sub_goal(title: str, due: int, done: int, position: int = 1) -> SubGoalStat:
+    """A sub-goal's line of a fold."""
+    return SubGoalStat(
+        mandalart_id="m1",
+        position=position,
+        title=title,
+        due=due,
+        done=done,
+        rate=round(done / due, 4) if due else None,
+    )
+
+
+def stats(**overrides: Any) -> WeeklyStats:
+    """A sample fold (two sub-goals), with fields replaced by `overrides`."""
+    best = sub_goal("Run 5km", 7, 6)
+    worst = sub_goal("Read", 7, 2, 2)
+    base: dict[str, Any] = {
+        "days_active": 5,
+        "checkins_total": 12,
+        "checkins_by_weekday": {"mon": 3, "tue": 2, "wed": 2, "thu": 2, "fri": 3},
+        "due_total": 14,
+        "done_total": 8,
+        "completion_rate": 0.5714,
+        "by_sub_goal": [best, worst],
+        "best_sub_goal": best,
+        "worst_sub_goal": worst,
+        "best_day": "mon",
+        "worst_day": "sat",
+        "time_of_day": {"morning": 6, "afternoon": 3, "evening": 2, "night": 1},
+        "routine_checkins": 11,
+        "mission_checkins": 1,
+        "streak_current": 4,
+        "streak_best": 9,
+        "xp_gained": 1250,
+        "levels_gained": 1,
+        "badges_unlocked": ["streak_3"],
+        "vs_previous_week": {"checkins_total": -3, "completion_rate": -0.1, "xp_gained": 40},
+    }
+    base.update(overrides)
+    return WeeklyStats.model_validate(base)

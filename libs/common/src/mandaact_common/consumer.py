@@ -5,9 +5,12 @@ Delivery rules it enforces (see docs/delivery.md):
   batch is either stored or dead-lettered. A failure never gets followed by an ack that skips it.
 - Every processed event id is inserted under a unique `_id` in the same transaction as the effect,
   so a redelivered event changes nothing.
-- Transient errors are retried with exponential backoff a bounded number of times; a record that
-  still fails (or fails for a non-transient reason) goes to the group's dead-letter topic with the
-  error in headers, and the consumer moves on.
+- Every try of a batch has a deadline (`pymongo.timeout`, shared by each database call in it).
+- An error that says nothing about the message (network, failover, a deadline, the database or
+  the broker down) is waited out: the same batch is tried again with a capped exponential
+  backoff, for as long as it takes, and nothing is committed meanwhile. Only a record that fails
+  for a reason of its own, while the database answers, goes to the group's dead-letter topic
+  with the error in headers, and the consumer moves on.
 """
 
 from __future__ import annotations
@@ -21,19 +24,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import pymongo
 from aiokafka import AIOKafkaProducer
-from pymongo import AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
-from mandaact_common.mongo import Doc, find_in, is_transient
+from mandaact_common.mongo import Doc, find_in, is_deadline, is_transient, ping
 from mandaact_common.observability import (
     BATCH_SECONDS,
+    CONSUMER_PAUSED,
+    CONSUMER_RETRIES,
     DEAD_LETTERED,
     EVENTS_CONSUMED,
     set_traceparent,
 )
-from mandaact_common.outbox import Transaction, transact
+from mandaact_common.outbox import Transaction, ensure_outbox_indexes, transact
 from mandaact_contracts.envelope import Envelope, InvalidEvent, from_kafka, parse_payload
 from mandaact_contracts.events import EventPayload
 from mandaact_contracts.topics import dead_letter_topic
@@ -41,7 +47,10 @@ from mandaact_contracts.topics import dead_letter_topic
 log = logging.getLogger(__name__)
 
 PROCESSED = "processed_events"
+PROCESSED_TTL_INDEX = "at_ttl"
 DUPLICATE_KEY = 11000
+INDEX_OPTIONS_CONFLICT = frozenset({85, 86})  # IndexOptionsConflict, IndexKeySpecsConflict
+DEFAULT_PROCESSED_TTL_SECONDS = 14 * 24 * 3600
 
 
 class Record(Protocol):
@@ -72,6 +81,36 @@ class Inbound:
 
 BatchHandler = Callable[[Transaction, list[Inbound]], Awaitable[None]]
 """Applies a batch of new (never seen by this group) events inside the transaction."""
+
+Wait = Callable[[float], Awaitable[None]]
+"""How a consumer spends the pause between two tries of a batch (a Kafka consumer keeps its
+group membership meanwhile, see `worker.GroupKeeper`); it raises `ConsumerStopping` when the
+process stops."""
+
+
+class ConsumerStopping(Exception):
+    """The process stops while a batch waits for a dependency: leave the batch uncommitted."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a consumer tries a batch: a deadline per try, a capped exponential backoff between."""
+
+    retries: int = 4
+    """Failed retries after which the consumer counts as paused (it goes on trying)."""
+    backoff_seconds: float = 0.2
+    """The first pause; each further one doubles it."""
+    max_backoff_seconds: float = 30.0
+    """The longest pause while a dependency stays down."""
+    batch_deadline_seconds: float = 30.0
+    """One try of a batch: every database call inside shares this deadline."""
+    probe_seconds: float = 2.0
+    """Deadline of the ping that tells a slow database from a down one."""
+
+    def pause_after(self, failures: int) -> float:
+        """The pause after the `failures`-th failed try in a row."""
+        doubling = 2.0 ** min(failures - 1, 32)  # bounded: an outage may last for days
+        return min(self.backoff_seconds * doubling, self.max_backoff_seconds)
 
 
 class DeadLetterSink(Protocol):
@@ -131,55 +170,100 @@ class IdempotentConsumer:
         dead_letters: DeadLetterSink,
         max_retries: int = 4,
         backoff_seconds: float = 0.2,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.group = group
         self._client = client
         self._db = db
         self._handler = handler
         self._dlq = dead_letters
-        self._max_retries = max_retries
-        self._backoff = backoff_seconds
+        self.policy = policy or RetryPolicy(retries=max_retries, backoff_seconds=backoff_seconds)
 
-    async def process(self, records: Sequence[Record]) -> None:
-        """Store the effect of every record or dead-letter it; returns when it is safe to commit."""
+    async def process(self, records: Sequence[Record], *, wait: Wait | None = None) -> None:
+        """Store the effect of every record or dead-letter it; returns when it is safe to commit.
+
+        While the database or the broker is down this does not return: it tries the batch
+        again after each `wait` (default: a plain sleep) until it goes through.
+        """
         start = time.perf_counter()
-        good: list[Inbound] = []
-        for record in records:
-            try:
-                envelope = from_kafka(list(record.headers or ()), record.value or b"")
-                good.append(Inbound(envelope, parse_payload(envelope), record))
-            except InvalidEvent as exc:
-                EVENTS_CONSUMED.labels(self.group, record.topic, "invalid").inc()
-                await self._dlq.send(record, exc, attempts=1)
-        if good:
-            await self._apply_or_isolate(good)
+        pause = _Pause(self, wait or asyncio.sleep)
+        try:
+            good: list[Inbound] = []
+            for record in records:
+                try:
+                    envelope = from_kafka(list(record.headers or ()), record.value or b"")
+                    good.append(Inbound(envelope, parse_payload(envelope), record))
+                except InvalidEvent as exc:
+                    EVENTS_CONSUMED.labels(self.group, record.topic, "invalid").inc()
+                    await self._dead_letter(record, exc, 1, pause)
+            if good:
+                await self._settle(good, pause)
+        finally:
+            pause.end()
         BATCH_SECONDS.labels(self.group).observe(time.perf_counter() - start)
 
-    async def _apply_or_isolate(self, items: list[Inbound]) -> None:
-        error = await self._apply_with_retries(items)
-        if error is None:
-            return
+    async def _settle(self, items: list[Inbound], pause: _Pause) -> None:
+        """Store `items`, splitting them when they are too slow, isolating them when one fails."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                await self._try(items)
+            except Exception as exc:
+                if is_transient(exc):
+                    if is_deadline(exc) and len(items) > 1 and await self._database_answers():
+                        # The database answers but the batch outlives its deadline: smaller
+                        # transactions go through where one big one never would.
+                        log.warning("batch of %d hit its deadline; splitting it", len(items))
+                        CONSUMER_RETRIES.labels(self.group, "split").inc()
+                        half = len(items) // 2
+                        await self._settle(items[:half], pause)
+                        await self._settle(items[half:], pause)
+                        return
+                    await pause.wait(exc, "deadline" if is_deadline(exc) else "transient")
+                    continue
+                if not await self._database_answers():
+                    # A failure while the database is down proves nothing about the message.
+                    await pause.wait(exc, "database_down")
+                    continue
+                error = exc
+                break
+            else:
+                pause.resumed()
+                return
         if len(items) == 1:
             EVENTS_CONSUMED.labels(self.group, items[0].record.topic, "dead_lettered").inc()
-            await self._dlq.send(items[0].record, error, attempts=self._max_retries + 1)
+            await self._dead_letter(items[0].record, error, tries, pause)
             return
         log.warning("batch of %d failed (%r); isolating records", len(items), error)
         for item in items:
-            await self._apply_or_isolate([item])
+            await self._settle([item], pause)
 
-    async def _apply_with_retries(self, items: list[Inbound]) -> BaseException | None:
-        for attempt in range(self._max_retries + 1):
+    async def _dead_letter(
+        self, record: Record, error: BaseException, attempts: int, pause: _Pause
+    ) -> None:
+        """Send a record that can never succeed to the dead-letter topic, however long it takes."""
+        while True:
             try:
-                await self._apply(items)
+                await self._dlq.send(record, error, attempts)
             except Exception as exc:
-                if not is_transient(exc) or attempt == self._max_retries:
-                    return exc
-                delay = self._backoff * (2**attempt)
-                log.info("transient error %r, retry %d in %.2fs", exc, attempt + 1, delay)
-                await asyncio.sleep(delay)
+                # The broker is down or slow: the record waits, it is never skipped.
+                await pause.wait(exc, "dead_letter_send")
             else:
-                return None
-        return None  # pragma: no cover - the loop always returns
+                pause.resumed()
+                return
+
+    async def _database_answers(self) -> bool:
+        return await ping(self._db, timeout_seconds=self.policy.probe_seconds)
+
+    async def _try(self, items: list[Inbound]) -> None:
+        """One try of the batch under its deadline."""
+        deadline = self.policy.batch_deadline_seconds
+        # The driver's deadline ends a stuck call cleanly (the transaction is aborted); the
+        # asyncio one, a little later, ends whatever else the handler might be waiting for.
+        async with asyncio.timeout(deadline + min(5.0, deadline)):
+            with pymongo.timeout(deadline):
+                await self._apply(items)
 
     async def _apply(self, items: list[Inbound]) -> None:
         unique: dict[str, Inbound] = {}
@@ -191,7 +275,12 @@ class IdempotentConsumer:
             now = datetime.now(UTC)
             await tx.db[PROCESSED].insert_many(
                 [
-                    {"_id": f"{self.group}:{i.envelope.id}", "topic": i.record.topic, "at": now}
+                    {
+                        "_id": f"{self.group}:{i.envelope.id}",
+                        "tenant_id": i.envelope.tenant_id,
+                        "topic": i.record.topic,
+                        "at": now,
+                    }
                     for i in fresh
                 ],
                 session=tx.session,
@@ -230,6 +319,88 @@ class IdempotentConsumer:
             EVENTS_CONSUMED.labels(self.group, item.record.topic, "applied").inc()
         if applied < len(items):
             log.debug("%d duplicate deliveries dropped", len(items) - applied)
+
+
+class _Pause:
+    """The waiting of one `process` call: backoff, the paused gauge, the log lines."""
+
+    def __init__(self, consumer: IdempotentConsumer, wait: Wait) -> None:
+        self._consumer = consumer
+        self._wait = wait
+        self._failures = 0
+        self._since = 0.0
+        self._paused = False
+
+    async def wait(self, error: BaseException, reason: str) -> None:
+        """Count a failed try and wait before the next one."""
+        group, policy = self._consumer.group, self._consumer.policy
+        self._failures += 1
+        if self._failures == 1:
+            self._since = time.monotonic()
+        CONSUMER_RETRIES.labels(group, reason).inc()
+        delay = policy.pause_after(self._failures)
+        if self._failures > policy.retries and not self._paused:
+            self._paused = True
+            CONSUMER_PAUSED.labels(group).set(1)
+            log.warning(
+                "consumer %s paused after %d failed tries (%s: %r); trying again every <= %.0fs,"
+                " nothing is committed or dead-lettered meanwhile",
+                group,
+                self._failures,
+                reason,
+                error,
+                policy.max_backoff_seconds,
+            )
+        else:
+            log.info("%s: %s %r, try %d in %.2fs", group, reason, error, self._failures + 1, delay)
+        await self._wait(delay)
+
+    def resumed(self) -> None:
+        """A try went through: the next failure starts the backoff from the beginning."""
+        if self._paused:
+            log.warning(
+                "consumer %s resumed after %d failed tries (%.1fs)",
+                self._consumer.group,
+                self._failures,
+                time.monotonic() - self._since,
+            )
+        self.end()
+        self._failures = 0
+
+    def end(self) -> None:
+        """Leave the paused state (success, or the batch is given up at shutdown)."""
+        if self._paused:
+            self._paused = False
+            CONSUMER_PAUSED.labels(self._consumer.group).set(0)
+
+
+async def ensure_processed_ttl(db: AsyncDatabase[Doc], ttl_seconds: int) -> None:
+    """Processed event ids expire `ttl_seconds` after they were stored (TTL index on `at`).
+
+    An existing index with another TTL is changed in place (`collMod`), so a new setting
+    takes effect at the next start without dropping the index.
+    """
+    collection = db[PROCESSED]
+    try:
+        await collection.create_index(
+            [("at", ASCENDING)], name=PROCESSED_TTL_INDEX, expireAfterSeconds=ttl_seconds
+        )
+    except OperationFailure as exc:
+        if exc.code not in INDEX_OPTIONS_CONFLICT:
+            raise
+        await db.command(
+            "collMod",
+            PROCESSED,
+            index={"name": PROCESSED_TTL_INDEX, "expireAfterSeconds": ttl_seconds},
+        )
+
+
+async def ensure_delivery_indexes(
+    db: AsyncDatabase[Doc], *, processed_ttl_seconds: int = DEFAULT_PROCESSED_TTL_SECONDS
+) -> None:
+    """The indexes the outbox relay and the idempotent consumer need (every service, at start)."""
+    await ensure_outbox_indexes(db)
+    await ensure_processed_ttl(db, processed_ttl_seconds)
 
 
 def raw_records(raw: Any) -> Sequence[Record]:

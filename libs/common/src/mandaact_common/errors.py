@@ -35,10 +35,19 @@ class RuleBroken(DomainError):
     code = "rule-broken"
     title = "Unprocessable content"
 
-    def __init__(self, detail: str, field: str | None = None, message: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        field: str | None = None,
+        message: str | None = None,
+        *,
+        facts: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.field = field
         self.message = message if message is not None else detail
+        # Machine-readable facts behind the refusal (e.g. `limit`, `count`): problem members.
+        self.facts = facts or {}
 
 
 class Conflict(DomainError):

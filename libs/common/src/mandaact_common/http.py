@@ -7,22 +7,27 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import uvicorn
 from aiokafka import AIOKafkaClient
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.responses import Response
 
-from mandaact_common.auth import Principal, principal_from_authorization
+from mandaact_common.auth import Authenticator, Principal
+from mandaact_common.consumer import ensure_delivery_indexes
 from mandaact_common.domain.owner import Owner
+from mandaact_common.kafka import client_security
+from mandaact_common.limits import ensure_rate_limit_indexes, include_routers, install_limits
 from mandaact_common.mongo import Doc, make_client, ping
 from mandaact_common.observability import configure_logging, http_middleware, metrics_response
-from mandaact_common.outbox import ensure_outbox_indexes
+from mandaact_common.openapi import answers, install_openapi
 from mandaact_common.problems import install_problem_handlers
 from mandaact_common.settings import ServiceSettings
 from mandaact_common.worker import WorkerSpec, asyncapi_document
@@ -40,7 +45,24 @@ class AppState:
     kafka: AIOKafkaClient | None = None
 
 
-_bearer = HTTPBearer(auto_error=False, description="HS256 JWT with `sub`, `tid`, `exp`")
+class Health(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Whether the database and the broker answer."""
+
+    status: Literal["ready", "not ready"]
+    mongodb: bool
+    kafka: bool
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="JWT with `sub`, `tid`, `exp`: HS256, or RS256/ES256 from the JWKS of an IdP",
+)
 
 
 def app_state(request: Request) -> AppState:
@@ -49,15 +71,14 @@ def app_state(request: Request) -> AppState:
     return state
 
 
-def current_principal(
+@answers(401, 503)
+async def current_principal(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The verified caller; 401 problem otherwise."""
-    state = app_state(request)
-    return principal_from_authorization(
-        request.headers.get("authorization"), state.settings.jwt_secret
-    )
+    """The verified caller; 401 problem otherwise (503 while the JWKS cannot be fetched)."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.principal(request.headers.get("authorization"))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -78,8 +99,12 @@ ServiceFactory = Callable[[AppState], ServiceT]
 
 
 def use_cases(kind: type[ServiceT]) -> Callable[[Request], ServiceT]:
-    """A dependency giving the use cases the app's service factory builds (of type `kind`)."""
+    """A dependency giving the use cases the app's service factory builds (of type `kind`).
 
+    Use cases read and write the database, so a route using them may answer 503.
+    """
+
+    @answers(503)
     def dependency(request: Request) -> ServiceT:
         service = request.app.state.service_factory(app_state(request))
         if not isinstance(service, kind):
@@ -91,7 +116,10 @@ def use_cases(kind: type[ServiceT]) -> Callable[[Request], ServiceT]:
 
 async def _kafka_reachable(state: AppState) -> bool:
     if state.kafka is None:
-        state.kafka = AIOKafkaClient(bootstrap_servers=state.settings.kafka_bootstrap_servers)
+        state.kafka = AIOKafkaClient(
+            bootstrap_servers=state.settings.kafka_bootstrap_servers,
+            **client_security(state.settings),
+        )
         try:
             await asyncio.wait_for(state.kafka.bootstrap(), timeout=3)
         except Exception:
@@ -104,6 +132,12 @@ async def _kafka_reachable(state: AppState) -> bool:
     except Exception:
         return False
     return True
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id is its route function's name (`create_mandalart`), unique per service:
+    what a generated client names its functions after."""
+    return route.name
 
 
 def create_app(
@@ -121,17 +155,19 @@ def create_app(
 
     The service's indexes (`events.ensure_indexes`) are made once at start, then `on_start`
     runs; `on_stop` runs at shutdown, before the clients close. Every domain error maps to its
-    problem document here, so services install no error handlers of their own. The routes get
-    the use cases `service_factory` builds through `use_cases(kind)`.
+    problem document here, so services install no error handlers of their own, and the OpenAPI
+    document states every answer (`mandaact_common.openapi`). The routes get the use cases
+    `service_factory` builds through `use_cases(kind)`.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo = client or make_client(settings.mongodb_url)
+        mongo = client or make_client(settings.mongodb_url, timeout_ms=settings.mongo_timeout_ms)
         db = mongo[settings.mongodb_database]
         state = AppState(settings=settings, client=mongo, db=db)
         app.state.mandaact = state
-        await ensure_outbox_indexes(db)
+        await ensure_delivery_indexes(db, processed_ttl_seconds=settings.processed_ttl_seconds)
+        await ensure_rate_limit_indexes(db)
         if events is not None and events.ensure_indexes is not None:
             await events.ensure_indexes(db)
         if on_start:
@@ -146,23 +182,38 @@ def create_app(
             if client is None:
                 await mongo.close()
 
-    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
     app.state.service_factory = service_factory
+    app.state.authenticator = Authenticator.from_settings(settings)
+    limited = install_limits(app, settings, current_principal, lambda r: app_state(r).db)
     app.middleware("http")(http_middleware(settings.service_name))
     install_problem_handlers(app)
+    install_openapi(app)
 
     @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        """The process is up (says nothing about the database or the broker)."""
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "The database or broker is down."}},
+    )
     async def readyz(request: Request) -> JSONResponse:
+        """Whether the database and the broker answer (200), or which does not (503)."""
         state = app_state(request)
-        db_ok = await ping(state.db)
+        db_ok = await ping(state.db, timeout_seconds=2)  # inside the probes' 5 s timeout
         kafka_ok = await _kafka_reachable(state)
         ready = db_ok and kafka_ok
-        body = {"status": "ready" if ready else "not ready", "mongodb": db_ok, "kafka": kafka_ok}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        body = Readiness(status="ready" if ready else "not ready", mongodb=db_ok, kafka=kafka_ok)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
@@ -176,8 +227,7 @@ def create_app(
             """The service's AsyncAPI 3.0 document (what its worker consumes and publishes)."""
             return asyncapi_document(spec, settings)
 
-    for router in routers:
-        app.include_router(router)
+    include_routers(app, routers, mutating=limited)
     return app
 
 

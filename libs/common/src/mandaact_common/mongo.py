@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Final, TypeVar
 
+import pymongo
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -50,11 +54,23 @@ async def find_in(
     return found
 
 
-def make_client(url: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:
-    """Create the process's Mongo client (call this in a lifespan, never at import)."""
+DEFAULT_TIMEOUT_MS: Final = 10_000
+"""Deadline of one database call unless a `pymongo.timeout()` block sets another
+(`MANDAACT_MONGO_TIMEOUT_MS`)."""
+
+
+def make_client(url: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> AsyncMongoClient[Doc]:
+    """Create the process's Mongo client (call this in a lifespan, never at import).
+
+    `timeoutMS` gives every operation a deadline (connection, server selection, the server's
+    own `maxTimeMS` and the socket reads), so a database that hangs fails the call with a
+    timeout instead of holding it forever. A `pymongo.timeout(seconds)` block (a consumer
+    batch) replaces it with a deadline shared by every call inside.
+    """
     return AsyncMongoClient(
         url,
-        serverSelectionTimeoutMS=timeout_ms,
+        timeoutMS=timeout_ms,
+        serverSelectionTimeoutMS=min(timeout_ms, 5000),
         tz_aware=True,
         uuidRepresentation="standard",
     )
@@ -68,32 +84,121 @@ async def in_transaction(
     `work` may run more than once: it must only touch the database through the session,
     never publish or call out.
     """
+    await _kill_abandoned(client)
     async with client.start_session() as session:
-        result: T = await session.with_transaction(
-            work,
-            read_concern=ReadConcern("snapshot"),
-            write_concern=WriteConcern("majority"),
-        )
+        try:
+            result: T = await session.with_transaction(
+                work,
+                read_concern=ReadConcern("snapshot"),
+                write_concern=WriteConcern("majority"),
+            )
+        except BaseException as exc:
+            if is_transient(exc) or isinstance(exc, asyncio.CancelledError):
+                _abandon(client, session.session_id)
+            raise
         return result
 
 
+ABANDONED_KILL_SECONDS: Final = 2.0
+"""Deadline of the `killSessions` call that ends transactions left behind (see below)."""
+_ABANDONED_FORGET_SECONDS: Final = 120.0  # the server reaps idle transactions after 60 s
+_abandoned: weakref.WeakKeyDictionary[AsyncMongoClient[Doc], dict[bytes, tuple[Doc, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _abandon(client: AsyncMongoClient[Doc], session_id: Mapping[str, Any]) -> None:
+    """Remember a session whose transaction may still be open on the server.
+
+    A transaction given up on a deadline or a lost connection is not aborted there (the abort
+    cannot be sent in time); it keeps its writes' locks until the server reaps it (60 s of
+    idleness), and every retry touching the same documents fails on a write conflict until
+    then. Killing the session ends it at once.
+    """
+    pending = _abandoned.setdefault(client, {})
+    pending[bytes(session_id["id"])] = (dict(session_id), time.monotonic())
+
+
+async def _kill_abandoned(client: AsyncMongoClient[Doc]) -> None:
+    """Kill the sessions left behind by failed transactions (best effort, never raises)."""
+    pending = _abandoned.get(client)
+    if not pending:
+        return
+    now = time.monotonic()
+    for key, (_, since) in list(pending.items()):
+        if now - since > _ABANDONED_FORGET_SECONDS:
+            del pending[key]
+    if not pending:
+        return
+    ids = [session_id for session_id, _ in pending.values()]
+    try:
+        with pymongo.timeout(ABANDONED_KILL_SECONDS):
+            await client.admin.command("killSessions", ids)
+    except PyMongoError:
+        return  # the server is still away: try again before the next transaction
+    for session_id in ids:
+        pending.pop(bytes(session_id["id"]), None)
+
+
+_TRANSIENT_LABELS: Final = (
+    "TransientTransactionError",
+    "UnknownTransactionCommitResult",
+    "RetryableWriteError",
+)
+_TRANSIENT_CODES: Final = frozenset(
+    {
+        6,  # HostUnreachable
+        7,  # HostNotFound
+        50,  # MaxTimeMSExpired
+        89,  # NetworkTimeout
+        91,  # ShutdownInProgress
+        112,  # WriteConflict
+        189,  # PrimarySteppedDown
+        262,  # ExceededTimeLimit
+        9001,  # SocketException
+        10107,  # NotWritablePrimary
+        11600,  # InterruptedAtShutdown
+        11602,  # InterruptedDueToReplStateChange
+        13435,  # NotPrimaryNoSecondaryOk
+        13436,  # NotPrimaryOrSecondary
+    }
+)
+
+
+def is_deadline(exc: BaseException) -> bool:
+    """Whether an error is a deadline that ran out (a `timeoutMS`, `pymongo.timeout()` or
+    `asyncio.timeout()` one)."""
+    if isinstance(exc, PyMongoError):
+        return exc.timeout
+    return isinstance(exc, TimeoutError)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether an error is worth retrying (network, failover, transient transaction labels)."""
+    """Whether an error is worth retrying: network, failover, a deadline, a transient label.
+
+    Such an error says nothing about the message being processed, so a consumer waits it out
+    and never dead-letters a message for it.
+    """
+    if is_deadline(exc):
+        return True
     if isinstance(
         exc, (AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError)
     ):
         return True
     if isinstance(exc, PyMongoError):
-        return exc.has_error_label("TransientTransactionError") or exc.has_error_label(
-            "UnknownTransactionCommitResult"
-        )
+        code = getattr(exc, "code", None)
+        return code in _TRANSIENT_CODES or any(exc.has_error_label(x) for x in _TRANSIENT_LABELS)
     return isinstance(exc, (TimeoutError, ConnectionError, OSError))
 
 
-async def ping(db: AsyncDatabase[Doc]) -> bool:
-    """Whether the database answers."""
+async def ping(db: AsyncDatabase[Doc], *, timeout_seconds: float | None = None) -> bool:
+    """Whether the database answers (within `timeout_seconds`, else the client's deadline)."""
     try:
-        await db.command("ping")
+        if timeout_seconds is None:
+            await db.command("ping")
+        else:
+            with pymongo.timeout(timeout_seconds):
+                await db.command("ping")
     except PyMongoError:
         return False
     return True

@@ -31,6 +31,30 @@ OUTBOX_PUBLISHED = Counter(
     "mandaact_outbox_published_total", "Events relayed from the outbox", ["service", "topic"]
 )
 OUTBOX_PENDING = Gauge("mandaact_outbox_pending", "Outbox rows waiting for the relay", ["service"])
+CONSUMER_PAUSED = Gauge(
+    "mandaact_consumer_paused",
+    "1 while a consumer group waits for its database or broker to come back",
+    ["group"],
+)
+CONSUMER_RETRIES = Counter(
+    "mandaact_consumer_retries_total",
+    "Failed tries of a batch that were waited out and tried again, or split",
+    ["group", "reason"],
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "mandaact_outbox_publish_failures_total",
+    "Failed publishes of an outbox row that counted against the row (the broker answered)",
+    ["service"],
+)
+OUTBOX_PARKED_ROWS = Gauge(
+    "mandaact_outbox_parked",
+    "Outbox rows parked in outbox_parked after repeated failed publishes",
+    ["service"],
+)
+WORKER_LOOP_AGE = Gauge(
+    "mandaact_worker_loop_age_seconds",
+    "Seconds since the worker's event loop last stamped its heartbeat",
+)
 
 
 def configure_logging(service: str) -> None:

@@ -6,21 +6,36 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from pydantic import BaseModel
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from mandaact_common.mongo import Doc, find_in, in_transaction
-from mandaact_common.observability import OUTBOX_PENDING, OUTBOX_PUBLISHED, current_traceparent
+from mandaact_common.observability import (
+    OUTBOX_PARKED_ROWS,
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISH_FAILURES,
+    OUTBOX_PUBLISHED,
+    current_traceparent,
+)
 from mandaact_contracts.envelope import (
     Envelope,
     encode_value,
@@ -34,13 +49,32 @@ T = TypeVar("T")
 
 OUTBOX = "outbox"
 OUTBOX_EVENTS = "outbox_events"
+OUTBOX_PARKED = "outbox_parked"
+"""Rows the relay gave up on, with their events and the last error (see docs/delivery.md)."""
 EVENTS_PER_ROW = 1000
 RELAY_LEASE = "outbox_relay_lease"
+PARKED_RECOUNT_SECONDS = 60.0
+"""How often the relay refreshes the `mandaact_outbox_parked` gauge (and at once on parking)."""
+
+_ROW_FAULTS = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+    CorruptRecordException,
+)
+"""Broker answers that are about the record, not the broker: they fail again however often."""
 
 
-def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
-    """An idempotent producer: no duplicates or reordering per partition on retries."""
+def make_producer(
+    bootstrap_servers: str, client_id: str, *, security: Mapping[str, Any] | None = None
+) -> AIOKafkaProducer:
+    """An idempotent producer: no duplicates or reordering per partition on retries.
+
+    `security`: the principal's aiokafka arguments (`mandaact_common.kafka.client_security`).
+    """
     return AIOKafkaProducer(
+        **(security or {}),
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         enable_idempotence=True,
@@ -77,7 +111,7 @@ class Transaction:
         if not self.events:
             return
         now = datetime.now(UTC)
-        events = [
+        events: list[Doc] = [
             {
                 "id": env.id,
                 "topic": topic,
@@ -88,14 +122,33 @@ class Transaction:
             }
             for topic, env, key in self.events
         ]
-        chunks = [events[i : i + EVENTS_PER_ROW] for i in range(0, len(events), EVENTS_PER_ROW)]
+        # A row holds one tenant's events (so it carries that `tenant_id`), in the order they
+        # were recorded; rows are named so that the relay's (`created_at`, `_id`) order is this
+        # transaction's order: a tenant's events keep their order across its rows.
+        by_tenant: dict[str, list[Doc]] = {}
+        for event in events:
+            by_tenant.setdefault(event["tenant_id"], []).append(event)
+        flush_id = uuid.uuid4().hex
+        chunks = [
+            (tenant, kept[i : i + EVENTS_PER_ROW])
+            for tenant, kept in by_tenant.items()
+            for i in range(0, len(kept), EVENTS_PER_ROW)
+        ]
+        ids = [f"{flush_id}.{n:06d}" for n in range(len(chunks))]
         # The small row is what the relay sorts; the events sit beside it, read by `_id`.
         await self.db[OUTBOX].insert_many(
-            [{"_id": c[0]["id"], "created_at": now, "n": len(c)} for c in chunks],
+            [
+                {"_id": i, "tenant_id": tenant, "created_at": now, "n": len(c)}
+                for i, (tenant, c) in zip(ids, chunks, strict=True)
+            ],
             session=self.session,
         )
         await self.db[OUTBOX_EVENTS].insert_many(
-            [{"_id": c[0]["id"], "events": c} for c in chunks], session=self.session
+            [
+                {"_id": i, "tenant_id": tenant, "events": c}
+                for i, (tenant, c) in zip(ids, chunks, strict=True)
+            ],
+            session=self.session,
         )
         self.events.clear()
 
@@ -147,8 +200,46 @@ async def transact(
 
 
 async def ensure_outbox_indexes(db: AsyncDatabase[Doc]) -> None:
-    """Indexes the relay reads by."""
+    """Indexes the relay and the operators read by."""
     await db[OUTBOX].create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
+    await db[OUTBOX_PARKED].create_index([("parked_at", ASCENDING)])
+
+
+def row_at_fault(error: BaseException) -> bool:
+    """Whether a failed publish is the row's own fault: it would fail on a healthy broker too.
+
+    A broker that is down, slow or short of replicas (timeouts, connection errors, retriable
+    broker errors) is never the row's fault; a record too large, a topic that does not exist
+    or may not be written, or a row that cannot even be read into a record is.
+    """
+    if isinstance(error, KafkaError):
+        return isinstance(error, _ROW_FAULTS)
+    if isinstance(error, PyMongoError | OSError | TimeoutError):
+        return False
+    return isinstance(error, Exception)
+
+
+async def requeue_parked(db: AsyncDatabase[Doc], row_id: Any) -> bool:
+    """Put a parked row back at its place in the outbox (once its cause is fixed)."""
+    parked = await db[OUTBOX_PARKED].find_one({"_id": row_id})
+    if parked is None:
+        return False
+
+    async def move(session: AsyncClientSession) -> None:
+        tenant = parked.get("tenant_id")
+        row = {"_id": row_id, "tenant_id": tenant, "created_at": parked["created_at"]}
+        await db[OUTBOX].insert_one({**row, "n": parked["n"]}, session=session)
+        await db[OUTBOX_EVENTS].insert_one(
+            {"_id": row_id, "tenant_id": tenant, "events": parked["events"]}, session=session
+        )
+        await db[OUTBOX_PARKED].delete_one({"_id": row_id}, session=session)
+
+    await in_transaction(db.client, move)
+    return True
+
+
+class _PublishFailed(Exception):
+    """A row could not be published; the rows behind it wait for the next round."""
 
 
 class OutboxRelay:
@@ -156,7 +247,9 @@ class OutboxRelay:
 
     A row is deleted only after Kafka acknowledged it (acks=all), so a crash re-sends it with
     the same `ce_id`, and consumers drop the repeat. A lease lets one relay of a service run
-    at a time when several workers are up.
+    at a time when several workers are up. A row that fails `max_attempts` times for a reason
+    of its own (the broker answered) is moved to `outbox_parked`, and the rows behind it go on;
+    while the broker is down nothing is counted against any row.
     """
 
     def __init__(
@@ -168,6 +261,8 @@ class OutboxRelay:
         poll_seconds: float = 0.05,
         rows_per_poll: int = 10,
         lease_seconds: float = 10.0,
+        max_attempts: int = 10,
+        probe_seconds: float = 5.0,
     ) -> None:
         self._db = db
         self._producer = producer
@@ -175,6 +270,8 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._rows = rows_per_poll
         self._lease_seconds = lease_seconds
+        self._max_attempts = max_attempts
+        self._probe_seconds = probe_seconds
         self._owner = uuid.uuid4().hex
 
     async def _hold_lease(self) -> bool:
@@ -195,7 +292,11 @@ class OutboxRelay:
         return True
 
     async def publish_pending(self) -> int:
-        """Publish the events of the oldest outbox rows; return how many were published."""
+        """Publish the events of the oldest outbox rows; return how many were published.
+
+        All the rows of a round are sent at once; when that fails they are sent one by one,
+        in order, so that one bad row is found and the rows before it are not held back.
+        """
         rows: list[dict[str, Any]] = (
             await self._db[OUTBOX]
             .find({})
@@ -206,34 +307,143 @@ class OutboxRelay:
         if not rows:
             OUTBOX_PENDING.labels(self._service).set(0)
             return 0
-        futures = []
         events_of = await _events_of(self._db, [row["_id"] for row in rows])
-        events = [event for row in rows for event in events_of[row["_id"]]]
-        for event in events:
-            headers = [
-                (str(k), v.encode() if isinstance(v, str) else bytes(v))
-                for k, v in event["headers"]
-            ]
-            futures.append(
-                await self._producer.send(
-                    event["topic"],
-                    value=bytes(event["value"]),
-                    key=bytes(event["key"]),
-                    headers=headers,
+        try:
+            await self._send([event for row in rows for event in events_of[row["_id"]]])
+        except Exception as exc:
+            if len(rows) == 1:
+                if await self._failed(rows[0], events_of[rows[0]["_id"]], exc):
+                    return 0  # parked
+                raise
+            log.info("relaying %d rows failed (%r); trying them one by one", len(rows), exc)
+        else:
+            return await self._delete(rows, events_of)
+        published = 0
+        for row in rows:
+            events = events_of[row["_id"]]
+            try:
+                await self._send(events)
+            except Exception as exc:
+                if not await self._failed(row, events, exc):
+                    raise _PublishFailed(f"outbox row {row['_id']}: {exc!r}") from exc
+                continue  # parked: the rows behind it go on
+            published += await self._delete([row], events_of)
+        return published
+
+    async def _send(self, events: list[Doc]) -> None:
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for event in events:
+                headers = [
+                    (str(k), v.encode() if isinstance(v, str) else bytes(v))
+                    for k, v in event["headers"]
+                ]
+                futures.append(
+                    await self._producer.send(
+                        event["topic"],
+                        value=bytes(event["value"]),
+                        key=bytes(event["key"]),
+                        headers=headers,
+                    )
                 )
-            )
+        except BaseException:
+            # Settle what was already handed to the producer before giving up on the round.
+            await asyncio.gather(*futures, return_exceptions=True)
+            raise
         await asyncio.gather(*futures)
+
+    async def _delete(self, rows: list[Doc], events_of: dict[Any, list[Doc]]) -> int:
         ids = [r["_id"] for r in rows]
         await self._db[OUTBOX_EVENTS].delete_many({"_id": {"$in": ids}})
         await self._db[OUTBOX].delete_many({"_id": {"$in": ids}})
+        events = [event for row in rows for event in events_of[row["_id"]]]
         for event in events:
             OUTBOX_PUBLISHED.labels(self._service, event["topic"]).inc()
         return len(events)
 
+    async def _broker_answers(self) -> bool:
+        try:
+            await asyncio.wait_for(
+                self._producer.client.fetch_all_metadata(), timeout=self._probe_seconds
+            )
+        except Exception:
+            return False
+        return True
+
+    async def _failed(self, row: Doc, events: list[Doc], error: BaseException) -> bool:
+        """Count a failed publish against the row when it is the row's fault; park the row
+        once it has failed `max_attempts` times. Returns whether the row was parked."""
+        if not row_at_fault(error) or not await self._broker_answers():
+            return False
+        OUTBOX_PUBLISH_FAILURES.labels(self._service).inc()
+        attempts = int(row.get("attempts", 0)) + 1
+        failure = {
+            "attempts": attempts,
+            "last_error": str(error)[:2000] or type(error).__name__,
+            "last_error_type": type(error).__name__,
+            "last_failed_at": datetime.now(UTC),
+        }
+        if attempts < self._max_attempts:
+            await self._db[OUTBOX].update_one({"_id": row["_id"]}, {"$set": failure})
+            log.warning(
+                "outbox row %s failed to publish (%d/%d): %r",
+                row["_id"],
+                attempts,
+                self._max_attempts,
+                error,
+            )
+            return False
+        await self._park(row, events, failure)
+        return True
+
+    async def _park(self, row: Doc, events: list[Doc], failure: Doc) -> None:
+        parked = {
+            "_id": row["_id"],
+            "created_at": row["created_at"],
+            "n": row.get("n", len(events)),
+            "parked_at": datetime.now(UTC),
+            **failure,
+            "topics": sorted({e["topic"] for e in events}),
+            "tenant_id": row.get("tenant_id"),  # a row holds one tenant's events
+            "event_ids": [e["id"] for e in events],
+            "events": events,
+        }
+
+        async def move(session: AsyncClientSession) -> None:
+            await self._db[OUTBOX_PARKED].replace_one(
+                {"_id": row["_id"]}, parked, upsert=True, session=session
+            )
+            await self._db[OUTBOX_EVENTS].delete_one({"_id": row["_id"]}, session=session)
+            await self._db[OUTBOX].delete_one({"_id": row["_id"]}, session=session)
+
+        await in_transaction(self._db.client, move)
+        log.error(
+            "outbox row %s parked in %s after %d failed publishes (%s: %s); the rows behind it"
+            " go on",
+            row["_id"],
+            OUTBOX_PARKED,
+            failure["attempts"],
+            failure["last_error_type"],
+            failure["last_error"],
+        )
+        await self.count_parked()
+
+    async def count_parked(self) -> int:
+        """How many rows are parked (also sets the `mandaact_outbox_parked` gauge)."""
+        parked = await self._db[OUTBOX_PARKED].count_documents({})
+        OUTBOX_PARKED_ROWS.labels(self._service).set(parked)
+        return int(parked)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set; errors are logged and retried with backoff."""
         backoff = self._poll
+        recount_at = 0.0
         while not stop.is_set():
+            if time.monotonic() >= recount_at:
+                # The gauge also follows rows that operators requeued or deleted.
+                with contextlib.suppress(Exception):
+                    await self.count_parked()
+                recount_at = time.monotonic() + PARKED_RECOUNT_SECONDS
             try:
                 if not await self._hold_lease():
                     await _wait(stop, self._lease_seconds / 2)

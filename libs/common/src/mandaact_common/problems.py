@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.routing import iter_route_contexts
+from pymongo.errors import ConnectionFailure
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from mandaact_common import errors
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://mandaact.dev/problems/"
@@ -95,7 +102,14 @@ class TooManyRequests(ProblemError):
 
 
 def problem_response(
-    status: int, title: str, detail: str, slug: str, instance: str | None = None, **ext: Any
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    instance: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **ext: Any,
 ) -> JSONResponse:
     """Build an application/problem+json response."""
     body: dict[str, Any] = {
@@ -107,8 +121,9 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(ext)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    all_headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    all_headers.update(headers or {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=all_headers)
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -132,6 +147,7 @@ def problem_of(exc: errors.DomainError) -> ProblemError:
     if isinstance(exc, errors.RuleBroken):
         problem = RuleBroken(exc.detail, slug=exc.code)
         problem.title = exc.title
+        problem.extensions.update(exc.facts)
         if exc.field:
             problem.extensions["errors"] = [{"field": exc.field, "message": exc.message}]
         return problem
@@ -147,8 +163,25 @@ def problem_of(exc: errors.DomainError) -> ProblemError:
     return ProblemError(exc.detail)
 
 
+BODY_UNREADABLE: Final = "There was an error parsing the body"
+"""FastAPI's 400 detail for a body it cannot decode (e.g. not UTF-8); answered as a 422 here."""
+
+UNAVAILABLE_RETRY_AFTER_S: Final = 5
+"""What a 503 asks the caller to wait while the database is unreachable."""
+
+
+def allowed_methods(app: Starlette, scope: Scope) -> list[str]:
+    """Every method some route of `app` serves at the request's path (for a 405's `Allow`)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        match, _child = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Map domain errors, validation errors and HTTP errors to problem+json."""
+    """Map domain errors, validation, HTTP errors and an unreachable database to problem+json."""
 
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.DomainError)
@@ -158,45 +191,52 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ProblemError)
         return exc.response(request.url.path)
 
+    def invalid(request: Request, field_errors: list[dict[str, str]]) -> JSONResponse:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors)
+        return problem_response(
+            422,
+            "Invalid request",
+            detail or "invalid request",
+            "validation",
+            request.url.path,
+            errors=field_errors,
+        )
+
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"field": _error_field(e), "message": e.get("msg", "invalid")} for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
-        return problem_response(
-            422, "Invalid request", detail, "validation", request.url.path, errors=errors
+        return invalid(
+            request,
+            [{"field": _error_field(e), "message": e.get("msg", "invalid")} for e in exc.errors()],
         )
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == BODY_UNREADABLE:
+            return invalid(request, [{"field": "body", "message": "is not JSON text in UTF-8"}])
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return problem_response(exc.status_code, detail, detail, slug, request.url.path)
+        response = problem_response(exc.status_code, detail, detail, slug, request.url.path)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route matching the path; another may serve the
+            # same path with other methods (GET and PUT /v1/me are two routes).
+            response.headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        return response
+
+    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            503,
+            "Service unavailable",
+            "the database is unreachable; retry later",
+            "unavailable",
+            request.url.path,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        )
 
     app.add_exception_handler(errors.DomainError, on_domain_error)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-
-
-class ProblemDocument(BaseModel):
-    """An RFC 9457 problem document (`errors` lists the fields at fault, when any)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[dict[str, str]] | None = None
-
-
-def problem_responses(described: dict[int, str], *statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for these statuses, each a problem+json document."""
-    return {
-        status: {
-            "description": described[status],
-            "content": {PROBLEM_JSON: {"schema": ProblemDocument.model_json_schema()}},
-        }
-        for status in statuses
-    }
+    # ConnectionFailure covers AutoReconnect, NetworkTimeout and ServerSelectionTimeoutError.
+    app.add_exception_handler(ConnectionFailure, on_unavailable)

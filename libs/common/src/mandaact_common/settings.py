@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from typing import ClassVar, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from mandaact_common.kafka import KafkaClientSettings
 
 DEV_JWT_SECRET = "mandaact-dev-secret-change-me-0123456789"
 """The documented development secret; refused outside local and test modes."""
 
+DEV_MODES = ("local", "test")
+"""The modes that may run on the development secret (`MANDAACT_ENV`, default `production`)."""
 
-class ServiceSettings(BaseSettings):
+
+class ServiceSettings(KafkaClientSettings):
     """Settings shared by every service; each service subclasses it with its own defaults."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused setting's error must not print the secrets beside it.
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     service_name: str = "mandaact"
     env: Literal["local", "test", "production"] = Field(
-        "local", validation_alias=AliasChoices("MANDAACT_ENV", "env")
+        "production", validation_alias=AliasChoices("MANDAACT_ENV", "env")
     )
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
@@ -31,9 +40,36 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = Field(
         "", validation_alias=AliasChoices("MANDAACT_MONGODB_DATABASE", "mongodb_database")
     )
-    jwt_secret: str = Field(
-        DEV_JWT_SECRET, validation_alias=AliasChoices("MANDAACT_JWT_SECRET", "jwt_secret")
+    jwt_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MANDAACT_JWT_SECRET", "jwt_secret")
     )
+    """HS256 mode. Unset (and no JWKS URL) in local and test modes: the development secret."""
+    jwt_jwks_url: str | None = Field(
+        None, validation_alias=AliasChoices("MANDAACT_JWT_JWKS_URL", "jwt_jwks_url")
+    )
+    """RS256/ES256 mode: the identity provider's JWKS (keys picked by the token's `kid`)."""
+    jwt_audience: str | None = Field(
+        None, validation_alias=AliasChoices("MANDAACT_JWT_AUDIENCE", "jwt_audience")
+    )
+    """The `aud` a token must name (one of, comma-separated); unset: `aud` is not checked."""
+    jwt_issuer: str | None = Field(
+        None, validation_alias=AliasChoices("MANDAACT_JWT_ISSUER", "jwt_issuer")
+    )
+    """The `iss` a token must carry; unset: `iss` is not checked."""
+    jwt_jwks_cache_seconds: float = Field(
+        300.0,
+        gt=0,
+        validation_alias=AliasChoices("MANDAACT_JWT_JWKS_CACHE_S", "jwt_jwks_cache_seconds"),
+    )
+    """How long a fetched JWKS is used before it is fetched again."""
+    jwt_jwks_min_refresh_seconds: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=AliasChoices(
+            "MANDAACT_JWT_JWKS_MIN_REFRESH_S", "jwt_jwks_min_refresh_seconds"
+        ),
+    )
+    """The least time between two fetches of the JWKS (an unknown `kid` fetches it again)."""
     http_host: str = Field("127.0.0.1", validation_alias=AliasChoices("MANDAACT_HTTP_HOST"))
     default_http_port: ClassVar[int] = 8000
     http_port: int = Field(
@@ -59,15 +95,115 @@ class ServiceSettings(BaseSettings):
     relay_poll_seconds: float = Field(
         0.05, gt=0, validation_alias=AliasChoices("MANDAACT_RELAY_POLL", "relay_poll_seconds")
     )
+    # Delivery resilience (docs/delivery.md, "When a dependency is down").
+    mongo_timeout_ms: int = Field(
+        10_000,
+        ge=100,
+        validation_alias=AliasChoices("MANDAACT_MONGO_TIMEOUT_MS", "mongo_timeout_ms"),
+    )
+    """Deadline of one database call (PyMongo `timeoutMS`); a consumer batch has its own."""
+    consumer_batch_deadline_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=240,  # one try must end well inside Kafka's max.poll.interval.ms (300 s)
+        validation_alias=AliasChoices(
+            "MANDAACT_CONSUMER_BATCH_DEADLINE_S", "consumer_batch_deadline_seconds"
+        ),
+    )
+    """Deadline of one try of a consumer batch, shared by every database call in it."""
+    consumer_max_backoff_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "MANDAACT_CONSUMER_MAX_BACKOFF_S", "consumer_max_backoff_seconds"
+        ),
+    )
+    """The longest pause between two tries of a batch while a dependency stays down."""
+    relay_max_attempts: int = Field(
+        10, ge=1, validation_alias=AliasChoices("MANDAACT_RELAY_MAX_ATTEMPTS", "relay_max_attempts")
+    )
+    """Failed publishes (with the broker up) after which an outbox row is parked."""
+    processed_ttl_seconds: int = Field(
+        14 * 24 * 3600,
+        ge=3600,
+        validation_alias=AliasChoices("MANDAACT_PROCESSED_TTL_S", "processed_ttl_seconds"),
+    )
+    """How long a processed event id is kept (TTL on `processed_events.at`): past any
+    redelivery, i.e. longer than the topics' retention (7 days)."""
+    worker_stall_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=AliasChoices("MANDAACT_WORKER_STALL_S", "worker_stall_seconds"),
+    )
+    """A worker whose event loop has not run for this long fails its liveness probe."""
+    # Rate limits on mutating requests (docs/limits.md), shared by every replica via MongoDB.
+    rate_limit_enabled: bool = Field(
+        True, validation_alias=AliasChoices("MANDAACT_RATE_LIMIT_ENABLED", "rate_limit_enabled")
+    )
+    rate_limit_user_per_s: float = Field(
+        20.0,
+        gt=0,
+        validation_alias=AliasChoices("MANDAACT_RATE_LIMIT_USER_PER_S", "rate_limit_user_per_s"),
+    )
+    rate_limit_user_burst: int = Field(
+        40,
+        ge=1,
+        validation_alias=AliasChoices("MANDAACT_RATE_LIMIT_USER_BURST", "rate_limit_user_burst"),
+    )
+    rate_limit_tenant_per_s: float = Field(
+        2000.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "MANDAACT_RATE_LIMIT_TENANT_PER_S", "rate_limit_tenant_per_s"
+        ),
+    )
+    rate_limit_tenant_burst: int = Field(
+        2000,
+        ge=1,
+        validation_alias=AliasChoices(
+            "MANDAACT_RATE_LIMIT_TENANT_BURST", "rate_limit_tenant_burst"
+        ),
+    )
+
+    @field_validator("jwt_secret", "jwt_jwks_url", "jwt_audience", "jwt_issuer", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `MANDAACT_JWT_SECRET=` (set but empty, as compose and Kubernetes secrets often leave
+        # it) means "not set", never an empty key.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _refuse_dev_secret_in_production_and_short_secrets(self) -> Self:
-        if self.env == "production" and self.jwt_secret == DEV_JWT_SECRET:
+    def _fail_closed_on_token_verification(self) -> Self:
+        if self.jwt_jwks_url is not None:
+            if self.jwt_secret is not None:
+                raise ValueError(
+                    "set MANDAACT_JWT_SECRET (HS256) or MANDAACT_JWT_JWKS_URL (RS256/ES256),"
+                    " not both"
+                )
+            scheme = urlsplit(self.jwt_jwks_url).scheme
+            allowed = ("https",) if self.env == "production" else ("https", "http")
+            if scheme not in allowed:
+                raise ValueError(
+                    f"MANDAACT_JWT_JWKS_URL must be an {' or '.join(allowed)} URL"
+                    f" with MANDAACT_ENV={self.env}, not {self.jwt_jwks_url!r}"
+                )
+            return self
+        if self.jwt_secret is None:
+            if self.env not in DEV_MODES:
+                raise ValueError(
+                    f"MANDAACT_ENV={self.env} (the default when unset) needs MANDAACT_JWT_SECRET"
+                    " (HS256, at least 32 characters) or MANDAACT_JWT_JWKS_URL (RS256/ES256 from"
+                    " your identity provider); for development set MANDAACT_ENV=local"
+                )
+            self.jwt_secret = SecretStr(DEV_JWT_SECRET)
+        secret = self.jwt_secret.get_secret_value()
+        if self.env not in DEV_MODES and secret == DEV_JWT_SECRET:
             raise ValueError(
-                "MANDAACT_JWT_SECRET is the development default;"
-                " set a real secret outside local mode"
+                "MANDAACT_JWT_SECRET is the documented development secret, accepted only with"
+                f" MANDAACT_ENV=local or test (MANDAACT_ENV is {self.env}); set a secret of"
+                " your own (e.g. `openssl rand -hex 32`) or MANDAACT_JWT_JWKS_URL"
             )
-        if len(self.jwt_secret) < 32:
+        if len(secret) < 32:
             raise ValueError("MANDAACT_JWT_SECRET must be at least 32 characters")
         return self
 

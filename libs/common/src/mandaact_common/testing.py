@@ -7,10 +7,20 @@ real server without a round trip through Kafka.
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from mandaact_common.auth import mint_token
 from mandaact_common.consumer import Record
@@ -88,3 +98,97 @@ class SettableClock:
 def auth_header(tenant: str = "acme", user: str = "alice", **token_args: Any) -> dict[str, str]:
     """An Authorization header with a dev token (extra args go to `mint_token`)."""
     return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, tenant, user, **token_args)}"}
+
+
+class SigningKey:
+    """An identity provider's RS256 or ES256 key pair: signs tokens, publishes its public JWK."""
+
+    def __init__(self, algorithm: Literal["RS256", "ES256"], kid: str | None = None) -> None:
+        self.algorithm = algorithm
+        self.kid = kid or f"{algorithm.lower()}-{uuid.uuid4().hex[:8]}"
+        self._private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if algorithm == "RS256"
+            else ec.generate_private_key(ec.SECP256R1())
+        )
+
+    def jwk(self) -> dict[str, Any]:
+        """The public key as a JWKS member (`kid`, `use: sig`, `alg`)."""
+        public = self._private.public_key()
+        jwk: dict[str, Any] = (
+            RSAAlgorithm.to_jwk(public, as_dict=True)
+            if isinstance(public, rsa.RSAPublicKey)
+            else ECAlgorithm.to_jwk(public, as_dict=True)
+        )
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": self.algorithm}
+
+    def token(
+        self,
+        tenant: str = "acme",
+        user: str = "alice",
+        *,
+        ttl_seconds: int = 3600,
+        now: float | None = None,
+        kid: str | None = None,
+        **claims: Any,
+    ) -> str:
+        """A token signed with this key (`kid` header: this key's unless given; `""`: none)."""
+        issued = int(now if now is not None else time.time())
+        body = {"sub": user, "tid": tenant, "iat": issued, "exp": issued + ttl_seconds, **claims}
+        header_kid = self.kid if kid is None else kid
+        headers = {"kid": header_kid} if header_kid else {}
+        return jwt.encode(body, self._private, algorithm=self.algorithm, headers=headers)
+
+
+class JwksServer:
+    """A JWKS endpoint on 127.0.0.1, served from a thread: it publishes what `publish` set last,
+    counts the fetches, answers after `delay` seconds, and with 503 while `down` is true."""
+
+    def __init__(self) -> None:
+        self.jwks: dict[str, Any] = {"keys": []}
+        self.down = False
+        self.delay = 0.0
+        self.fetches = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.fetches += 1
+                time.sleep(server.delay)
+                payload = b"{}" if server.down else json.dumps(server.jwks).encode()
+                self.send_response(503 if server.down else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """The JWKS URL (`MANDAACT_JWT_JWKS_URL`)."""
+        return f"http://127.0.0.1:{self._http.server_address[1]}/.well-known/jwks.json"
+
+    def publish(self, *keys: SigningKey) -> None:
+        """Publish these public keys (and only these) from now on."""
+        self.jwks = {"keys": [key.jwk() for key in keys]}
+
+    def __enter__(self) -> JwksServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+        self._thread.join(timeout=10)

@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.specification import AsyncAPI
-from prometheus_client import start_http_server
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.consumer import (
     BatchHandler,
+    ConsumerStopping,
     IdempotentConsumer,
     KafkaDeadLetterSink,
+    RetryPolicy,
+    ensure_delivery_indexes,
     raw_records,
 )
+from mandaact_common.kafka import broker_security, client_security
+from mandaact_common.liveness import Heartbeat, ProbeServer
 from mandaact_common.mongo import Doc, make_client
 from mandaact_common.observability import configure_logging
-from mandaact_common.outbox import OutboxRelay, ensure_outbox_indexes, make_producer
+from mandaact_common.outbox import OutboxRelay, make_producer
 from mandaact_common.settings import ServiceSettings
 from mandaact_contracts.events import EVENT_TYPES
 
@@ -76,19 +82,109 @@ async def _keep_raw(message: StreamMessage[Any]) -> Any:
     return None
 
 
+MAX_POLL_INTERVAL_MS = 300_000
+"""Kafka drops a member that has not polled for this long; a waiting batch polls every second
+(`GroupKeeper`) and one try ends within `MANDAACT_CONSUMER_BATCH_DEADLINE_S` (at most 240 s)."""
+
+
+class PausableConsumer(Protocol):
+    """The parts of aiokafka's consumer a waiting batch uses."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+    def paused(self) -> set[TopicPartition]: ...
+    def pause(self, *partitions: TopicPartition) -> None: ...
+    def resume(self, *partitions: TopicPartition) -> None: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, Sequence[Any]]: ...
+
+
+class GroupKeeper:
+    """Waits between two tries of a batch without leaving the consumer group.
+
+    aiokafka leaves the group when `getmany` has not been called for `max_poll_interval_ms`,
+    and FastStream calls it only between batches. So while a batch waits, every assigned
+    partition is paused and `getmany` is called each second: it returns nothing (the member
+    stays, nothing new is consumed, nothing is committed). Anything a rebalance lets through
+    meanwhile is put back with `seek`. `release` resumes what was paused here.
+    """
+
+    def __init__(
+        self, consumer: PausableConsumer, stop: asyncio.Event, *, poll_seconds: float = 1.0
+    ) -> None:
+        self._consumer = consumer
+        self._stop = stop
+        self._poll = poll_seconds
+        self._paused: set[TopicPartition] = set()
+
+    async def __call__(self, seconds: float) -> None:
+        """Wait `seconds`, polling; raises `ConsumerStopping` when the worker stops."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._stop.is_set():
+                raise ConsumerStopping("the worker is stopping")
+            self._pause_assigned()
+            fetched = await self._consumer.getmany(timeout_ms=0)
+            for tp, records in fetched.items():
+                if records:
+                    self._consumer.seek(tp, min(r.offset for r in records))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=min(left, self._poll))
+
+    def _pause_assigned(self) -> None:
+        fresh = self._consumer.assignment() - self._consumer.paused()
+        if fresh:
+            self._consumer.pause(*fresh)
+            self._paused |= fresh
+
+    def release(self) -> None:
+        """Resume the partitions this keeper paused that are still assigned."""
+        if not self._paused:
+            return
+        still = self._paused & self._consumer.assignment()
+        if still:
+            self._consumer.resume(*still)
+        self._paused.clear()
+
+
+def retry_policy(settings: ServiceSettings) -> RetryPolicy:
+    """The consumers' retry policy from the settings."""
+    return RetryPolicy(
+        retries=settings.consumer_max_retries,
+        backoff_seconds=settings.consumer_backoff_seconds,
+        max_backoff_seconds=settings.consumer_max_backoff_seconds,
+        batch_deadline_seconds=settings.consumer_batch_deadline_seconds,
+    )
+
+
 def build_broker(
-    spec: WorkerSpec, settings: ServiceSettings, consumers: dict[str, IdempotentConsumer]
+    spec: WorkerSpec,
+    settings: ServiceSettings,
+    consumers: Mapping[str, IdempotentConsumer],
+    stop: asyncio.Event | None = None,
+    *,
+    max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS,
 ) -> KafkaBroker:
-    """Declare the service's subscribers and publishers (no connection is made here)."""
+    """Declare the service's subscribers and publishers (no connection is made here).
+
+    `stop` tells a batch that waits for a dependency that the worker is stopping.
+    """
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"{spec.service}-worker",
+        security=broker_security(settings),
         enable_idempotence=True,
         acks="all",
         graceful_timeout=20.0,
     )
     for cspec in spec.consumers:
-        _subscribe(broker, cspec, settings, consumers)
+        _subscribe(
+            broker, cspec, settings, consumers, stop or asyncio.Event(), max_poll_interval_ms
+        )
     for topic in spec.publishes:
         model = EVENT_TYPES[topic].model
         broker.publisher(topic, title=f"{topic}:publish", schema=model)
@@ -99,25 +195,38 @@ def _subscribe(
     broker: KafkaBroker,
     cspec: ConsumerSpec,
     settings: ServiceSettings,
-    consumers: dict[str, IdempotentConsumer],
+    consumers: Mapping[str, IdempotentConsumer],
+    stop: asyncio.Event,
+    max_poll_interval_ms: int,
 ) -> None:
     async def handle(message: KafkaMessage) -> None:
         consumer = consumers[cspec.group]
         records = raw_records(message.raw_message)
+        keeper = GroupKeeper(message.consumer, stop)  # type: ignore[arg-type]
         try:
-            await consumer.process(records)
+            await consumer.process(records, wait=keeper)
+        except ConsumerStopping:
+            # Shutdown while the batch waited for a dependency: rewind, commit nothing.
+            await message.nack()
+            log.info("%s: batch left uncommitted at shutdown", cspec.group)
+            return
         except BaseException:
             # Nothing of this batch may be committed: rewind and let it be redelivered.
             await message.nack()
             raise
+        finally:
+            keeper.release()
         await message.ack()
 
     broker.subscriber(
-        *cspec.topics,
+        # declare=False: topics are provisioned with the stack (devstack, kafka-init), and a
+        # service's principal may not create topics.
+        *(Topic(topic, declare=False) for topic in cspec.topics),
         group_id=cspec.group,
         batch=True,
         max_records=settings.consumer_batch_size,
         batch_timeout_ms=100,
+        max_poll_interval_ms=max_poll_interval_ms,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         decoder=_keep_raw,
@@ -136,18 +245,44 @@ def asyncapi_document(spec: WorkerSpec, settings: ServiceSettings) -> dict[str, 
 async def run_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:
     """Run relay, consumers and background jobs until SIGTERM or SIGINT."""
     configure_logging(f"{spec.service}-worker")
+    heartbeat = Heartbeat(settings.worker_stall_seconds)
+    # The heartbeat outlives every other task: the probe stays green through a slow shutdown.
+    done = asyncio.Event()
+    beating = asyncio.create_task(heartbeat.run(done), name="heartbeat")
+    probes = None
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr=settings.http_host)
-    client = make_client(settings.mongodb_url)
+        probes = ProbeServer(settings.http_host, settings.worker_metrics_port, heartbeat).start()
+    client = make_client(settings.mongodb_url, timeout_ms=settings.mongo_timeout_ms)
     db = client[settings.mongodb_database]
-    await ensure_outbox_indexes(db)
+    try:
+        await _run(spec, settings, client, db)
+    finally:
+        await client.close()
+        done.set()
+        await beating
+        if probes is not None:
+            probes.close()
+
+
+async def _run(
+    spec: WorkerSpec,
+    settings: ServiceSettings,
+    client: AsyncMongoClient[Doc],
+    db: AsyncDatabase[Doc],
+) -> None:
+    await ensure_delivery_indexes(db, processed_ttl_seconds=settings.processed_ttl_seconds)
     if spec.ensure_indexes:
         await spec.ensure_indexes(db)
-    producer = make_producer(settings.kafka_bootstrap_servers, f"{spec.service}-relay")
+    producer = make_producer(
+        settings.kafka_bootstrap_servers,
+        f"{spec.service}-relay",
+        security=client_security(settings),
+    )
     await producer.start()
     deps = WorkerDeps(settings=settings, client=client, db=db, producer=producer)
     if spec.on_start:
         await spec.on_start(deps)
+    policy = retry_policy(settings)
     consumers = {
         c.group: IdempotentConsumer(
             group=c.group,
@@ -155,17 +290,22 @@ async def run_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:
             db=db,
             handler=c.handler(deps),
             dead_letters=KafkaDeadLetterSink(producer, c.group),
-            max_retries=settings.consumer_max_retries,
-            backoff_seconds=settings.consumer_backoff_seconds,
+            policy=policy,
         )
         for c in spec.consumers
     }
-    broker = build_broker(spec, settings, consumers)
     stop = asyncio.Event()
+    broker = build_broker(spec, settings, consumers, stop)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    relay = OutboxRelay(db, producer, spec.service, poll_seconds=settings.relay_poll_seconds)
+    relay = OutboxRelay(
+        db,
+        producer,
+        spec.service,
+        poll_seconds=settings.relay_poll_seconds,
+        max_attempts=settings.relay_max_attempts,
+    )
     tasks = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
     tasks += [asyncio.create_task(job(deps, stop)) for job in spec.background]
     if spec.consumers:
@@ -180,7 +320,6 @@ async def run_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:
             await broker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await producer.stop()
-        await client.close()
 
 
 def main(spec: WorkerSpec, settings: ServiceSettings) -> None:

@@ -10,8 +10,15 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import REGISTRY
 
-from mandaact_common.consumer import PROCESSED, IdempotentConsumer, Inbound, KafkaDeadLetterSink
+from mandaact_common.consumer import (
+    PROCESSED,
+    IdempotentConsumer,
+    Inbound,
+    KafkaDeadLetterSink,
+    RetryPolicy,
+)
 from mandaact_common.outbox import OUTBOX, OutboxRelay, Transaction, make_producer, transact
 from mandaact_common.settings import ServiceSettings
 from mandaact_common.testing import MemoryRecord, RecordingDeadLetters, record_of
@@ -40,6 +47,10 @@ def completed(tenant: str = "t1", user: str = "u1", action: str = "a1") -> Actio
         occurred_at=datetime(2026, 11, 24, 3, 0, tzinfo=UTC),
         seq=1,
     )
+
+
+def paused_gauge(group: str) -> float | None:
+    return REGISTRY.get_sample_value("mandaact_consumer_paused", {"group": group})
 
 
 async def count_effects(db: Any) -> int:
@@ -110,7 +121,7 @@ async def test_poison_record_is_dead_lettered_and_the_rest_applied(
     assert [r.offset for r, _ in sink.sent] == [1]
 
 
-async def test_failing_handler_isolates_the_bad_event_after_bounded_retries(
+async def test_a_record_that_fails_for_its_own_reason_is_isolated_and_dead_lettered(
     mongo_client: Any, unique_db_name: str
 ) -> None:
     db = mongo_client[unique_db_name]
@@ -122,7 +133,7 @@ async def test_failing_handler_isolates_the_bad_event_after_bounded_retries(
         nonlocal calls
         calls += 1
         if any(getattr(i.payload, "action_id", "") == poison_action for i in items):
-            raise ConnectionError("transient-looking failure that never heals")
+            raise ValueError("a rule this event breaks, however often it is tried")
         await tx.db["effects"].insert_many(
             [{"event": i.envelope.id} for i in items], session=tx.session
         )
@@ -144,8 +155,79 @@ async def test_failing_handler_isolates_the_bad_event_after_bounded_retries(
     await consumer.process(records)
     assert await count_effects(db) == 2
     assert [r.offset for r, _ in sink.sent] == [1]
-    # 3 tries of the batch, then ok1, 3 tries of the poison record, ok2
-    assert calls == 3 + 1 + 3 + 1
+    assert isinstance(sink.sent[0][1], ValueError)
+    # the batch once, then ok1, the poison record (once: its error is its own), ok2
+    assert calls == 1 + 1 + 1 + 1
+
+
+async def test_a_transient_failure_is_waited_out_past_the_retries_and_never_dead_lettered(
+    mongo_client: Any, unique_db_name: str
+) -> None:
+    db = mongo_client[unique_db_name]
+    sink = RecordingDeadLetters()
+    failures_left = 7
+    calls = 0
+
+    async def handler(tx: Transaction, items: list[Inbound]) -> None:
+        nonlocal calls, failures_left
+        calls += 1
+        if failures_left:
+            failures_left -= 1
+            raise ConnectionError("the database is not there yet")
+        await tx.db["effects"].insert_many(
+            [{"event": i.envelope.id} for i in items], session=tx.session
+        )
+
+    pauses: list[tuple[float, bool]] = []
+
+    async def wait(seconds: float) -> None:
+        pauses.append((seconds, paused_gauge("g-wait") == 1))
+
+    consumer = IdempotentConsumer(
+        group="g-wait",
+        client=mongo_client,
+        db=db,
+        handler=handler,
+        dead_letters=sink,
+        policy=RetryPolicy(retries=2, backoff_seconds=0.01, max_backoff_seconds=0.04),
+    )
+    await consumer.process([record_of(completed(), offset=i) for i in range(3)], wait=wait)
+    assert await count_effects(db) == 3
+    assert sink.sent == []
+    assert calls == 8
+    # capped exponential backoff; paused (gauge 1) once the 2 quick retries were used up
+    assert [s for s, _ in pauses] == [0.01, 0.02, 0.04, 0.04, 0.04, 0.04, 0.04]
+    assert [paused for _, paused in pauses] == [False, False, True, True, True, True, True]
+    assert paused_gauge("g-wait") == 0
+
+
+async def test_a_batch_past_its_deadline_is_split_while_the_database_answers(
+    mongo_client: Any, unique_db_name: str
+) -> None:
+    db = mongo_client[unique_db_name]
+    sink = RecordingDeadLetters()
+    sizes: list[int] = []
+
+    async def handler(tx: Transaction, items: list[Inbound]) -> None:
+        sizes.append(len(items))
+        if len(items) > 2:
+            await asyncio.sleep(5)  # too slow for the deadline: only small batches get through
+        await tx.db["effects"].insert_many(
+            [{"event": i.envelope.id} for i in items], session=tx.session
+        )
+
+    consumer = IdempotentConsumer(
+        group="g-split",
+        client=mongo_client,
+        db=db,
+        handler=handler,
+        dead_letters=sink,
+        policy=RetryPolicy(batch_deadline_seconds=0.3),
+    )
+    await consumer.process([record_of(completed(), offset=i) for i in range(8)])
+    assert await count_effects(db) == 8
+    assert sink.sent == []
+    assert sizes == [8, 4, 2, 2, 4, 2, 2]
 
 
 async def _create_topics(bootstrap: str, names: list[str]) -> None:
@@ -220,6 +302,7 @@ async def test_malformed_message_goes_to_the_dead_letter_topic_and_consumer_move
     await _create_topics(infra.bootstrap_servers, [topic, dead_letter_topic(group)])
     db = mongo_client[unique_db_name]
     settings = ServiceSettings(
+        env="test",
         kafka_bootstrap_servers=infra.bootstrap_servers,
         mongodb_url=infra.mongodb_url,
         mongodb_database=unique_db_name,

@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 
 from checkins.domain.errors import NotFound
 from checkins.domain.model import (
+    CheckinCursor,
     DayChecklist,
     DaySlot,
     Grid,
@@ -57,6 +58,7 @@ class CheckinRange:
     since: date
     until: date
     items: list[DaySlot]
+    next_cursor: CheckinCursor | None = None
 
 
 def _checkable_type(action: GridAction) -> Literal["routine", "mission"]:
@@ -190,14 +192,26 @@ class CheckinsService:
         return await self._uow.read(work)
 
     async def list_checkins(
-        self, owner: Owner, since: date | None, until: date | None
+        self,
+        owner: Owner,
+        since: date | None,
+        until: date | None,
+        *,
+        limit: int,
+        cursor: CheckinCursor | None = None,
     ) -> CheckinRange:
-        """The user's check-ins between two local dates (default: the last 7 days)."""
+        """A page of the user's check-ins between two local dates (default: the last 7 days)."""
 
         async def work(store: CheckinsStore) -> CheckinRange:
             timezone = await _timezone(store, owner)
             first, last = checkin_range(since, until, self._clock(), timezone)
-            return CheckinRange(first, last, await store.checkins(owner, first, last))
+            # One extra row tells whether another page exists without a count query.
+            rows = await store.checkins(owner, first, last, limit=limit + 1, after=cursor)
+            items = rows[:limit]
+            more = len(rows) > limit  # so items holds `limit` >= 1 rows
+            return CheckinRange(
+                first, last, items, CheckinCursor.after(items[-1]) if more else None
+            )
 
         return await self._uow.read(work)
 

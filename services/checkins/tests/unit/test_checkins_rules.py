@@ -299,12 +299,13 @@ def test_a_range_defaults_to_the_last_seven_days() -> None:
     )
 
 
-def test_a_range_may_cover_366_days_but_not_more_and_never_run_backwards() -> None:
+def test_a_range_may_cover_92_days_but_not_more_and_never_run_backwards() -> None:
     now = at("2026-11-20 09:00", SEOUL)
     first = date(2024, 1, 1)
-    assert checkin_range(first, date(2024, 12, 31), now, SEOUL) == (first, date(2024, 12, 31))
+    assert checkin_range(first, date(2024, 4, 1), now, SEOUL) == (first, date(2024, 4, 1))
     with pytest.raises(InvalidInput) as too_long:
-        checkin_range(first, date(2025, 1, 1), now, SEOUL)
+        checkin_range(first, date(2024, 4, 2), now, SEOUL)
+    assert "at most 92 days" in too_long.value.message
     assert too_long.value.field == "query.to"
     with pytest.raises(InvalidInput) as backwards:
         checkin_range(date(2026, 1, 2), date(2026, 1, 1), now, SEOUL)

@@ -26,7 +26,7 @@ from gamification.bootstrap import CONSUMES, GROUP, accept_days, mongo_handler
 from gamification.settings import Settings
 from gamification.store.mongo import ensure_indexes
 from mandaact_common.consumer import IdempotentConsumer, Record
-from mandaact_common.kafka import partitions_of
+from mandaact_common.kafka import client_security, partitions_of
 from mandaact_common.mongo import make_client
 from mandaact_common.outbox import OUTBOX, OUTBOX_EVENTS, ensure_outbox_indexes
 
@@ -73,7 +73,9 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
         max_retries=settings.consumer_max_retries,
         backoff_seconds=settings.consumer_backoff_seconds,
     )
+    security = client_security(settings)
     reader = AIOKafkaConsumer(
+        **security,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
         group_id=None,
@@ -84,7 +86,9 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
     records = batches = 0
     truncated: dict[str, int] = {}
     try:
-        partitions = await partitions_of(settings.kafka_bootstrap_servers, CONSUMES)
+        partitions = await partitions_of(
+            settings.kafka_bootstrap_servers, CONSUMES, security=security
+        )
         reader.assign(partitions)
         await reader.seek_to_beginning(*partitions)
         first = await reader.beginning_offsets(partitions)

@@ -52,7 +52,7 @@ class Harness:
         await self.consumer.process(list(records))
 
     async def progress(self, user: str = USER) -> dict[str, Any]:
-        settings = Settings(mongodb_url="unused", mongodb_database=self.db_name)
+        settings = Settings(env="test", mongodb_url="unused", mongodb_database=self.db_name)
         app = build_app(settings, client=self.client)
         token = mint_token(DEV_JWT_SECRET, TENANT, user)
         async with app.router.lifespan_context(app):
@@ -154,7 +154,7 @@ async def test_shuffled_cross_topic_delivery_converges_to_the_in_order_result(
 
 
 async def _get(harness: Harness, path: str, tenant: str, user: str) -> httpx.Response:
-    settings = Settings(mongodb_url="unused", mongodb_database=harness.db_name)
+    settings = Settings(env="test", mongodb_url="unused", mongodb_database=harness.db_name)
     app = build_app(settings, client=harness.client)
     token = mint_token(DEV_JWT_SECRET, tenant, user)
     async with app.router.lifespan_context(app):
@@ -231,9 +231,9 @@ async def test_bad_query_parameters_get_a_problem_naming_the_field(
 
 
 async def test_requests_without_a_valid_token_get_401(harness: Harness) -> None:
-    settings = Settings(mongodb_url="unused", mongodb_database=harness.db_name)
+    settings = Settings(env="test", mongodb_url="unused", mongodb_database=harness.db_name)
     app = build_app(settings, client=harness.client)
-    expired = mint_token(DEV_JWT_SECRET, TENANT, USER, ttl_seconds=-10)
+    expired = mint_token(DEV_JWT_SECRET, TENANT, USER, ttl_seconds=-60)  # past the 30 s leeway
     forged = mint_token("another-secret-that-is-long-enough-000", TENANT, USER)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -264,7 +264,7 @@ def _settings(user: str, name: str) -> MemoryRecord:
 
 
 async def _board(harness: Harness, query: str, user: str, today: datetime) -> dict[str, Any]:
-    settings = Settings(mongodb_url="unused", mongodb_database=harness.db_name)
+    settings = Settings(env="test", mongodb_url="unused", mongodb_database=harness.db_name)
     app = build_app(settings, client=harness.client, clock=lambda: today)
     token = mint_token(DEV_JWT_SECRET, TENANT, user)
     async with app.router.lifespan_context(app):

@@ -24,6 +24,7 @@ from mandaact_common.consumer import BatchHandler
 from mandaact_common.domain.owner import Owner
 from mandaact_common.http import AppState
 from mandaact_common.keys import owner_key
+from mandaact_common.limits import InMemoryBuckets
 from mandaact_common.mongo import make_client
 from mandaact_common.outbox import Transaction
 from mandaact_common.testing import MemoryRecord, SettableClock, auth_header, record_of
@@ -154,6 +155,7 @@ async def test_the_http_app_answers_progress_from_the_same_use_cases() -> None:
     app = build_app(settings, service_factory=lambda _state: world.service, clock=world.clock)
     mongo = make_client("mongodb://127.0.0.1:9/?directConnection=true")  # never contacted
     app.state.mandaact = AppState(settings, mongo, mongo["unused"])
+    app.state.rate_limiter.store = InMemoryBuckets()  # no database in unit tests
     http = TestClient(app)  # no lifespan: nothing is connected
     try:
         r = http.get("/v1/me/progress", headers=auth_header(TENANT, USER))

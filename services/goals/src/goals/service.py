@@ -24,6 +24,7 @@ from goals.domain.model import (
     Unset,
     UserSettings,
     check_precondition,
+    ensure_room_for_grid,
 )
 from goals.store.ports import GoalsStore, UnitOfWork
 from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
@@ -240,6 +241,7 @@ class GoalsService:
         return (settings or UserSettings(owner)).timezone
 
     async def _create(self, store: GoalsStore, owner: Owner, draft: MandalartDraft) -> Mandalart:
+        ensure_room_for_grid(await store.count_live_mandalarts_for_create(owner))
         now = self._clock()
         timezone = await self._timezone(store, owner)
         grid = Mandalart.create(

@@ -7,6 +7,7 @@ import copy
 from datetime import date
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -305,3 +306,70 @@ def test_any_json_either_validates_or_fails_with_a_validation_error(value: Any) 
     for model in models:
         with contextlib.suppress(ValidationError):
             model.model_validate(value)
+
+
+# --- the document says what the validators check -----------------------------------------------
+
+titles = st.sampled_from(["Run", " Run ", "", " ", "\u3000", "\x1f", "x" * 200, " " + "x" * 200])
+schedules = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {"frequency": st.sampled_from(["daily", "weekly", "monthly", "hourly"])},
+        optional={
+            "days": st.none() | st.lists(st.sampled_from(["mon", "thu", "sun"]), max_size=3),
+            "times": st.none() | st.sampled_from([0, 1, 2.0, 7, 8, 31, 32, "3", True]),
+        },
+    ),
+)
+actions = st.fixed_dictionaries(
+    {
+        "position": st.sampled_from([1, 2, 8, 1.0, 1.5, 0, 9, "1", True]),
+        "title": titles,
+        "type": st.sampled_from(["routine", "mission", "reference", "habit"]),
+    },
+    optional={
+        "schedule": schedules,
+        "due_date": st.sampled_from(
+            [None, "2026-12-01", "0001-01-01", "0000-01-01", "2026-02-30", "2026-12-1", 5]
+        ),
+        "id": st.just("x"),
+    },
+)
+sub_goals = st.fixed_dictionaries(
+    {"position": st.sampled_from([1, 2, 3]), "title": titles},
+    optional={"actions": st.lists(actions, max_size=3)},
+)
+
+
+def schema_accepts(model: type[BaseModel], value: Any) -> bool:
+    validator = jsonschema_rs.validator_for(model.model_json_schema(), validate_formats=True)
+    return bool(validator.is_valid(value))
+
+
+def model_accepts(model: type[BaseModel], value: Any) -> bool:
+    try:
+        model.model_validate(value)
+    except (ValidationError, InvalidInput):
+        return False
+    return True
+
+
+@given(actions)
+def test_the_action_schema_accepts_exactly_what_the_model_accepts(action: dict[str, Any]) -> None:
+    assert schema_accepts(ActionPut, action) == model_accepts(ActionPut, action), action
+
+
+@given(st.lists(sub_goals, max_size=3), titles)
+def test_the_grid_schema_accepts_exactly_what_the_model_accepts(
+    subs: list[dict[str, Any]], title: str
+) -> None:
+    grid = {"title": title, "sub_goals": subs}
+    assert schema_accepts(MandalartCreate, grid) == model_accepts(MandalartCreate, grid), grid
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"title": None}, {"active": None}, {"description": None}, {"title": " t "}, {"x": 1}],
+)
+def test_the_update_schema_accepts_exactly_what_the_model_accepts(body: dict[str, Any]) -> None:
+    assert schema_accepts(MandalartUpdate, body) == model_accepts(MandalartUpdate, body), body

@@ -21,7 +21,7 @@ from reports.api.deps import ServiceFactory
 from reports.api.routes import router
 from reports.consumers.handler import make_handler
 from reports.consumers.scheduler import run_scheduler
-from reports.llm import ensure_cache_indexes, make_writer
+from reports.llm import make_writer
 from reports.service import ReportsService
 from reports.settings import Settings
 from reports.store import mongo
@@ -45,9 +45,8 @@ BackgroundJob = Callable[[WorkerDeps, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
-    """Every index the service relies on: its store's and the LLM cache's."""
+    """Every index the service relies on (its store's, the LLM cache's and budget's)."""
     await mongo.ensure_indexes(db)
-    await ensure_cache_indexes(db)
 
 
 def build_service(
@@ -84,7 +83,7 @@ def mongo_service(
         settings,
         uow=mongo.unit_of_work(client, db),
         leases=mongo.MongoJobLeases(db),
-        writer=writer or make_writer(settings, db),
+        writer=writer or make_writer(settings, db, clock),
         clock=clock,
     )
 

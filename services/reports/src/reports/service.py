@@ -478,7 +478,7 @@ class ReportsService:
     async def _write(self, draft: _Draft) -> Written:
         async with self._limit:
             return await self._writer.write(
-                draft.stats, draft.job.week, draft.user.effective_locale
+                draft.job.owner, draft.stats, draft.job.week, draft.user.effective_locale
             )
 
     async def _store(self, reports: Sequence[Report]) -> set[str]:

@@ -41,6 +41,25 @@ class Settings(ServiceSettings):
     llm_concurrency: int = Field(
         4, ge=1, le=64, validation_alias=AliasChoices("MANDAACT_LLM_CONCURRENCY", "llm_concurrency")
     )
+    llm_max_completion_tokens: int = Field(
+        800,
+        ge=64,
+        le=4096,
+        validation_alias=AliasChoices(
+            "MANDAACT_LLM_MAX_COMPLETION_TOKENS", "llm_max_completion_tokens"
+        ),
+    )
+    llm_token_cap_param: Literal["max_completion_tokens", "max_tokens"] = Field(
+        "max_completion_tokens",
+        validation_alias=AliasChoices("MANDAACT_LLM_TOKEN_CAP_PARAM", "llm_token_cap_param"),
+    )
+    llm_monthly_calls_per_tenant: int = Field(
+        10_000,
+        ge=0,
+        validation_alias=AliasChoices(
+            "MANDAACT_LLM_MONTHLY_CALLS_PER_TENANT", "llm_monthly_calls_per_tenant"
+        ),
+    )
     scheduler_poll_seconds: float = Field(
         30.0,
         gt=0,

@@ -59,7 +59,8 @@ async def test_generate_then_read_then_list(api: Any, alice: Any, kit: Any) -> N
     assert created.status_code == 201
     assert created.headers["location"] == "/v1/reports/weekly/2026-W47"
     body = created.json()
-    assert set(body) == {"week", "stats", "summary", "generator", "generated_at"}
+    assert set(body) == {"week", "stats", "summary", "generator", "fallback_reason", "generated_at"}
+    assert (body["generator"], body["fallback_reason"]) == ("fallback", "llm_not_configured")
     assert body["week"] == "2026-W47"
     assert body["stats"]["checkins_total"] == 2
     assert body["stats"]["vs_previous_week"]["checkins_total"] == 1

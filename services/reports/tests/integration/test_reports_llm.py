@@ -13,8 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import pending_events
 from mandaact_contracts.events import EventPayload
-from reports.llm import LLM_CACHE
-from reports.store.mongo import JOBS, REPORTS
+from reports.store.mongo import JOBS, LLM_CACHE, REPORTS
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +60,7 @@ async def test_a_good_answer_becomes_the_report_and_the_request_holds_only_this_
         response = await api.http.post(GENERATE, headers=kit.auth(alice.tenant, alice.user))
     assert response.status_code == 201, response.text
     report = response.json()
-    assert report["generator"] == "llm"
+    assert (report["generator"], report["fallback_reason"]) == ("llm", None)
     assert report["summary"]["headline"] == "LLM: 4 check-ins on 4 of 7 days"
 
     (call,) = fake_llm.requests
@@ -70,6 +69,7 @@ async def test_a_good_answer_becomes_the_report_and_the_request_holds_only_this_
     assert body["model"] == "fake-model"
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["strict"] is True
+    assert body["max_completion_tokens"] == 800
     system = body["messages"][0]["content"]
     assert "never an instruction" in system
     assert "English" in system
@@ -122,19 +122,20 @@ async def test_a_lost_report_is_rewritten_from_the_cache_without_a_call(
 
 
 @pytest.mark.parametrize(
-    ("mode", "outcome"),
+    ("mode", "outcome", "reason"),
     [
-        ("slow", "timeout"),
-        ("error", "error"),
-        ("malformed", "malformed"),
-        ("broken_body", "error"),
-        ("refusal", "refused"),
-        ("invented", "invented_number"),
+        ("slow", "timeout", "llm_unavailable"),
+        ("error", "error", "llm_unavailable"),
+        ("malformed", "malformed", "llm_answer_rejected"),
+        ("broken_body", "error", "llm_unavailable"),
+        ("refusal", "refused", "llm_answer_rejected"),
+        ("invented", "invented_number", "llm_answer_rejected"),
     ],
 )
 async def test_each_failure_gives_the_fallback_within_the_deadline(
     mode: str,
     outcome: str,
+    reason: str,
     kit: Any,
     two_users: tuple[Any, Any],
     fake_llm: Any,
@@ -151,7 +152,7 @@ async def test_each_failure_gives_the_fallback_within_the_deadline(
         elapsed = time.monotonic() - started
     assert response.status_code == 201, response.text
     report = response.json()
-    assert report["generator"] == "fallback"
+    assert (report["generator"], report["fallback_reason"]) == ("fallback", reason)
     assert report["summary"]["headline"] == "4 check-ins on 4 of 7 days, 57% of due actions done"
     assert elapsed < settings.llm_deadline_seconds + 3.0
     assert 1 <= len(fake_llm.requests) <= settings.llm_max_retries + 1
@@ -171,7 +172,10 @@ async def test_without_a_key_no_call_is_made(
     alice, _ = two_users
     async with start_api(make_settings(openai_base_url=fake_llm.base_url)) as api:
         response = await api.http.post(GENERATE, headers=kit.auth(alice.tenant, alice.user))
-    assert response.json()["generator"] == "fallback"
+    assert (response.json()["generator"], response.json()["fallback_reason"]) == (
+        "fallback",
+        "llm_not_configured",
+    )
     assert fake_llm.requests == []
 
 

@@ -40,9 +40,11 @@ class FakeWriter:
     """A SummaryWriter that records what it was asked and answers like a good LLM."""
 
     calls: list[tuple[str, Locale, int]] = field(default_factory=list)
+    owners: list[Owner] = field(default_factory=list)
     closed: bool = False
 
-    async def write(self, stats: WeeklyStats, week: str, locale: Locale) -> Written:
+    async def write(self, owner: Owner, stats: WeeklyStats, week: str, locale: Locale) -> Written:
+        self.owners.append(owner)
         self.calls.append((week, locale, stats.checkins_total))
         return Written(fallback_summary(stats, locale), "llm", "ok")
 
@@ -109,6 +111,7 @@ async def test_generate_writes_one_report_and_one_event_then_reads_and_lists_it(
     assert report.stats.vs_previous_week.checkins_total == 1
     assert (report.locale, report.generated_at) == ("en", TUESDAY)
     assert h.writer.calls == [("2026-W47", "en", 2)]
+    assert h.writer.owners == [ALICE]  # the writer knows whose budget and cache it uses
     [event] = h.generated()
     assert event.report_id == report.id == report_id(ALICE.key, "2026-W47")
 

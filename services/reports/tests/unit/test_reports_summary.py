@@ -14,7 +14,7 @@ from mandaact_common.domain.schedule import Action, Schedule
 from reports.domain.facts import CheckinState, Grid, GridBucket, GridSubGoal, UserFacts, WeekFacts
 from reports.domain.fallback import fallback_summary, short_title
 from reports.domain.prompt import FOLD_CLOSE, FOLD_OPEN, build_prompt, read_answer, summary_schema
-from reports.domain.stats import SubGoalStat, WeeklyStats, weekly_stats
+from reports.domain.stats import WeeklyStats, weekly_stats
 from reports.domain.summary import (
     ActionPlan,
     Improvements,
@@ -23,51 +23,12 @@ from reports.domain.summary import (
     invented_numbers,
     numbers_in,
 )
+from services.reports.tests.support import stats, sub_goal
 
 pytestmark = pytest.mark.unit
 
 WEEK = "2026-W47"
 MON = date(2026, 11, 16)
-
-
-def sub_goal(title: str, due: int, done: int, position: int = 1) -> SubGoalStat:
-    return SubGoalStat(
-        mandalart_id="m1",
-        position=position,
-        title=title,
-        due=due,
-        done=done,
-        rate=round(done / due, 4) if due else None,
-    )
-
-
-def stats(**overrides: Any) -> WeeklyStats:
-    best = sub_goal("Run 5km", 7, 6)
-    worst = sub_goal("Read", 7, 2, 2)
-    base: dict[str, Any] = {
-        "days_active": 5,
-        "checkins_total": 12,
-        "checkins_by_weekday": {"mon": 3, "tue": 2, "wed": 2, "thu": 2, "fri": 3},
-        "due_total": 14,
-        "done_total": 8,
-        "completion_rate": 0.5714,
-        "by_sub_goal": [best, worst],
-        "best_sub_goal": best,
-        "worst_sub_goal": worst,
-        "best_day": "mon",
-        "worst_day": "sat",
-        "time_of_day": {"morning": 6, "afternoon": 3, "evening": 2, "night": 1},
-        "routine_checkins": 11,
-        "mission_checkins": 1,
-        "streak_current": 4,
-        "streak_best": 9,
-        "xp_gained": 1250,
-        "levels_gained": 1,
-        "badges_unlocked": ["streak_3"],
-        "vs_previous_week": {"checkins_total": -3, "completion_rate": -0.1, "xp_gained": 40},
-    }
-    base.update(overrides)
-    return WeeklyStats.model_validate(base)
 
 
 def summary(*texts: str) -> Summary:

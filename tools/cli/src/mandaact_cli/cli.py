@@ -42,18 +42,28 @@ DEMO_GRID: dict[str, Any] = {
 }
 
 
-def _secret() -> str:
-    return os.environ.get("MANDAACT_JWT_SECRET", DEV_JWT_SECRET)
+def _dev_token(tenant: str, user: str, **token_args: Any) -> str:
+    """An HS256 token the services configured by this environment accept (the same
+    MANDAACT_JWT_SECRET, else the dev secret, and MANDAACT_JWT_AUDIENCE / _ISSUER when set)."""
+    audiences = [a.strip() for a in os.environ.get("MANDAACT_JWT_AUDIENCE", "").split(",")]
+    return mint_token(
+        os.environ.get("MANDAACT_JWT_SECRET", "").strip() or DEV_JWT_SECRET,
+        tenant,
+        user,
+        audience=next((a for a in audiences if a), None),
+        issuer=os.environ.get("MANDAACT_JWT_ISSUER", "").strip() or None,
+        **token_args,
+    )
 
 
 def _token(args: argparse.Namespace) -> int:
     roles = ["admin"] if args.admin else None
-    print(mint_token(_secret(), args.tenant, args.user, ttl_seconds=args.ttl, roles=roles))
+    print(_dev_token(args.tenant, args.user, ttl_seconds=args.ttl, roles=roles))
     return 0
 
 
 def _seed(args: argparse.Namespace) -> int:
-    token = mint_token(_secret(), args.tenant, args.user)
+    token = _dev_token(args.tenant, args.user)
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(timeout=10) as http:
         grid = http.post(f"{args.goals_url}/v1/mandalarts", json=DEMO_GRID, headers=headers)
@@ -66,9 +76,14 @@ def _seed(args: argparse.Namespace) -> int:
 async def _tail(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer
 
+    from mandaact_common.kafka import KafkaClientSettings, client_security
+
+    # KAFKA_BOOTSTRAP_SERVERS, and MANDAACT_KAFKA_SASL_USERNAME/PASSWORD for a SASL broker.
+    kafka = KafkaClientSettings()
     consumer = AIOKafkaConsumer(
         args.topic,
-        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        **client_security(kafka),
+        bootstrap_servers=kafka.kafka_bootstrap_servers,
         group_id=f"mandaact-tail-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest" if args.from_beginning else "latest",
         enable_auto_commit=False,

@@ -69,6 +69,19 @@ def test_token_default_lifetime_is_a_day(
     assert "roles" not in claims
 
 
+def test_token_names_the_configured_audience_and_issuer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MANDAACT_JWT_SECRET", raising=False)
+    monkeypatch.setenv("MANDAACT_JWT_AUDIENCE", "mandaact-api, other-api")
+    monkeypatch.setenv("MANDAACT_JWT_ISSUER", "https://idp.example/")
+    token = _token(capsys, "--tenant", "acme", "--user", "alice")
+    principal = verify_token(
+        token, DEV_JWT_SECRET, audience=["mandaact-api"], issuer="https://idp.example/"
+    )
+    assert principal.user_id == "alice"
+
+
 @pytest.mark.parametrize("args", [[], ["token"], ["token", "--tenant", "acme"], ["nope"]])
 def test_missing_command_or_arguments_exit_with_usage(
     args: list[str], capsys: pytest.CaptureFixture[str]

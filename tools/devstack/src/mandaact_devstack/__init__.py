@@ -13,10 +13,12 @@ from mandaact_devstack.kafka import (
     ensure_kafka_artifacts,
     kafka_answers,
     kafka_version,
+    provision_kafka,
     start_kafka,
     wait_kafka_ready,
     warm_up_coordinators,
 )
+from mandaact_devstack.kafka_sasl import ADMIN_USER, KafkaCredentials, stack_acls, sync_acls
 from mandaact_devstack.mongo import (
     check_mongo_features,
     mongo_answers,
@@ -40,14 +42,23 @@ from mandaact_devstack.services import (
     stop_service,
     wait_http_ready,
 )
-from mandaact_devstack.testinfra import InfraHandle, docker_available, start_test_infra
+from mandaact_devstack.testinfra import (
+    InfraHandle,
+    SaslKafka,
+    docker_available,
+    start_sasl_kafka,
+    start_test_infra,
+)
 
 __all__ = [
+    "ADMIN_USER",
     "FALLBACK_TOPICS",
     "SERVICE_PORTS",
     "DevstackError",
     "InfraHandle",
+    "KafkaCredentials",
     "ManagedProcess",
+    "SaslKafka",
     "check_mongo_features",
     "create_topics",
     "create_topics_sync",
@@ -60,14 +71,18 @@ __all__ = [
     "mongo_answers",
     "mongodb_url",
     "port_open",
+    "provision_kafka",
     "repo_root",
     "run_sync",
+    "stack_acls",
     "start_kafka",
+    "start_sasl_kafka",
     "start_secantus",
     "start_service",
     "start_test_infra",
     "stop_process_group",
     "stop_service",
+    "sync_acls",
     "wait_http_ready",
     "wait_kafka_ready",
     "wait_mongo_ready",

@@ -5,19 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mandaact_devstack.kafka import (
-    create_topics,
     default_topics,
     ensure_kafka_artifacts,
     kafka_answers,
     kafka_version,
+    provision_kafka,
     start_kafka,
-    warm_up_coordinators,
+)
+from mandaact_devstack.kafka_sasl import (
+    ADMIN_USER,
+    CREDENTIALS_FILE,
+    SASL_ENV_FLAG,
+    KafkaCredentials,
+    sasl_wanted,
+    service_principals,
+    stack_acls,
 )
 from mandaact_devstack.mongo import mongo_answers, mongodb_url, start_secantus
 from mandaact_devstack.procs import (
@@ -87,31 +96,58 @@ def _state_file(run_dir: Path) -> Path:
     return run_dir / "devstack.json"
 
 
-def _ensure_kafka(run_dir: Path, started: list[ManagedProcess]) -> str:
+def _sasl_dir(run_dir: Path) -> Path:
+    """The SASL broker's data dir: apart from the PLAINTEXT one, since a data dir keeps its
+    SCRAM users from the day it was formatted."""
+    return run_dir / "kafka-sasl"
+
+
+def sasl_credentials(run_dir: Path) -> KafkaCredentials:
+    """The SASL broker's credentials: the admin's and one per service (made on first use)."""
+    return KafkaCredentials.load_or_create(
+        _sasl_dir(run_dir) / CREDENTIALS_FILE, service_principals(SERVICE_PORTS)
+    )
+
+
+def _ensure_kafka(
+    run_dir: Path, started: list[ManagedProcess], credentials: KafkaCredentials | None
+) -> str:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if external:
+        if credentials is not None:
+            raise DevstackError(
+                f"{SASL_ENV_FLAG}=true runs devstack's own SASL broker: unset"
+                " KAFKA_BOOTSTRAP_SERVERS"
+            )
         _say(f"Kafka: using KAFKA_BOOTSTRAP_SERVERS={external}")
         if not run_sync(lambda: kafka_answers(external, max_wait=10)):
             raise DevstackError(f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer")
         return external
     bootstrap = f"{KAFKA_HOST}:{KAFKA_PORT}"
+    mode = "SASL/SCRAM-SHA-512 with ACLs" if credentials else "PLAINTEXT"
+    security = credentials.security() if credentials else None
     if _running_infra(run_dir, KAFKA) is not None or port_open(KAFKA_HOST, KAFKA_PORT):
-        if run_sync(lambda: kafka_answers(bootstrap, max_wait=10)):
-            _say(f"Kafka: already running on {bootstrap}")
+        if run_sync(lambda: kafka_answers(bootstrap, max_wait=10, security=security)):
+            _say(f"Kafka: already running on {bootstrap} ({mode})")
             return bootstrap
-        raise DevstackError(f"{bootstrap} is taken by something that is not a working Kafka")
+        other = "PLAINTEXT" if credentials else "SASL"
+        raise DevstackError(
+            f"{bootstrap} is taken by something that is not a working {mode} Kafka"
+            f" (a {other} devstack Kafka? `make down` first)"
+        )
     started_at = time.monotonic()
     proc = start_kafka(
-        run_dir / "kafka",
+        _sasl_dir(run_dir) if credentials else run_dir / "kafka",
         host=KAFKA_HOST,
         port=KAFKA_PORT,
         controller_port=KAFKA_CONTROLLER_PORT,
         log_path=_infra_log(run_dir, KAFKA),
         pid_file=_infra_pid_file(run_dir, KAFKA),
+        credentials=credentials,
     )
     started.append(proc)
     _say(
-        f"Kafka {kafka_version()}: started on {bootstrap} (pid {proc.pid}, "
+        f"Kafka {kafka_version()}: started on {bootstrap}, {mode} (pid {proc.pid}, "
         f"{time.monotonic() - started_at:.1f}s)"
     )
     return bootstrap
@@ -149,6 +185,7 @@ def _start_services(
     mongo: str,
     started: list[ManagedProcess],
     only: frozenset[str] | None,
+    credentials: KafkaCredentials | None,
 ) -> list[tuple[str, int, ManagedProcess]]:
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_URL": mongo}
     env["MANDAACT_ENV"] = os.environ.get("MANDAACT_ENV", "local")
@@ -168,6 +205,8 @@ def _start_services(
                 if kind == "api" and port_open("127.0.0.1", port):
                     raise DevstackError(f"port {port} for {label} is taken by another process")
                 extra = {}
+                if credentials is not None:  # the service's own principal, nothing more
+                    extra.update(credentials.env(service_principals([name])[0]))
                 if kind == "worker":  # workers expose Prometheus metrics on 1000 + their API port
                     extra["MANDAACT_WORKER_METRICS_PORT"] = str(port + 1000)
                 proc = start_service(name, kind, {**env, **extra}, run_dir=run_dir, http_port=port)
@@ -183,17 +222,24 @@ def up(
 ) -> int:
     """Start Kafka, SecantusDB and the services (all, or just `services`); wait until ready."""
     started: list[ManagedProcess] = []
+    credentials: KafkaCredentials | None = None
     try:
         t0 = time.monotonic()
         ensure_kafka_artifacts(quiet=True)
         _say(f"Kafka jars ready ({time.monotonic() - t0:.1f}s)")
-        bootstrap = _ensure_kafka(run_dir, started)
+        if sasl_wanted():
+            credentials = sasl_credentials(run_dir)
+        bootstrap = _ensure_kafka(run_dir, started, credentials)
         mongo = _ensure_mongo(run_dir, started)
         topics = default_topics()
-        created = run_sync(lambda: create_topics(bootstrap, topics))
-        run_sync(lambda: warm_up_coordinators(bootstrap))
+        acls = stack_acls(SERVICE_PORTS) if credentials else None
+        created = run_sync(
+            lambda: provision_kafka(bootstrap, topics, credentials=credentials, acls=acls)
+        )
         _say(f"topics: {len(topics)} ensured ({len(created)} created)")
-        apis = _start_services(run_dir, bootstrap, mongo, started, services)
+        if acls is not None:
+            _say(f"ACLs: {', '.join(f'{user} {len(rules)}' for user, rules in acls.items())}")
+        apis = _start_services(run_dir, bootstrap, mongo, started, services, credentials)
         deadline = time.monotonic() + READY_TIMEOUT
         for _name, port, proc in apis:
             url = f"http://127.0.0.1:{port}/readyz"
@@ -209,14 +255,22 @@ def up(
             for proc in reversed(started):
                 _stop_quietly(proc)
         return 1
-    state = {
+    state: dict[str, object] = {
         "kafka_bootstrap_servers": bootstrap,
+        "kafka_security_protocol": "SASL_PLAINTEXT" if credentials else "PLAINTEXT",
         "mongodb_url": mongo,
         "apis": {name: f"http://127.0.0.1:{port}" for name, port, _ in apis},
     }
+    if credentials is not None:
+        state["kafka_credentials"] = str(_sasl_dir(run_dir) / CREDENTIALS_FILE)
     _state_file(run_dir).write_text(json.dumps(state, indent=2) + "\n")
     print()
     print(f"  KAFKA_BOOTSTRAP_SERVERS={bootstrap}")
+    if credentials is not None:
+        print(
+            "  Kafka: SASL/SCRAM-SHA-512 with ACLs; tools (mandaact tail):"
+            ' eval "$(.venv/bin/python -m mandaact_devstack kafka-env)"'
+        )
     print(f"  MONGODB_URL={mongo}")
     for name, port, _ in apis:
         print(
@@ -317,6 +371,22 @@ def status(run_dir: Path) -> int:
     return 0
 
 
+def kafka_env(run_dir: Path, user: str = ADMIN_USER) -> int:
+    """Print `export` lines that make a tool authenticate to the SASL broker as `user`."""
+    path = _sasl_dir(run_dir) / CREDENTIALS_FILE
+    if not path.is_file():
+        _say(f"no {path}: start the SASL broker with `{SASL_ENV_FLAG}=true make up`")
+        return 1
+    credentials = KafkaCredentials.load_or_create(path, ())
+    if user not in credentials.passwords:
+        _say(f"unknown user {user!r}; known: {', '.join(sorted(credentials.passwords))}")
+        return 1
+    env = {"KAFKA_BOOTSTRAP_SERVERS": f"{KAFKA_HOST}:{KAFKA_PORT}", **credentials.env(user)}
+    for name, value in env.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
 def _tail(run_dir: Path, name: str) -> int:
     print(tail_file(run_dir / "logs" / f"{name}.log", 60))
     return 0
@@ -341,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("fetch", help="fetch Kafka's jars into deploy/kafka/lib (Maven) if missing")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="show what runs")
+    env_parser = sub.add_parser(
+        "kafka-env", help="print `export` lines for tools against the SASL Kafka (eval them)"
+    )
+    env_parser.add_argument(
+        "--user", default=ADMIN_USER, help=f"principal (default {ADMIN_USER}, the super user)"
+    )
     logs_parser = sub.add_parser("logs", help="tail the log of a process, e.g. goals-api")
     logs_parser.add_argument("name")
     args = parser.parse_args(argv)
@@ -360,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         return fetch()
     if args.command == "logs":
         return _tail(run_dir, args.name)
+    if args.command == "kafka-env":
+        return kafka_env(run_dir, args.user)
     return status(run_dir)
 
 

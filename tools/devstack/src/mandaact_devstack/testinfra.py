@@ -9,24 +9,41 @@ import importlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pymongo import MongoClient
 
 from mandaact_devstack.kafka import (
     create_topics,
     default_topics,
+    provision_kafka,
     start_kafka,
     wait_kafka_ready,
     warm_up_coordinators,
 )
+from mandaact_devstack.kafka_sasl import (
+    ADMIN_USER,
+    CREDENTIALS_FILE,
+    KafkaCredentials,
+    service_principals,
+    stack_acls,
+)
 from mandaact_devstack.mongo import mongodb_url, start_secantus, wait_mongo_ready
-from mandaact_devstack.procs import DevstackError, ManagedProcess, free_port, run_sync
+from mandaact_devstack.procs import (
+    DevstackError,
+    ManagedProcess,
+    free_port,
+    run_sync,
+    split_host_port,
+    wait_port_closed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +65,64 @@ class InfraHandle:
     processes: list[ManagedProcess] = field(default_factory=list)
     _stops: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
+    _mongo_storage: Path | None = field(default=None, repr=False)
+
+    def mongo_process(self) -> ManagedProcess:
+        """The local SecantusDB process (fault tests stop and restart it)."""
+        if self.mongo_mode != "local" or self._mongo_storage is None:
+            raise DevstackError(f"the MongoDB-compatible server is {self.mongo_mode}, not local")
+        for proc in reversed(self.processes):
+            if proc.name == "secantusdb":
+                return proc
+        raise DevstackError("no SecantusDB process recorded")
+
+    def signal_mongodb(self, sig: signal.Signals) -> None:
+        """Send a signal to the local SecantusDB (SIGSTOP hangs it, SIGCONT resumes it)."""
+        os.killpg(self.mongo_process().pid, sig)
+
+    def stop_mongodb(self, timeout: float = 30.0) -> None:
+        """Stop the local SecantusDB cleanly (SIGTERM; SIGKILL only past `timeout`).
+
+        A clean stop keeps every acknowledged write. SIGKILL does not always: without
+        `--sync-on-commit` SecantusDB may lose its last acknowledged commits (MongoDB's
+        majority writes are journaled), which no client can make up for.
+        """
+        proc = self.mongo_process()
+        proc.stop(timeout=timeout)
+        host, port = _host_port(self.mongodb_url)
+        if not wait_port_closed(host, port, timeout=10):
+            raise DevstackError(f"{host}:{port} still accepts connections after the stop")
+
+    def kill_mongodb(self) -> None:
+        """SIGKILL the local SecantusDB (no clean shutdown) and wait until its port is closed."""
+        proc = self.mongo_process()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.popen is not None:
+            proc.popen.wait(timeout=10)
+        host, port = _host_port(self.mongodb_url)
+        if not wait_port_closed(host, port, timeout=10):
+            raise DevstackError(f"{host}:{port} still accepts connections after SIGKILL")
+
+    def restart_mongodb(self, *, wait: bool = True) -> ManagedProcess:
+        """Start the local SecantusDB again on the same port and data directory.
+
+        Call it from the thread that started the infra (PDEATHSIG is tied to that thread).
+        """
+        old = self.mongo_process()
+        assert self._mongo_storage is not None
+        host, port = _host_port(self.mongodb_url)
+        proc = start_secantus(
+            self._mongo_storage,
+            host=host,
+            port=port,
+            log_path=old.log_path,
+            die_with_parent=True,
+            wait=wait,
+        )
+        self.processes.append(proc)
+        self._stops.append(proc.stop)
+        return proc
 
     def stop(self) -> None:
         """Stop everything this handle started (idempotent); external servers are left alone."""
@@ -229,6 +304,7 @@ def _start_local(handle: InfraHandle, root: Path, external_kafka: str, external_
         handle.processes.append(mongo_proc)
         handle._stops.append(mongo_proc.stop)
         handle.mongodb_url = mongodb_url("127.0.0.1", mongo_port)
+        handle._mongo_storage = root / "secantusdb"
     if not external_kafka:
         kafka_port = free_port()
         kafka_proc = start_kafka(
@@ -254,6 +330,70 @@ def _start_local(handle: InfraHandle, root: Path, external_kafka: str, external_
     run_sync(wait_all)
 
 
+def _host_port(url: str) -> tuple[str, int]:
+    netloc = urlsplit(url).netloc.rsplit("@", 1)[-1].split(",")[0]
+    return split_host_port(netloc, 27017)
+
+
 def _stop_quietly(handle: InfraHandle) -> None:
     with contextlib.suppress(Exception):
         handle.stop()
+
+
+@dataclass
+class SaslKafka:
+    """A local Kafka that takes SASL/SCRAM-SHA-512 clients only and enforces the services' ACLs."""
+
+    bootstrap_servers: str
+    credentials: KafkaCredentials
+    process: ManagedProcess
+
+    def security(self, user: str = ADMIN_USER) -> dict[str, Any]:
+        """aiokafka keyword arguments authenticating as `user` (default: the super user)."""
+        return self.credentials.security(user)
+
+    def env(self, user: str) -> dict[str, str]:
+        """The environment of a service process running as principal `user`."""
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers, **self.credentials.env(user)}
+
+    def stop(self) -> None:
+        """Stop the broker."""
+        self.process.stop()
+
+
+def start_sasl_kafka(
+    base_dir: Path, *, topics: Mapping[str, int] | None = None, services: Iterable[str] = ()
+) -> SaslKafka:
+    """A SASL Kafka on free ports with data in base_dir: topics created, the ACLs of the installed
+    `services` (default: all of devstack's) applied, dying with this thread (PDEATHSIG)."""
+    from mandaact_devstack.services import SERVICE_PORTS
+
+    names = tuple(services) or tuple(SERVICE_PORTS)
+    data_dir = Path(base_dir) / "kafka-sasl"
+    credentials = KafkaCredentials.load_or_create(
+        data_dir / CREDENTIALS_FILE, service_principals(SERVICE_PORTS)
+    )
+    port = free_port()
+    proc = start_kafka(
+        data_dir,
+        port=port,
+        controller_port=free_port(),
+        log_path=Path(base_dir) / "kafka-sasl.log",
+        die_with_parent=True,
+        credentials=credentials,
+    )
+    handle = SaslKafka(f"127.0.0.1:{port}", credentials, proc)
+    try:
+        wanted = default_topics() if topics is None else dict(topics)
+        run_sync(
+            lambda: provision_kafka(
+                handle.bootstrap_servers,
+                wanted,
+                credentials=credentials,
+                acls=stack_acls(names),
+            )
+        )
+    except BaseException:
+        proc.stop()
+        raise
+    return handle

@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from checkins.api.deps import Checkins, CurrentOwner
 from checkins.api.schemas import CheckinPage, CheckinPublic, ChecklistPublic, IsoDate
-from checkins.domain.model import MAX_CHANGES_PER_DATE
-from mandaact_common.problems import problem_responses
+from checkins.domain.model import MAX_CHANGES_PER_DATE, MAX_RANGE_DAYS, CheckinCursor
+from mandaact_common.openapi import problems
+from mandaact_common.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 
-_DESCRIBED = {
-    401: "No valid bearer token.",
-    404: "No such action for this user (unknown, another user's, or its grid was deleted).",
-    409: "Another request changed the same check-in at the same moment; retry.",
-    422: "Invalid input or a broken check-in rule; `errors` names the field when one is at fault.",
-    429: f"The action already had {MAX_CHANGES_PER_DATE} check/undo changes on that date.",
-}
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return problem_responses(_DESCRIBED, *statuses)
-
-
-CHANGE_ERRORS = _problems(401, 404, 409, 422, 429)
+# 401, 422 and 503 follow from what a route depends on (mandaact_common.openapi).
+CHANGE_ERRORS = problems(
+    404,
+    409,
+    422,
+    429,
+    described={
+        404: "No such action for this user (unknown, another user's, or its grid was deleted).",
+        409: "Another request changed the same check-in at the same moment; retry.",
+        422: "Invalid input, or a broken check-in rule (`type` names it: `date-in-future`,"
+        " `date-too-old`, `not-checkable`, `grid-inactive`, `mission-already-done`).",
+        429: f"The action already had {MAX_CHANGES_PER_DATE} check/undo changes on that date.",
+    },
+)
+RANGE_ERRORS = problems(
+    422,
+    described={
+        422: f"Invalid input, or `from` after `to`, or a range of more than {MAX_RANGE_DAYS} days,"
+        " or a `cursor` this API did not return.",
+    },
+)
 
 router = APIRouter(prefix="/v1", tags=["checkins"])
 
@@ -40,7 +48,7 @@ CheckinDate = Annotated[
 ]
 
 
-@router.get("/checklist", responses=_problems(401, 422))
+@router.get("/checklist")
 async def get_checklist(
     owner: CurrentOwner,
     checkins: Checkins,
@@ -88,7 +96,7 @@ async def delete_checkin(
     return Response(status_code=204)
 
 
-@router.get("/checkins", responses=_problems(401, 422))
+@router.get("/checkins", responses=RANGE_ERRORS)
 async def list_checkins(
     owner: CurrentOwner,
     checkins: Checkins,
@@ -98,7 +106,19 @@ async def list_checkins(
     until: Annotated[
         IsoDate | None, Query(alias="to", description="Last date (default: today, local).")
     ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=CURSOR_MAX_LENGTH,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page (one this API did not return is"
+            " refused with 422).",
+        ),
+    ] = None,
 ) -> CheckinPage:
-    """The caller's check-ins between two local dates (both included, at most 366 days)."""
-    found = await checkins.list_checkins(owner, since, until)
+    """The caller's check-ins between two local dates (both included, at most 92 days), a page
+    at a time in date, time and action order."""
+    after = CheckinCursor.decode(cursor) if cursor is not None else None
+    found = await checkins.list_checkins(owner, since, until, limit=limit, cursor=after)
     return CheckinPage.from_domain(found, MAX_CHANGES_PER_DATE)

@@ -6,9 +6,8 @@ is a 422 problem that names its parameter.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -21,17 +20,12 @@ from checkins.domain.model import (
     GridAction,
 )
 from checkins.service import CheckinRange
-
-_ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+from mandaact_common.wire import date_schema, date_text
 
 CheckableType = Literal["routine", "mission"]
 
-
-def _iso_date_text(value: Any) -> Any:
-    # pydantic alone would also take "1700000000" (a Unix time) or a datetime text as a date.
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise ValueError("must be a date as YYYY-MM-DD")
-    return value
+DATE_PATTERN: Final = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+"""Dates of years 1970–2999 as YYYY-MM-DD (`EARLIEST_DATE`..`LATEST_DATE`)."""
 
 
 def _in_bounds(value: date) -> date:
@@ -42,9 +36,9 @@ def _in_bounds(value: date) -> date:
 
 IsoDate = Annotated[
     date,
-    BeforeValidator(_iso_date_text),
+    BeforeValidator(date_text),
     AfterValidator(_in_bounds),
-    Field(description="A local calendar date, YYYY-MM-DD.", examples=["2026-11-20"]),
+    date_schema(DATE_PATTERN, "A local calendar date, YYYY-MM-DD, from 1970 to 2999."),
 ]
 
 
@@ -142,6 +136,7 @@ class CheckinPage(BaseModel):
     from_: date = Field(alias="from")
     to: date
     items: list[CheckinPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null = end.")
 
     @classmethod
     def from_domain(cls, found: CheckinRange, max_changes: int) -> Self:
@@ -150,4 +145,5 @@ class CheckinPage(BaseModel):
             from_=found.since,
             to=found.until,
             items=[CheckinPublic.from_domain(s, max_changes) for s in found.items],
+            next_cursor=found.next_cursor.encode() if found.next_cursor else None,
         )

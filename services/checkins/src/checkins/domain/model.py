@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 from checkins.domain.errors import (
@@ -34,10 +34,11 @@ from mandaact_common.domain.calendar import (
 )
 from mandaact_common.domain.owner import Owner as Owner
 from mandaact_common.domain.schedule import Action, ActionType, Schedule, checklist
+from mandaact_common.paging import decode_cursor, encode_cursor
 
 MAX_CHANGES_PER_DATE: Final = 3
 """Check/undo changes allowed per action and local date; the next one is refused."""
-MAX_RANGE_DAYS: Final = 366
+MAX_RANGE_DAYS: Final = 92
 """The longest span, both ends included, that one listing of check-ins may cover."""
 EARLIEST_DATE: Final = date(1970, 1, 1)
 LATEST_DATE: Final = date(2999, 12, 31)
@@ -204,6 +205,42 @@ class DaySlot:
     def action_id(self) -> str:
         """The id of the action this slot is about."""
         return self.action.id
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinCursor:
+    """Where the next page of a check-in listing starts: after this (date, checked_at, action)."""
+
+    day: date
+    checked_at: datetime
+    action_id: str
+
+    @classmethod
+    def after(cls, slot: DaySlot) -> CheckinCursor:
+        """The cursor that continues after `slot` (a current check-in)."""
+        return cls(slot.day, slot.checked_at or datetime.min.replace(tzinfo=UTC), slot.action_id)
+
+    def encode(self) -> str:
+        """An opaque, URL-safe token."""
+        millis = int(self.checked_at.timestamp() * 1000)
+        return encode_cursor(self.day.isoformat(), millis, self.action_id)
+
+    @classmethod
+    def decode(cls, token: str, field: str = "query.cursor") -> CheckinCursor:
+        """Read a token made by `encode`, or raise InvalidInput naming `field`."""
+        day, millis, action_id = decode_cursor(token, (str, int, str), field)
+        try:
+            return cls(
+                date.fromisoformat(str(day)),
+                datetime.fromtimestamp(int(millis) / 1000, UTC),
+                str(action_id),
+            )
+        except (ValueError, OverflowError, OSError):
+            raise InvalidInput(field, "is not a cursor this API returned") from None
+
+    def key(self) -> tuple[date, datetime, str]:
+        """The listing order's key of this position."""
+        return (self.day, self.checked_at, self.action_id)
 
 
 def ensure_checkable(grid: Grid, action: GridAction, *, checking: bool) -> None:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from checkins.domain.errors import ConcurrentChange
-from checkins.domain.model import DaySlot, Grid, GridAction, Owner, UserProfile
+from checkins.domain.model import (
+    CheckinCursor,
+    DaySlot,
+    Grid,
+    GridAction,
+    Owner,
+    UserProfile,
+)
 from checkins.store.ports import GridKey
 from mandaact_common import unit_of_work
 
@@ -90,14 +97,31 @@ class InMemoryCheckinsStore(unit_of_work.InMemoryStore[Tables]):
             if who == owner and action == action_id and slot.done
         }
 
-    async def checkins(self, owner: Owner, since: date, until: date) -> list[DaySlot]:
-        """The user's current check-ins from `since` to `until`, by date then time."""
-        found = [
-            s
-            for s in self.tables.slots.values()
-            if s.owner == owner and s.done and since <= s.day <= until
-        ]
-        return sorted(found, key=lambda s: (s.day, str(s.checked_at), s.action_id))
+    async def checkins(
+        self,
+        owner: Owner,
+        since: date,
+        until: date,
+        *,
+        limit: int,
+        after: CheckinCursor | None = None,
+    ) -> list[DaySlot]:
+        """A page of the user's current check-ins from `since` to `until`, in listing order."""
+
+        def key(slot: DaySlot) -> tuple[date, datetime, str]:
+            return CheckinCursor.after(slot).key()
+
+        found = sorted(
+            (
+                s
+                for s in self.tables.slots.values()
+                if s.owner == owner and s.done and since <= s.day <= until
+            ),
+            key=key,
+        )
+        if after is not None:
+            found = [s for s in found if key(s) > after.key()]
+        return found[:limit]
 
     async def grid_versions(self, keys: Collection[GridKey]) -> dict[GridKey, int]:
         """The stored version of each of these grids."""

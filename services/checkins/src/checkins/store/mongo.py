@@ -15,7 +15,14 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from checkins.domain.errors import ConcurrentChange
-from checkins.domain.model import DaySlot, Grid, GridAction, Owner, UserProfile
+from checkins.domain.model import (
+    CheckinCursor,
+    DaySlot,
+    Grid,
+    GridAction,
+    Owner,
+    UserProfile,
+)
 from checkins.store.ports import GridKey, UnitOfWork
 from mandaact_common import codecs
 from mandaact_common.keys import compose_key, sub_key
@@ -297,19 +304,38 @@ class MongoCheckinsStore(MongoStore):
         )
         return {date.fromisoformat(doc["local_date"]) async for doc in cursor}
 
-    async def checkins(self, owner: Owner, since: date, until: date) -> list[DaySlot]:
-        """The user's current check-ins from `since` to `until`, by date then time."""
+    async def checkins(
+        self,
+        owner: Owner,
+        since: date,
+        until: date,
+        *,
+        limit: int,
+        after: CheckinCursor | None = None,
+    ) -> list[DaySlot]:
+        """A page of the user's current check-ins from `since` to `until`, by date, time and
+        action id (keyset paging after `after`)."""
+        query: Doc = {
+            **_owner_filter(owner),
+            "done": True,
+            "local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()},
+        }
+        if after is not None:
+            day = after.day.isoformat()
+            query["$or"] = [
+                {"local_date": {"$gt": day}},
+                {"local_date": day, "checked_at": {"$gt": after.checked_at}},
+                {
+                    "local_date": day,
+                    "checked_at": after.checked_at,
+                    "action_id": {"$gt": after.action_id},
+                },
+            ]
         cursor = (
             self._db[CHECKINS]
-            .find(
-                {
-                    **_owner_filter(owner),
-                    "done": True,
-                    "local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()},
-                },
-                session=self._session,
-            )
-            .sort([("local_date", ASCENDING), ("checked_at", ASCENDING), ("_id", ASCENDING)])
+            .find(query, session=self._session)
+            .sort([("local_date", ASCENDING), ("checked_at", ASCENDING), ("action_id", ASCENDING)])
+            .limit(limit)
         )
         return [slot_from(doc) async for doc in cursor]
 

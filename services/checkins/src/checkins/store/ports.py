@@ -6,7 +6,14 @@ from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Protocol
 
-from checkins.domain.model import DaySlot, Grid, GridAction, Owner, UserProfile
+from checkins.domain.model import (
+    CheckinCursor,
+    DaySlot,
+    Grid,
+    GridAction,
+    Owner,
+    UserProfile,
+)
 from mandaact_common import unit_of_work
 from mandaact_contracts.events import EventPayload
 
@@ -56,8 +63,17 @@ class CheckinsStore(Protocol):
         """Every date the action has a check-in on."""
         ...
 
-    async def checkins(self, owner: Owner, since: date, until: date) -> list[DaySlot]:
-        """The user's current check-ins from `since` to `until`, by date then time."""
+    async def checkins(
+        self,
+        owner: Owner,
+        since: date,
+        until: date,
+        *,
+        limit: int,
+        after: CheckinCursor | None = None,
+    ) -> list[DaySlot]:
+        """At most `limit` of the user's current check-ins from `since` to `until`, by date,
+        time and action id, starting after `after`."""
         ...
 
     def emit(self, topic: str, payload: EventPayload, subject: str | None = None) -> None:

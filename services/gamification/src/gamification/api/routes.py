@@ -18,6 +18,9 @@ from gamification.service import Locale
 
 router = APIRouter(prefix="/v1", tags=["gamification"])
 
+MAX_ORDINAL = 2**63 - 1
+"""Ledger ordinals are stored as 64-bit integers: a larger `before` is no ordinal at all."""
+
 
 @router.get("/me/progress")
 async def get_progress(owner: CurrentOwner, gamification: Gamification) -> ProgressPublic:
@@ -30,7 +33,9 @@ async def get_ledger(
     owner: CurrentOwner,
     gamification: Gamification,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="`next_before` of the last page")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ORDINAL, description="`next_before` of the last page.")
+    ] = None,
 ) -> LedgerPage:
     """The caller's XP ledger, newest first."""
     return LedgerPage.model_validate(await gamification.ledger(owner, limit, before))

@@ -10,6 +10,7 @@ from goals.domain.model import IfMatch
 from goals.service import GoalsService
 from mandaact_common import http
 from mandaact_common.http import CurrentOwner as CurrentOwner
+from mandaact_common.openapi import answers
 
 ServiceFactory = http.ServiceFactory[GoalsService]
 
@@ -30,6 +31,7 @@ def parse_if_match(value: str) -> IfMatch:
     return IfMatch(versions=frozenset(versions))
 
 
+@answers(412)
 def if_match(
     header: Annotated[
         str | None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,32 +20,33 @@ from goals.api.schemas import (
     UserSettingsPublic,
     UserSettingsUpdate,
 )
+from goals.domain.errors import NotFound
 from goals.domain.model import Mandalart, PageCursor, UserSettings
+from goals.service import GoalsService
+from mandaact_common.domain.owner import Owner
+from mandaact_common.errors import Conflict
 from mandaact_common.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
     StoredResponse,
 )
-from mandaact_common.problems import problem_responses
+from mandaact_common.openapi import problems
+from mandaact_common.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 
 CREATE_OPERATION = "POST /v1/mandalarts"
 
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    described = {
-        401: "No valid bearer token.",
-        404: "No such grid (or part of it) for this user.",
-        409: "Another request changed the grid at the same moment; retry.",
-        412: "If-Match named a version other than the current one.",
-        422: "Invalid input; `errors` names each field at fault.",
-    }
-    return problem_responses(described, *statuses)
-
-
-READ_ERRORS = _problems(401, 404, 422)
-WRITE_ERRORS = _problems(401, 404, 409, 412, 422)
+# 401, 422, 503 and (with If-Match) 412 follow from what a route depends on: see
+# mandaact_common.openapi. A route names only the outcomes of its own use case.
+_DESCRIBED = {
+    404: "No such grid (or part of it) for this user.",
+    409: "Another request changed the grid at the same moment; retry.",
+}
+NOT_FOUND = problems(404, described=_DESCRIBED)
+CHANGE_ERRORS = problems(404, 409, described=_DESCRIBED)
+SETTINGS_ERRORS = problems(409, described={409: "Another request changed the settings; retry."})
 
 router = APIRouter(prefix="/v1", tags=["goals"])
+
 
 MandalartId = Annotated[uuid.UUID, Path(description="The grid's id (a UUID).")]
 SubGoalPosition = Annotated[int, Path(ge=1, le=8, description="Sub-goal position 1–8.")]
@@ -74,13 +75,13 @@ def present_created(grid: Mandalart) -> StoredResponse:
 # --- settings ----------------------------------------------------------------------------------
 
 
-@router.get("/me", responses=_problems(401))
+@router.get("/me")
 async def get_me(owner: CurrentOwner, goals: Goals, response: Response) -> UserSettingsPublic:
     """The caller's settings (Asia/Seoul and ko until first saved)."""
     return _settings(response, await goals.get_settings(owner))
 
 
-@router.put("/me", responses=_problems(401, 409, 412, 422))
+@router.put("/me", responses=SETTINGS_ERRORS)
 async def put_me(
     body: UserSettingsUpdate,
     owner: CurrentOwner,
@@ -99,7 +100,13 @@ async def put_me(
     "/mandalarts",
     status_code=201,
     response_model=MandalartDetail,
-    responses=_problems(401, 422),
+    responses=problems(
+        409,
+        described={
+            409: "The Idempotency-Key was used for a grid that has since been deleted: a replay"
+            " would point at nothing, so send a new key to create another grid.",
+        },
+    ),
 )
 async def create_mandalart(
     body: MandalartCreate,
@@ -117,16 +124,37 @@ async def create_mandalart(
             owner, CREATE_OPERATION, idempotency_key, await request.body()
         )
         stored = await goals.create_mandalart_once(owner, draft, request_id, present_created)
+        await _refuse_replay_of_deleted(goals, owner, stored)
     return JSONResponse(stored.body, status_code=stored.status_code, headers=dict(stored.headers))
 
 
-@router.get("/mandalarts", responses=_problems(401, 422))
+async def _refuse_replay_of_deleted(
+    goals: GoalsService, owner: Owner, stored: StoredResponse
+) -> None:
+    """A replayed 201 must not send the caller to a grid that was deleted since (its Location
+    would answer 404): that replay is refused with 409 instead."""
+    try:
+        await goals.get_mandalart(owner, str(stored.body["id"]))
+    except NotFound:
+        raise Conflict(
+            "the grid created with this Idempotency-Key has since been deleted;"
+            " send a new key to create another"
+        ) from None
+
+
+@router.get("/mandalarts")
 async def list_mandalarts(
     owner: CurrentOwner,
     goals: Goals,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+        str | None,
+        Query(
+            max_length=CURSOR_MAX_LENGTH,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page (one this API did not return is"
+            " refused with 422).",
+        ),
     ] = None,
     active: Annotated[bool | None, Query(description="Only active (or inactive) grids.")] = None,
 ) -> MandalartPage:
@@ -139,7 +167,7 @@ async def list_mandalarts(
     )
 
 
-@router.get("/mandalarts/{id}", responses=READ_ERRORS)
+@router.get("/mandalarts/{id}", responses=NOT_FOUND)
 async def get_mandalart(
     id: MandalartId, owner: CurrentOwner, goals: Goals, response: Response
 ) -> MandalartDetail:
@@ -147,7 +175,7 @@ async def get_mandalart(
     return _detail(response, await goals.get_mandalart(owner, str(id)))
 
 
-@router.patch("/mandalarts/{id}", responses=WRITE_ERRORS)
+@router.patch("/mandalarts/{id}", responses=CHANGE_ERRORS)
 async def patch_mandalart(
     id: MandalartId,
     body: MandalartUpdate,
@@ -161,7 +189,7 @@ async def patch_mandalart(
     return _detail(response, grid)
 
 
-@router.put("/mandalarts/{id}/sub-goals/{pos}", responses=WRITE_ERRORS)
+@router.put("/mandalarts/{id}/sub-goals/{pos}", responses=CHANGE_ERRORS)
 async def put_sub_goal(
     id: MandalartId,
     pos: SubGoalPosition,
@@ -176,7 +204,7 @@ async def put_sub_goal(
     return _detail(response, grid)
 
 
-@router.put("/mandalarts/{id}/sub-goals/{pos}/actions/{apos}", responses=WRITE_ERRORS)
+@router.put("/mandalarts/{id}/sub-goals/{pos}/actions/{apos}", responses=CHANGE_ERRORS)
 async def put_action(
     id: MandalartId,
     pos: SubGoalPosition,
@@ -192,7 +220,7 @@ async def put_action(
     return _detail(response, grid)
 
 
-@router.delete("/mandalarts/{id}/sub-goals/{pos}/actions/{apos}", responses=WRITE_ERRORS)
+@router.delete("/mandalarts/{id}/sub-goals/{pos}/actions/{apos}", responses=CHANGE_ERRORS)
 async def delete_action(
     id: MandalartId,
     pos: SubGoalPosition,
@@ -211,7 +239,7 @@ async def delete_action(
     "/mandalarts/{id}",
     status_code=204,
     response_class=Response,
-    responses=WRITE_ERRORS,
+    responses=CHANGE_ERRORS,
 )
 async def delete_mandalart(
     id: MandalartId, owner: CurrentOwner, goals: Goals, if_match: IfMatchHeader

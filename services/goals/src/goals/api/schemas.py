@@ -1,14 +1,17 @@
 """Request and response bodies of the goals API (pydantic), and their mapping to the domain.
 
 Inputs forbid unknown fields and take numbers, booleans and dates only in their JSON types
-(no "1" for 1, no 0 for a date), so every wrong input is a 422 that names its field.
+(no "1" for 1, no 0 for a date), so every wrong input is a 422 that names its field. Their JSON
+Schemas say what the validators check, the rules between fields included (a routine needs a
+schedule, a weekly schedule takes days or times, positions are unique), so a client generated
+from the document sends only what is accepted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -17,12 +20,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from goals.domain.errors import InvalidInput
 from goals.domain.model import (
@@ -45,14 +48,30 @@ from goals.domain.model import (
 from goals.service import ChangeSettings, EditMandalart
 from mandaact_common.domain.calendar import is_valid_timezone
 from mandaact_common.domain.schedule import InvalidSchedule, Schedule, shape_fault
+from mandaact_common.wire import IsoDate, json_integer, left_out
 
 ActionType = Literal["routine", "mission", "reference"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Locale = Literal["ko", "en"]
 
 
-def _empty_to_none(value: str | None) -> str | None:
-    return value or None
+NOT_BLANK: Final = (
+    r"[^\t\n\x0b\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
+"""A character that is not whitespace as `str.strip` counts it (the pattern of a non-blank text)."""
+TIMEZONE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"
+"""The shape of an IANA zone name; whether the zone exists is checked against the tz database."""
+
+
+def _not_blank(value: str) -> str:
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be blank (whitespace only counts as empty)")
+    return text
+
+
+def _empty_to_none(value: str) -> str | None:
+    return value.strip() or None
 
 
 def _iana(value: str) -> str:
@@ -61,38 +80,60 @@ def _iana(value: str) -> str:
     return value
 
 
-def _iso_date_text(value: Any) -> Any:
-    # A number is not a date, although pydantic would read it as a Unix timestamp.
-    if not isinstance(value, str | date):
-        raise ValueError("must be a date as text, YYYY-MM-DD")
-    return value
-
-
+# Lengths count the text as sent; the stored text is stripped of surrounding whitespace.
 Title = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
-    Field(description="1–200 characters; surrounding whitespace is dropped."),
+    StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH),
+    AfterValidator(_not_blank),
+    Field(
+        description="1–200 characters, not all whitespace; surrounding whitespace is dropped.",
+        json_schema_extra={"pattern": NOT_BLANK},
+    ),
 ]
 Description = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX_LENGTH),
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH),
     AfterValidator(_empty_to_none),
-    Field(description="Up to 2000 characters; empty means none."),
+    Field(description="Up to 2000 characters; blank means none."),
 ]
 DisplayName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=DISPLAY_NAME_MAX_LENGTH),
+    StringConstraints(max_length=DISPLAY_NAME_MAX_LENGTH),
     AfterValidator(_empty_to_none),
-    Field(description="Up to 100 characters; empty means none."),
+    Field(description="Up to 100 characters; blank means none."),
 ]
 Timezone = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(_iana),
-    Field(description="IANA timezone name.", examples=["Asia/Seoul"]),
+    Field(
+        description="An IANA timezone name (a name the tz database does not know is refused).",
+        examples=["Asia/Seoul"],
+        json_schema_extra={"pattern": TIMEZONE_PATTERN},
+    ),
 ]
-Position = Annotated[StrictInt, Field(ge=1, le=SLOTS, description="Position 1–8.")]
-IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+Position = Annotated[
+    int, Field(ge=1, le=SLOTS), BeforeValidator(json_integer), Field(description="Position 1–8.")
+]
+
+
+def _unique_positions_schema(kind: str) -> dict[str, Any]:
+    """JSON Schema for "no two items share a position": each position matches at most once."""
+    return {
+        "description": f"At most {SLOTS} {kind}, each at its own position.",
+        "allOf": [
+            {
+                "contains": {
+                    "type": "object",
+                    "required": ["position"],
+                    "properties": {"position": {"const": p}},
+                },
+                "minContains": 0,
+                "maxContains": 1,
+            }
+            for p in range(1, SLOTS + 1)
+        ],
+    }
 
 
 class _Input(BaseModel):
@@ -122,12 +163,50 @@ def _refuse_null(value: Any) -> Any:
 # --- inputs ------------------------------------------------------------------------------------
 
 
+_NULL: Final[JsonDict] = {"type": "null"}
+
+
+def _when(field: str, value: str, then: JsonDict, otherwise: JsonDict | None = None) -> JsonDict:
+    """JSON Schema `if field == value then … else …` (kept out of the client generators' way:
+    they read `properties`, not conditionals)."""
+    rule: JsonDict = {"if": {"properties": {field: {"const": value}}}, "then": then}
+    if otherwise is not None:
+        rule["else"] = otherwise
+    return rule
+
+
+_SCHEDULE_RULES: Final = _when(
+    "frequency",
+    "daily",
+    {"properties": {"days": _NULL, "times": _NULL}},
+    _when(
+        "frequency",
+        "weekly",
+        {
+            "if": {"required": ["days"], "properties": {"days": {"type": "array"}}},
+            "then": {"properties": {"times": _NULL}},
+            "else": {
+                "required": ["times"],
+                "properties": {"times": {"type": "integer", "maximum": 7}},
+            },
+        },
+        {"required": ["times"], "properties": {"days": _NULL, "times": {"type": "integer"}}},
+    ),
+)
+"""Which fields each frequency takes, for the document (`to_domain` checks the same)."""
+
+
 class ScheduleIn(_Input):
-    """When a routine is due: `daily`; `weekly` on `days` or `times` a week; `monthly` `times`."""
+    """When a routine is due: `daily`; `weekly` on `days` or `times` (1–7) a week; `monthly`
+    `times` (1–31) a month."""
+
+    model_config = ConfigDict(json_schema_extra=_SCHEDULE_RULES)
 
     frequency: Literal["daily", "weekly", "monthly"]
-    days: list[Weekday] | None = Field(default=None, min_length=1, max_length=7)
-    times: StrictInt | None = Field(default=None, ge=1, le=31)
+    days: list[Weekday] | None = Field(
+        default=None, min_length=1, max_length=7, json_schema_extra={"uniqueItems": True}
+    )
+    times: Annotated[int, Field(ge=1, le=31), BeforeValidator(json_integer)] | None = None
 
     @model_validator(mode="after")
     def _fits_frequency(self) -> Self:
@@ -156,7 +235,23 @@ def _fits_type(value: Any, info: ValidationInfo, field: str) -> Any:
     return value
 
 
+_ACTION_RULES: Final = _when(
+    "type",
+    "routine",
+    {"required": ["schedule"], "properties": {"schedule": {"type": "object"}, "due_date": _NULL}},
+    _when(
+        "type",
+        "mission",
+        {"properties": {"schedule": _NULL}},
+        {"properties": {"schedule": _NULL, "due_date": _NULL}},
+    ),
+)
+"""What each action type takes, for the document (`_fits_type` checks the same)."""
+
+
 class _ActionFields(_Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ACTION_RULES)
+
     title: Title
     type: ActionType = Field(description="routine (needs a schedule), mission or reference.")
     schedule: ScheduleIn | None = Field(
@@ -217,7 +312,11 @@ class SubGoalIn(_Input):
 
     position: Position
     title: Title
-    actions: list[ActionIn] = Field(default_factory=list, max_length=SLOTS)
+    actions: list[ActionIn] = Field(
+        default_factory=list,
+        max_length=SLOTS,
+        json_schema_extra=_unique_positions_schema("actions"),
+    )
 
     @field_validator("actions")
     @classmethod
@@ -238,7 +337,12 @@ class SubGoalPut(_Input):
 
     position: Position | None = None
     title: Title
-    actions: list[ActionIn] | None = Field(default=None, max_length=SLOTS)
+    actions: list[ActionIn] | None = Field(
+        default=None,
+        max_length=SLOTS,
+        description="Leave out to keep the current actions.",
+        json_schema_extra=_unique_positions_schema("actions"),
+    )
 
     @field_validator("actions")
     @classmethod
@@ -260,7 +364,11 @@ class MandalartCreate(_Input):
     title: Title = Field(description="The core goal, 1–200 characters.")
     description: Description | None = None
     active: StrictBool = True
-    sub_goals: list[SubGoalIn] = Field(default_factory=list, max_length=SLOTS)
+    sub_goals: list[SubGoalIn] = Field(
+        default_factory=list,
+        max_length=SLOTS,
+        json_schema_extra=_unique_positions_schema("sub-goals"),
+    )
 
     @field_validator("sub_goals")
     @classmethod
@@ -280,9 +388,10 @@ class MandalartCreate(_Input):
 class MandalartUpdate(_Input):
     """The fields of a grid PATCH changes; a field left out keeps its value."""
 
-    title: Title | None = None
+    # `left_out()`: a field left out keeps its value, but null is refused (`_not_null`).
+    title: Title | None = left_out()
     description: Description | None = Field(default=None, description="null clears it.")
-    active: StrictBool | None = None
+    active: StrictBool | None = left_out()
 
     @field_validator("title", "active")
     @classmethod
@@ -302,8 +411,8 @@ class MandalartUpdate(_Input):
 class UserSettingsUpdate(_Input):
     """The settings PUT /v1/me changes; a field left out keeps its value."""
 
-    timezone: Timezone | None = None
-    locale: Locale | None = None
+    timezone: Timezone | None = left_out()
+    locale: Locale | None = left_out()
     display_name: DisplayName | None = Field(default=None, description="null clears it.")
 
     @field_validator("timezone", "locale")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from mandaact_common.errors import Conflict, DomainError, PreconditionFailed
+from mandaact_common.errors import Conflict, DomainError, PreconditionFailed, RuleBroken
 from mandaact_common.errors import InvalidInput as InvalidInput
 from mandaact_common.errors import NotFound as NotFound
 
-__all__ = ["ConcurrentChange", "DomainError", "InvalidInput", "NotFound", "VersionMismatch"]
+__all__ = [
+    "ConcurrentChange",
+    "DomainError",
+    "GridLimitReached",
+    "InvalidInput",
+    "NotFound",
+    "VersionMismatch",
+]
 
 
 class VersionMismatch(PreconditionFailed):
@@ -20,3 +27,9 @@ class VersionMismatch(PreconditionFailed):
 
 class ConcurrentChange(Conflict):
     """Another writer changed the document between our read and our write."""
+
+
+class GridLimitReached(RuleBroken):
+    """The user already owns as many live grids as one user may."""
+
+    code = "grid-limit-reached"

@@ -7,10 +7,7 @@ a change that changes nothing returns the same aggregate (same version, no event
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,12 +15,13 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Final, Literal, TypeGuard, get_args
 
-from goals.domain.errors import InvalidInput, NotFound, VersionMismatch
+from goals.domain.errors import GridLimitReached, InvalidInput, NotFound, VersionMismatch
 from mandaact_common.clock import NewId
 from mandaact_common.domain.calendar import DEFAULT_TIMEZONE, is_valid_timezone
 from mandaact_common.domain.owner import Owner as Owner
 from mandaact_common.domain.schedule import Action as DueRuleAction
 from mandaact_common.domain.schedule import ActionType, Schedule, shape_fault
+from mandaact_common.paging import decode_cursor, encode_cursor
 from mandaact_contracts.events import (
     ActionSnapshot,
     GoalChanged,
@@ -36,6 +34,8 @@ from mandaact_contracts.events import (
 TITLE_MAX_LENGTH: Final = 200
 DESCRIPTION_MAX_LENGTH: Final = 2000
 DISPLAY_NAME_MAX_LENGTH: Final = 100
+MAX_GRIDS_PER_USER: Final = 20
+"""Live (not deleted) grids one user may own (SPEC §11); paused grids count, deleted do not."""
 SLOTS: Final = 8
 """Sub-goals per grid and actions per sub-goal."""
 POSITIONS: Final = range(1, SLOTS + 1)
@@ -479,6 +479,16 @@ def grid_layout(mandalart: Mandalart) -> list[list[Cell | None]]:
     return cells
 
 
+def ensure_room_for_grid(live_grids: int) -> None:
+    """A user may create a grid only while they own fewer than MAX_GRIDS_PER_USER live ones."""
+    if live_grids >= MAX_GRIDS_PER_USER:
+        raise GridLimitReached(
+            f"a user owns at most {MAX_GRIDS_PER_USER} grids and you have {live_grids};"
+            " delete one to create another",
+            facts={"limit": MAX_GRIDS_PER_USER, "count": live_grids},
+        )
+
+
 # --- listing -----------------------------------------------------------------------------------
 
 
@@ -496,22 +506,17 @@ class PageCursor:
 
     def encode(self) -> str:
         """An opaque, URL-safe token."""
-        millis = int(self.created_at.timestamp() * 1000)
-        raw = json.dumps([millis, self.id], separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_cursor(int(self.created_at.timestamp() * 1000), self.id)
 
     @classmethod
     def decode(cls, token: str, field: str = "cursor") -> PageCursor:
         """Read a token made by `encode`, or raise InvalidInput naming `field`."""
+        millis, mandalart_id = decode_cursor(token, (int, str), field)
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            millis, mandalart_id = json.loads(raw)
-            if not isinstance(millis, int) or not isinstance(mandalart_id, str):
-                raise ValueError("unexpected cursor content")
-            created_at = datetime.fromtimestamp(millis / 1000, UTC)
-        except (ValueError, TypeError, OverflowError, OSError, binascii.Error):
+            created_at = datetime.fromtimestamp(int(millis) / 1000, UTC)
+        except (ValueError, OverflowError, OSError):
             raise InvalidInput(field, "is not a cursor this API returned") from None
-        return cls(created_at, mandalart_id)
+        return cls(created_at, str(mandalart_id))
 
 
 # --- user settings -----------------------------------------------------------------------------

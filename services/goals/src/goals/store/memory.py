@@ -38,6 +38,10 @@ class InMemoryGoalsStore(unit_of_work.InMemoryStore[Tables]):
             return None
         return found
 
+    async def count_live_mandalarts_for_create(self, owner: Owner) -> int:
+        """How many live grids the owner has (units of work here run one at a time)."""
+        return sum(1 for m in self.tables.mandalarts.values() if m.owner == owner and not m.deleted)
+
     async def add_mandalart(self, mandalart: Mandalart) -> None:
         """Store a new grid."""
         self.tables.mandalarts[mandalart.id] = mandalart

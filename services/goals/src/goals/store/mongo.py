@@ -27,6 +27,8 @@ from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 
 USERS = "users"
 MANDALARTS = "mandalarts"
+GRID_CREATES = "grid_creates"
+"""One small document per user that every grid create writes: the cap's serialization point."""
 SOURCE = "goals"
 
 
@@ -177,6 +179,23 @@ class MongoGoalsStore(MongoStore):
             session=self._session,
         )
         return mandalart_from(doc) if doc else None
+
+    async def count_live_mandalarts_for_create(self, owner: Owner) -> int:
+        """Count the owner's live grids after writing their create marker in this transaction.
+
+        A count alone would let two concurrent creates both see 19 (snapshot isolation does not
+        stop write skew); both writing the same marker makes one of them conflict and run again,
+        and that run counts the other's grid.
+        """
+        await self._db[GRID_CREATES].update_one(
+            {"_id": owner.key},
+            {"$inc": {"creates": 1}, "$setOnInsert": _owner_filter(owner)},
+            upsert=True,
+            session=self._session,
+        )
+        return await self._db[MANDALARTS].count_documents(
+            {**_owner_filter(owner), "deleted": False}, session=self._session
+        )
 
     async def add_mandalart(self, mandalart: Mandalart) -> None:
         """Insert a new grid."""

@@ -24,6 +24,11 @@ class GoalsStore(Protocol):
         """The owner's grid with this id, None if it is someone else's, deleted or unknown."""
         ...
 
+    async def count_live_mandalarts_for_create(self, owner: Owner) -> int:
+        """How many live grids the owner has, read so that two creates of one owner serialize
+        (the second one's unit of work retries and sees the first one's grid)."""
+        ...
+
     async def add_mandalart(self, mandalart: Mandalart) -> None:
         """Store a new grid."""
         ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -12,7 +12,7 @@ from mandaact_common.idempotency import (
     IdempotentRequest,
     StoredResponse,
 )
-from mandaact_common.problems import PROBLEM_JSON
+from mandaact_common.openapi import problems
 from reports.api.deps import ISO_WEEK_PATTERN, CurrentOwner, IsoWeek, Reports
 from reports.api.schemas import ReportListItem, ReportPage, ReportPublic
 from reports.service import Generated
@@ -21,9 +21,8 @@ router = APIRouter(prefix="/v1", tags=["reports"])
 
 GENERATE_OPERATION = "reports.generate_weekly"
 
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"content": {PROBLEM_JSON: {}}, "description": "problem"} for code in codes}
+# 401, 422 and 503 follow from what a route depends on (mandaact_common.openapi).
+_NO_REPORT = "No report of that week for the caller (none generated, or no check-in that week)."
 
 
 def present_generated(generated: Generated) -> StoredResponse:
@@ -36,7 +35,7 @@ def present_generated(generated: Generated) -> StoredResponse:
     )
 
 
-@router.get("/reports", responses=_problems(401, 422))
+@router.get("/reports")
 async def list_reports(
     owner: CurrentOwner,
     reports: Reports,
@@ -52,7 +51,7 @@ async def list_reports(
     return ReportPage(items=items, next_before=items[-1].week if len(items) == limit else None)
 
 
-@router.get("/reports/weekly/{iso_week}", responses=_problems(401, 404, 422))
+@router.get("/reports/weekly/{iso_week}", responses=problems(404, described={404: _NO_REPORT}))
 async def get_weekly_report(week: IsoWeek, owner: CurrentOwner, reports: Reports) -> ReportPublic:
     """The caller's report of one ISO week (404 until it is generated)."""
     return ReportPublic.from_domain(await reports.report(owner, week))
@@ -64,7 +63,17 @@ async def get_weekly_report(week: IsoWeek, owner: CurrentOwner, reports: Reports
     response_model=ReportPublic,
     responses={
         200: {"model": ReportPublic, "description": "the report already existed"},
-        **_problems(401, 404, 409, 422),
+        **problems(
+            404,
+            409,
+            422,
+            described={
+                404: "No check-in that week: there is nothing to report.",
+                409: "Another request is writing this report right now; retry.",
+                422: "Invalid input, or a week that has not finished yet in the caller's"
+                " timezone (`week-not-finished`).",
+            },
+        ),
     },
 )
 async def generate_weekly_report(

@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from reports.domain.report import Report
+from reports.domain.report import FallbackReason, Report
 from reports.domain.stats import WeeklyStats
 from reports.domain.summary import Summary
+
+FALLBACK_REASON = (
+    "Why the summary is the deterministic fallback (null when the LLM wrote it):"
+    " `llm_not_configured`, `monthly_llm_budget_exhausted` (the tenant's LLM calls this month"
+    " reached MANDAACT_LLM_MONTHLY_CALLS_PER_TENANT), `llm_unavailable` (timeout, error),"
+    " `llm_answer_rejected` (refused, malformed, cut off, or stated a number not in the stats)."
+)
 
 
 class ReportPublic(BaseModel):
@@ -19,6 +26,7 @@ class ReportPublic(BaseModel):
     stats: WeeklyStats
     summary: Summary
     generator: Literal["llm", "fallback"]
+    fallback_reason: FallbackReason | None = Field(description=FALLBACK_REASON)
     generated_at: datetime
 
     @classmethod
@@ -29,6 +37,7 @@ class ReportPublic(BaseModel):
             stats=report.stats,
             summary=report.summary,
             generator=report.generator,
+            fallback_reason=report.fallback_reason,
             generated_at=report.generated_at,
         )
 
@@ -39,6 +48,7 @@ class ReportListItem(BaseModel):
     week: str
     headline: str
     generator: Literal["llm", "fallback"]
+    fallback_reason: FallbackReason | None = Field(description=FALLBACK_REASON)
     generated_at: datetime
 
     @classmethod
@@ -48,6 +58,7 @@ class ReportListItem(BaseModel):
             week=report.week,
             headline=report.summary.headline,
             generator=report.generator,
+            fallback_reason=report.fallback_reason,
             generated_at=report.generated_at,
         )
 

@@ -30,8 +30,41 @@ Outcome = Literal[
     "refused",
     "malformed",
     "invented_number",
+    "truncated",
+    "budget_exhausted",
 ]
 """What the LLM step gave: a summary (`ok`, `cached`) or why the fallback was written."""
+
+FallbackReason = Literal[
+    "llm_not_configured",
+    "monthly_llm_budget_exhausted",
+    "llm_unavailable",
+    "llm_answer_rejected",
+]
+"""Why a report's summary is the fallback, as the report tells its reader."""
+
+_FALLBACK_REASONS: dict[Outcome, FallbackReason] = {
+    "no_key": "llm_not_configured",
+    "budget_exhausted": "monthly_llm_budget_exhausted",
+    "timeout": "llm_unavailable",
+    "error": "llm_unavailable",
+    "in_flight": "llm_unavailable",
+    "cached_failure": "llm_unavailable",
+    "refused": "llm_answer_rejected",
+    "malformed": "llm_answer_rejected",
+    "invented_number": "llm_answer_rejected",
+    "truncated": "llm_answer_rejected",
+}
+
+
+def fallback_reason(outcome: Outcome) -> FallbackReason | None:
+    """Why the fallback was written for this outcome of the LLM step (None: the LLM wrote it)."""
+    return _FALLBACK_REASONS.get(outcome)
+
+
+def budget_month(at: datetime) -> str:
+    """The calendar month (UTC) an LLM call is counted in, e.g. `2026-11`."""
+    return at.astimezone(UTC).strftime("%Y-%m")
 
 
 def report_due_at(week: str, timezone: str) -> datetime:
@@ -93,3 +126,8 @@ class Report:
     def id(self) -> str:
         """The report's public id."""
         return report_id(self.owner.key, self.week)
+
+    @property
+    def fallback_reason(self) -> FallbackReason | None:
+        """Why the summary is the fallback, or None when the LLM wrote it."""
+        return fallback_reason(self.llm_outcome) if self.generator == "fallback" else None

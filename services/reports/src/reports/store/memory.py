@@ -13,8 +13,9 @@ from mandaact_common.domain.owner import Owner
 from mandaact_common.keys import owner_of
 from reports.domain.errors import ReportExists
 from reports.domain.facts import GridBucket, UserFacts, WeekFacts
-from reports.domain.report import Report, ReportJob
-from reports.store.ports import week_key
+from reports.domain.report import Outcome, Report, ReportJob, budget_month
+from reports.domain.summary import Summary
+from reports.store.ports import CachedCall, week_key
 
 V = TypeVar("V")
 
@@ -175,3 +176,57 @@ class InMemoryJobLeases:
             row = self._rows().get(key)
             if row is not None:
                 row.close()
+
+
+@dataclass
+class InMemorySummaryCache:
+    """The SummaryCache port over a dictionary keyed by (tenant, prompt key)."""
+
+    rows: dict[tuple[str, str], CachedCall] = field(default_factory=dict)
+
+    async def find(self, tenant_id: str, key: str) -> CachedCall | None:
+        """The tenant's call for this prompt key, or None."""
+        return self.rows.get((tenant_id, key))
+
+    async def begin(self, tenant_id: str, key: str, now: datetime) -> bool:
+        """Claim the call; False when the tenant already has one for this key."""
+        if (tenant_id, key) in self.rows:
+            return False
+        self.rows[(tenant_id, key)] = CachedCall(done=False)
+        return True
+
+    async def finish(
+        self,
+        tenant_id: str,
+        key: str,
+        outcome: Outcome,
+        summary: Summary | None,
+        detail: str,
+        now: datetime,
+    ) -> None:
+        """Record the call's outcome."""
+        self.rows[(tenant_id, key)] = CachedCall(done=True, outcome=outcome, summary=summary)
+
+    async def abandon(self, tenant_id: str, key: str) -> None:
+        """Drop a claim whose call was never made."""
+        row = self.rows.get((tenant_id, key))
+        if row is not None and not row.done:
+            del self.rows[(tenant_id, key)]
+
+
+@dataclass
+class InMemoryLlmBudget:
+    """The LlmBudget port over a dictionary of calls per (tenant, month)."""
+
+    cap: int
+    calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    refused: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    async def spend(self, tenant_id: str, at: datetime) -> bool:
+        """Take one call from the tenant's month of `at`, unless the cap is reached."""
+        month = (tenant_id, budget_month(at))
+        if self.calls.get(month, 0) >= self.cap:
+            self.refused[month] = self.refused.get(month, 0) + 1
+            return False
+        self.calls[month] = self.calls.get(month, 0) + 1
+        return True

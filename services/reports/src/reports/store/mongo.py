@@ -7,6 +7,10 @@ Collections (database `mandaact_reports`):
 - `report_jobs`: one per (user, week) with a check-in: when the report is due, the claim.
 - `reports`: one per (user, week), under a unique `_id`.
 - `idempotency_keys`: the answers of generate requests sent with an Idempotency-Key.
+- `llm_cache`: one per (tenant, prompt): the LLM call made for it, claimed before it is made.
+- `llm_budget`: one per (tenant, calendar month): the LLM calls made, and those refused.
+
+Every document carries `tenant_id` (outbox and processed-event rows are the shared libs').
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from mandaact_common.codecs import action_doc, action_from, utc
 from mandaact_common.domain.owner import Owner
 from mandaact_common.idempotency import ensure_idempotency_indexes
-from mandaact_common.keys import owner_of
+from mandaact_common.keys import compose_key, owner_of
 from mandaact_common.mongo import Doc
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from reports.domain.errors import ReportExists
@@ -36,10 +40,10 @@ from reports.domain.facts import (
     UserFacts,
     WeekFacts,
 )
-from reports.domain.report import Report, ReportJob
+from reports.domain.report import Outcome, Report, ReportJob, budget_month
 from reports.domain.stats import WeeklyStats
 from reports.domain.summary import Summary
-from reports.store.ports import bucket_key, week_key
+from reports.store.ports import CachedCall, bucket_key, week_key
 
 SOURCE = "reports"
 USERS = "users"
@@ -47,6 +51,12 @@ WEEKS = "weeks"
 GRIDS = "grids"
 JOBS = "report_jobs"
 REPORTS = "reports"
+LLM_CACHE = "llm_cache"
+LLM_BUDGET = "llm_budget"
+CACHE_RETENTION = timedelta(days=60)
+"""Cache rows expire after this (a stored report never needs its call again)."""
+BUDGET_RETENTION = timedelta(days=400)
+"""Budget rows are kept a little over a year, for operators, then expire."""
 
 OPEN, DONE = "open", "done"
 """A report job's states: no report yet, or the report is stored."""
@@ -65,6 +75,8 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
         [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("week", DESCENDING)]
     )
     await ensure_idempotency_indexes(db)
+    await db[LLM_CACHE].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
+    await db[LLM_BUDGET].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
 
 
 # --- documents <-> facts -------------------------------------------------------------------
@@ -471,6 +483,118 @@ class MongoJobLeases:
         """Mark these rows done (outside any transaction)."""
         if keys:
             await self._jobs.bulk_write(_finish(keys), ordered=False)
+
+
+def cache_id(tenant_id: str, key: str) -> str:
+    """The `_id` of a tenant's cache row: the tenant first, so no key is shared by two tenants."""
+    return compose_key(tenant_id, key)
+
+
+class MongoSummaryCache:
+    """The SummaryCache port on MongoDB: `llm_cache` rows under a per-tenant unique `_id`."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._rows = db[LLM_CACHE]
+
+    async def find(self, tenant_id: str, key: str) -> CachedCall | None:
+        """The tenant's row for this prompt key, or None."""
+        doc = await self._rows.find_one({"_id": cache_id(tenant_id, key), "tenant_id": tenant_id})
+        if doc is None:
+            return None
+        summary = doc.get("summary")
+        return CachedCall(
+            done=doc.get("state") == "done",
+            outcome=cast(Outcome | None, doc.get("outcome")),
+            summary=Summary.model_validate(summary) if summary else None,
+        )
+
+    async def begin(self, tenant_id: str, key: str, now: datetime) -> bool:
+        """Insert the row as `calling`; False when the unique `_id` is taken."""
+        try:
+            await self._rows.insert_one(
+                {
+                    "_id": cache_id(tenant_id, key),
+                    "tenant_id": tenant_id,
+                    "key": key,
+                    "state": "calling",
+                    "started_at": now,
+                    "expires_at": now + CACHE_RETENTION,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def finish(
+        self,
+        tenant_id: str,
+        key: str,
+        outcome: Outcome,
+        summary: Summary | None,
+        detail: str,
+        now: datetime,
+    ) -> None:
+        """Record the call's outcome (and the summary when it was accepted)."""
+        await self._rows.update_one(
+            {"_id": cache_id(tenant_id, key), "tenant_id": tenant_id},
+            {
+                "$set": {
+                    "state": "done",
+                    "outcome": outcome,
+                    "summary": summary.model_dump() if summary else None,
+                    "detail": detail,
+                    "finished_at": now,
+                }
+            },
+        )
+
+    async def abandon(self, tenant_id: str, key: str) -> None:
+        """Delete a row still `calling` whose call was never made."""
+        await self._rows.delete_one(
+            {"_id": cache_id(tenant_id, key), "tenant_id": tenant_id, "state": "calling"}
+        )
+
+
+class MongoLlmBudget:
+    """The LlmBudget port on MongoDB: one `llm_budget` row per tenant and month.
+
+    A call is taken by one conditional update (`calls < cap` → `calls + 1`), atomic on the
+    server, so however many workers spend at once the count never passes the cap.
+    """
+
+    def __init__(self, db: AsyncDatabase[Doc], cap: int) -> None:
+        self._rows = db[LLM_BUDGET]
+        self._cap = cap
+
+    async def spend(self, tenant_id: str, at: datetime) -> bool:
+        """Take one call from the tenant's month; False (and counted as refused) past the cap."""
+        month = budget_month(at)
+        row = compose_key(tenant_id, month)
+        on_insert = {"tenant_id": tenant_id, "month": month, "expires_at": at + BUDGET_RETENTION}
+        if self._cap > 0:
+            within: Doc = {"_id": row, "calls": {"$lt": self._cap}}
+            take: Doc = {"$inc": {"calls": 1}, "$set": {"updated_at": at}}
+            try:
+                await self._rows.update_one(
+                    within, {**take, "$setOnInsert": {**on_insert, "refused": 0}}, upsert=True
+                )
+                return True
+            except DuplicateKeyError:
+                # The month's row exists: the cap is reached, or a racing writer created it.
+                pass
+            if (await self._rows.update_one(within, take)).modified_count == 1:
+                return True
+        await self._count_refused(row, on_insert, at)
+        return False
+
+    async def _count_refused(self, row: str, on_insert: Doc, at: datetime) -> None:
+        refuse: Doc = {"$inc": {"refused": 1}, "$set": {"updated_at": at}}
+        try:
+            await self._rows.update_one(
+                {"_id": row}, {**refuse, "$setOnInsert": {**on_insert, "calls": 0}}, upsert=True
+            )
+        except DuplicateKeyError:
+            await self._rows.update_one({"_id": row}, refuse)
 
 
 def unit_of_work(

@@ -1,4 +1,5 @@
-"""The ports the use cases need: the transactional store, the job leases, the summary writer.
+"""The ports the use cases need: the transactional store, the job leases, the summary writer,
+and what the LLM writer keeps: its per-tenant cache of calls and the tenants' monthly budget.
 
 Facts are filed under the shared key scheme (`mandaact_common.keys`): a user under the owner
 key, a user-week (its facts, report job and report) and a grid's bucket under keys after it.
@@ -7,6 +8,7 @@ key, a user-week (its facts, report job and report) and a grid's bucket under ke
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -17,8 +19,9 @@ from mandaact_common.keys import owner_key, sub_key
 from mandaact_common.outbox import Transaction
 from mandaact_contracts.events import EventPayload
 from reports.domain.facts import GridBucket, Locale, UserFacts, WeekFacts
-from reports.domain.report import Report, ReportJob, Written
+from reports.domain.report import Outcome, Report, ReportJob, Written
 from reports.domain.stats import WeeklyStats
+from reports.domain.summary import Summary
 
 
 def user_key(tenant_id: str, user_id: str) -> str:
@@ -131,10 +134,58 @@ class JobLeases(Protocol):
 class SummaryWriter(Protocol):
     """Writes the summary of one user's fold."""
 
-    async def write(self, stats: WeeklyStats, week: str, locale: Locale) -> Written:
-        """Return the summary (never raises for an LLM failure: it falls back)."""
+    async def write(self, owner: Owner, stats: WeeklyStats, week: str, locale: Locale) -> Written:
+        """Return the owner's summary (never raises for an LLM failure: it falls back)."""
         ...
 
     async def aclose(self) -> None:
         """Release what the writer holds (its HTTP client)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CachedCall:
+    """A tenant's LLM call for one prompt: still under way, or done with its outcome."""
+
+    done: bool
+    outcome: Outcome | None = None
+    summary: Summary | None = None
+
+
+class SummaryCache(Protocol):
+    """At most one LLM call per (tenant, prompt): a call is claimed before it is made.
+
+    Every entry belongs to one tenant: a lookup never finds another tenant's entry.
+    """
+
+    async def find(self, tenant_id: str, key: str) -> CachedCall | None:
+        """The tenant's call for this prompt key, or None."""
+        ...
+
+    async def begin(self, tenant_id: str, key: str, now: datetime) -> bool:
+        """Claim the call for this key; False when the tenant already has one."""
+        ...
+
+    async def finish(
+        self,
+        tenant_id: str,
+        key: str,
+        outcome: Outcome,
+        summary: Summary | None,
+        detail: str,
+        now: datetime,
+    ) -> None:
+        """Record how the claimed call went (and its summary, when accepted)."""
+        ...
+
+    async def abandon(self, tenant_id: str, key: str) -> None:
+        """Drop a claim whose call was never made (no budget), so a later writer may call."""
+        ...
+
+
+class LlmBudget(Protocol):
+    """A tenant's LLM calls per calendar month (UTC), capped; shared by every worker."""
+
+    async def spend(self, tenant_id: str, at: datetime) -> bool:
+        """Take one call from the tenant's month of `at`; False (nothing taken) past the cap."""
         ...

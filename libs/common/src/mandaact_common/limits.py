@@ -1,0 +1,387 @@
+"""HTTP limits (SPEC §11): a 64 KiB body cap before parsing, and rate limits on mutations.
+
+The body cap is a pure ASGI middleware: a declared `Content-Length` over the cap is answered 413
+at once; a streamed (chunked) body is counted as it arrives and answered 413 as soon as it passes
+the cap, whatever the app made of the truncated body.
+
+The rate limits are GCRA buckets kept in MongoDB, so every API replica shares them: one small
+document per (tenant, user) and one per tenant in the service's `rate_limits` collection, keyed
+by `_id`, each moved by a single conditional `findOneAndUpdate` carrying the theoretical arrival
+time (`tat`). Both buckets are updated concurrently (one round trip of latency); a request refused
+by its user's bucket gives the tenant's token back. Documents expire (TTL on `expires_at`) once
+their bucket is full again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mandaact_common.auth import Principal
+from mandaact_common.mongo import Doc
+from mandaact_common.openapi import answers
+from mandaact_common.problems import TooManyRequests, problem_response
+from mandaact_common.settings import ServiceSettings
+
+MAX_BODY_BYTES: Final = 64 * 1024
+"""The largest request body any API accepts (64 KiB); larger ones get 413 before parsing."""
+
+MUTATING_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""The methods the rate limits count."""
+
+RATE_LIMITS: Final = "rate_limits"
+"""The collection of rate-limit buckets in each service's database."""
+
+_HEADERS_STATE: Final = "mandaact_rate_limit_headers"
+
+Seconds = Callable[[], float]
+"""The current time in seconds since the epoch (tests pass a stepping one)."""
+
+
+class BodyLimit:
+    """Answer 413 problem+json to a body over `max_bytes`, declared or streamed, before parsing."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send, f"Content-Length is {declared} bytes")
+            return
+        received = 0
+        exceeded = started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes and not started:
+                    exceeded = True  # the app sees a client that went away; we answer 413
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # the app's answer to a truncated body is replaced by the 413
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await self._refuse(scope, receive, send, f"the streamed body passed {received} bytes")
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, sent: str) -> None:
+        detail = (
+            f"the request body may be at most {self.max_bytes} bytes"
+            f" ({self.max_bytes // 1024} KiB); {sent}"
+        )
+        response = problem_response(
+            413,
+            "Content too large",
+            detail,
+            "content-too-large",
+            scope.get("path"),
+            headers={"Connection": "close"},
+            limit=self.max_bytes,
+        )
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one bucket said about one request."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after_seconds: int
+    window_seconds: int
+
+
+MICROS: Final = 1_000_000
+"""Times are whole microseconds since the epoch: exact sums on every replica and in MongoDB."""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A GCRA bucket: `per_second` sustained, up to `burst` at once."""
+
+    per_second: float
+    burst: int
+
+    @property
+    def interval(self) -> int:
+        """Microseconds one request uses of the bucket (the emission interval)."""
+        return max(1, round(MICROS / self.per_second))
+
+    @property
+    def tolerance(self) -> int:
+        """How far ahead of now (µs) the theoretical arrival time may run: the burst."""
+        return self.burst * self.interval
+
+    @property
+    def window_seconds(self) -> int:
+        """The seconds in which the whole burst comes back."""
+        return max(1, math.ceil(self.tolerance / MICROS))
+
+    def decide(self, tat: int | None, now: int) -> tuple[Decision, int]:
+        """Whether a request at `now` passes, given the bucket's stored `tat`; and the new `tat`."""
+        base = max(tat if tat is not None else now, now)
+        allowed = base - now <= self.tolerance - self.interval
+        new_tat = base + self.interval if allowed else base
+        ahead = new_tat - now
+        retry = base + self.interval - self.tolerance - now
+        decision = Decision(
+            allowed=allowed,
+            limit=self.burst,
+            remaining=max(0, (self.tolerance - ahead) // self.interval),
+            reset_seconds=max(0, math.ceil(ahead / MICROS)),
+            retry_after_seconds=0 if allowed else max(1, math.ceil(retry / MICROS)),
+            window_seconds=self.window_seconds,
+        )
+        return decision, new_tat
+
+    def update(self, tenant_id: str, now: int) -> list[dict[str, Any]]:
+        """The one pipeline update that moves the stored `tat` exactly as `decide` does."""
+        base = {"$max": [{"$ifNull": ["$tat", now]}, now]}
+        passes = {"$lte": [{"$subtract": [base, now]}, self.tolerance - self.interval]}
+        expires = datetime.fromtimestamp((now + self.tolerance) / MICROS, UTC)
+        return [
+            {
+                "$set": {
+                    "tenant_id": tenant_id,
+                    "tat": {"$cond": [passes, {"$add": [base, self.interval]}, base]},
+                    "expires_at": expires + timedelta(seconds=1),
+                }
+            }
+        ]
+
+
+class BucketStore(Protocol):
+    """Where buckets live: each call moves one bucket atomically and returns its `tat` before."""
+
+    async def take(self, key: str, bucket: Bucket, tenant_id: str, now: int) -> int | None:
+        """Spend one request of bucket `key` if it passes (`Bucket.decide`); the `tat` before."""
+        ...
+
+    async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
+        """Return the request just spent on bucket `key`."""
+        ...
+
+
+@dataclass
+class MongoBuckets:
+    """Buckets in the service's `rate_limits` collection: one small document each, by `_id`."""
+
+    db: AsyncDatabase[Doc]
+
+    async def take(self, key: str, bucket: Bucket, tenant_id: str, now: int) -> int | None:
+        """One conditional findOneAndUpdate (upserting) that carries the new `tat`."""
+        before = await self.db[RATE_LIMITS].find_one_and_update(
+            {"_id": key},
+            bucket.update(tenant_id, now),
+            projection={"tat": True},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
+        )
+        return None if before is None else int(before["tat"])
+
+    async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
+        """Move `tat` back by one interval (never behind now)."""
+        await self.db[RATE_LIMITS].update_one(
+            {"_id": key, "tat": {"$gte": now + bucket.interval}},
+            {"$inc": {"tat": -bucket.interval}},
+        )
+
+
+@dataclass
+class InMemoryBuckets:
+    """The in-memory twin of `MongoBuckets`, for tests without a database (one process only)."""
+
+    tats: dict[str, int] = field(default_factory=dict)
+
+    async def take(self, key: str, bucket: Bucket, tenant_id: str, now: int) -> int | None:
+        """Spend one request if it passes; the `tat` before."""
+        before = self.tats.get(key)
+        self.tats[key] = bucket.decide(before, now)[1]
+        return before
+
+    async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
+        """Move `tat` back by one interval (never behind now)."""
+        if self.tats.get(key, now) >= now + bucket.interval:
+            self.tats[key] -= bucket.interval
+
+
+@dataclass
+class RateLimiter:
+    """Per-user and per-tenant GCRA buckets; `store` None: the request's service database."""
+
+    user: Bucket
+    tenant: Bucket
+    enabled: bool = True
+    clock: Seconds = field(default=time.time)
+    store: BucketStore | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> RateLimiter:
+        """The limits `MANDAACT_RATE_LIMIT_*` set."""
+        return cls(
+            user=Bucket(settings.rate_limit_user_per_s, settings.rate_limit_user_burst),
+            tenant=Bucket(settings.rate_limit_tenant_per_s, settings.rate_limit_tenant_burst),
+            enabled=settings.rate_limit_enabled,
+        )
+
+    async def check(self, db: AsyncDatabase[Doc], principal: Principal) -> Decision:
+        """Spend one request of the caller's and the tenant's buckets; the binding decision."""
+        now = round(self.clock() * MICROS)
+        store = self.store or MongoBuckets(db)
+        tenant_key = f"t:{principal.tenant_id}"
+        user_key = f"u:{principal.tenant_id}:{principal.user_id}"
+        user_tat, tenant_tat = await asyncio.gather(
+            store.take(user_key, self.user, principal.tenant_id, now),
+            store.take(tenant_key, self.tenant, principal.tenant_id, now),
+        )
+        user = self.user.decide(user_tat, now)[0]
+        tenant = self.tenant.decide(tenant_tat, now)[0]
+        if not user.allowed and tenant.allowed:
+            # A request its user may not make must not spend the other users' tenant budget.
+            await store.give_back(tenant_key, self.tenant, now)
+        if not user.allowed:
+            return user
+        if not tenant.allowed:
+            return tenant
+        return user if user.remaining / user.limit <= tenant.remaining / tenant.limit else tenant
+
+    def headers(self, decision: Decision) -> dict[str, str]:
+        """The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers) of a decision."""
+        return {
+            "RateLimit-Limit": str(decision.limit),
+            "RateLimit-Remaining": str(decision.remaining),
+            "RateLimit-Reset": str(decision.reset_seconds),
+            "RateLimit-Policy": (
+                f"{self.user.burst};w={self.user.window_seconds},"
+                f" {self.tenant.burst};w={self.tenant.window_seconds}"
+            ),
+        }
+
+
+async def ensure_rate_limit_indexes(db: AsyncDatabase[Doc]) -> None:
+    """Buckets expire once they are full again (the TTL monitor removes them)."""
+    await db[RATE_LIMITS].create_index("expires_at", expireAfterSeconds=0)
+
+
+def rate_limit_dependency(
+    principal: Callable[..., Any], database: Callable[[Request], AsyncDatabase[Doc]]
+) -> Callable[..., Any]:
+    """The dependency mutating routes get: 429 problem past a limit, RateLimit-* headers always."""
+
+    @answers(429)
+    async def rate_limited(request: Request, caller: Principal = Depends(principal)) -> None:
+        limiter: RateLimiter = request.app.state.rate_limiter
+        if not limiter.enabled or request.method not in MUTATING_METHODS:
+            return
+        decision = await limiter.check(database(request), caller)
+        headers = limiter.headers(decision)
+        if not decision.allowed:
+            headers["Retry-After"] = str(decision.retry_after_seconds)
+            raise TooManyRequests(
+                f"too many changes: at most {decision.limit} at once, then"
+                f" {limiter.user.per_second:g} a second per user"
+                f" ({limiter.tenant.per_second:g} per tenant); retry after"
+                f" {decision.retry_after_seconds} s",
+                slug="rate-limited",
+                headers=headers,
+                limit=decision.limit,
+            )
+        setattr(request.state, _HEADERS_STATE, headers)
+
+    return rate_limited
+
+
+class RateLimitHeaders:
+    """Add the RateLimit-* headers the limiter decided to the response a route sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})  # the dict the route's `request.state` writes into
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra: dict[str, str] = scope.get("state", {}).get(_HEADERS_STATE) or {}
+                if extra:
+                    headers = list(message.get("headers", []))
+                    headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def include_routers(
+    app: FastAPI, routers: Iterable[APIRouter], mutating: Sequence[DependsParam]
+) -> None:
+    """Include `routers` in `app` in order, adding `mutating` to every mutating route."""
+    for router in routers:
+        if not any(_mutates(route) for route in router.routes):
+            app.include_router(router)
+            continue
+        for route in router.routes:
+            one = APIRouter()
+            one.routes.append(route)
+            app.include_router(one, dependencies=mutating if _mutates(route) else None)
+
+
+def _mutates(route: Any) -> bool:
+    return isinstance(route, APIRoute) and bool((route.methods or set()) & MUTATING_METHODS)
+
+
+def install_limits(
+    app: FastAPI,
+    settings: ServiceSettings,
+    principal: Callable[..., Any],
+    database: Callable[[Request], AsyncDatabase[Doc]],
+) -> list[DependsParam]:
+    """Cap bodies, keep the limiter on the app; the dependencies mutating routes get."""
+    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(BodyLimit)
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
+    return [Depends(rate_limit_dependency(principal, database))]
