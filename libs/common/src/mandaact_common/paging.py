@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Final
+from typing import Annotated, Final
+
+from fastapi import Query
 
 from mandaact_common.errors import InvalidInput
 
@@ -19,6 +21,17 @@ CURSOR_PATTERN: Final = "^[A-Za-z0-9_-]+$"
 CURSOR_MAX_LENGTH: Final = 512
 
 Key = str | int
+
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=CURSOR_MAX_LENGTH,
+        pattern=CURSOR_PATTERN,
+        description="`next_cursor` of the previous page (one this API did not return is"
+        " refused with 422).",
+    ),
+]
+"""The `cursor` query parameter of every paged list."""
 
 
 def encode_cursor(*values: Key) -> str:

@@ -11,7 +11,7 @@ from checkins.api.deps import Checkins, CurrentOwner
 from checkins.api.schemas import CheckinPage, CheckinPublic, ChecklistPublic, IsoDate
 from checkins.domain.model import MAX_CHANGES_PER_DATE, MAX_RANGE_DAYS, CheckinCursor
 from mandaact_common.openapi import problems
-from mandaact_common.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+from mandaact_common.paging import CursorQuery
 
 # 401, 422 and 503 follow from what a route depends on (mandaact_common.openapi).
 CHANGE_ERRORS = problems(
@@ -107,15 +107,7 @@ async def list_checkins(
         IsoDate | None, Query(alias="to", description="Last date (default: today, local).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=CURSOR_MAX_LENGTH,
-            pattern=CURSOR_PATTERN,
-            description="`next_cursor` of the previous page (one this API did not return is"
-            " refused with 422).",
-        ),
-    ] = None,
+    cursor: CursorQuery = None,
 ) -> CheckinPage:
     """The caller's check-ins between two local dates (both included, at most 92 days), a page
     at a time in date, time and action order."""

@@ -31,7 +31,7 @@ from mandaact_common.idempotency import (
     StoredResponse,
 )
 from mandaact_common.openapi import problems
-from mandaact_common.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+from mandaact_common.paging import CursorQuery
 
 CREATE_OPERATION = "POST /v1/mandalarts"
 
@@ -147,15 +147,7 @@ async def list_mandalarts(
     owner: CurrentOwner,
     goals: Goals,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=CURSOR_MAX_LENGTH,
-            pattern=CURSOR_PATTERN,
-            description="`next_cursor` of the previous page (one this API did not return is"
-            " refused with 422).",
-        ),
-    ] = None,
+    cursor: CursorQuery = None,
     active: Annotated[bool | None, Query(description="Only active (or inactive) grids.")] = None,
 ) -> MandalartPage:
     """The caller's grids, newest first, a page at a time."""
