@@ -10,7 +10,7 @@ Collections (database `mandaact_reports`):
 - `llm_cache`: one per (tenant, prompt): the LLM call made for it, claimed before it is made.
 - `llm_budget`: one per (tenant, calendar month): the LLM calls made, and those refused.
 
-Every document carries `tenant_id` (outbox and processed-event rows are the shared libs').
+Every document carries `tenant_id` (as the shared outbox and processed-event rows do).
 """
 
 from __future__ import annotations
