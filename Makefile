@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # pyproject.toml). It only ever goes up: raise it when the total does, never lower it.
 COV_FLOOR := 88
 
-.PHONY: install up down status test test-unit test-integration test-e2e lint fmt bench schemas clean
+.PHONY: install up down status test test-unit test-integration test-e2e lint fmt bench load schemas clean
 
 $(STAMP): requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,22 @@ endif
 
 bench: install ## figures with their same-run baselines, kept in bench-results/<name>.json
 	$(BIN)/python -m benchmarks $(BENCH) $(BENCH_NAMES)
+
+# `make load`: Locust headless against a running `make up` (docs/benchmarks.md, "Load").
+# Locust is installed on demand (pinned), not in requirements-dev.txt: it pulls gevent, Flask
+# and more, which CI never needs.
+LOCUST_VERSION := 2.47.0
+LOAD_USERS ?= 32
+LOAD_RATE ?= 8
+LOAD_TIME ?= 60s
+load: install
+	@$(BIN)/python -c 'import locust' 2>/dev/null && [ "$$($(BIN)/python -c 'import locust; print(locust.__version__)')" = "$(LOCUST_VERSION)" ] \
+		|| $(BIN)/pip install -q locust==$(LOCUST_VERSION)
+	@$(BIN)/python -c 'import sys, urllib.request as u; [u.urlopen(f"http://127.0.0.1:{p}/readyz", timeout=3) for p in (8001, 8002, 8003, 8004)]' 2>/dev/null \
+		|| { echo "make load: the stack is not running or not ready (readyz on 127.0.0.1:8001-8004); start it with 'make up'" >&2; exit 1; }
+	@mkdir -p .run/load
+	MANDAACT_ENV=local $(BIN)/locust -f tools/load/locustfile.py --headless \
+		-u $(LOAD_USERS) -r $(LOAD_RATE) -t $(LOAD_TIME) --csv .run/load/load --only-summary
 
 schemas: install ## regenerate the checked-in JSON Schemas and AsyncAPI document
 	$(BIN)/python -m mandaact_contracts.export
