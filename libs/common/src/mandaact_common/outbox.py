@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from mandaact_common.mongo import Doc, find_in, in_transaction
 from mandaact_common.observability import (
@@ -55,6 +55,35 @@ EVENTS_PER_ROW = 1000
 RELAY_LEASE = "outbox_relay_lease"
 PARKED_RECOUNT_SECONDS = 60.0
 """How often the relay refreshes the `mandaact_outbox_parked` gauge (and at once on parking)."""
+WATCH_AWAIT_SECONDS = 5.0
+"""How long one change-stream `getMore` waits on the server for an insert (at most)."""
+_WATCH_UNSUPPORTED = frozenset({40573, 40324, 115, 59, 20})
+"""Server answers meaning "no change streams here" (standalone, unknown stage or command)."""
+_WATCH_HISTORY_LOST = frozenset({286, 280, 260})
+"""The resume token is too old or invalid: start a new stream (and re-poll once)."""
+
+_wakers: dict[str, set[asyncio.Event]] = {}
+"""In-process wake-up: the relays of this process, by database name."""
+
+
+def register_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
+    """Have `event` set whenever a transaction of this process commits outbox rows into `db`."""
+    _wakers.setdefault(db.name, set()).add(event)
+
+
+def unregister_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
+    waiting = _wakers.get(db.name)
+    if waiting is not None:
+        waiting.discard(event)
+        if not waiting:
+            del _wakers[db.name]
+
+
+def notify_committed(db: AsyncDatabase[Doc]) -> None:
+    """Wake this process's relays of `db`: call only after the outbox rows were committed."""
+    for event in tuple(_wakers.get(db.name, ())):
+        event.set()
+
 
 _ROW_FAULTS = (
     MessageSizeTooLargeError,
@@ -92,6 +121,8 @@ class Transaction:
     db: AsyncDatabase[Doc]
     source: str
     events: list[tuple[str, Envelope, bytes]] = field(default_factory=list)
+    wrote_outbox: bool = False
+    """Whether `flush` wrote rows (they are stored only once the transaction commits)."""
 
     def emit(self, topic: str, payload: BaseModel, subject: str | None = None) -> Envelope:
         """Record an event to be written to the outbox with this transaction's changes."""
@@ -110,6 +141,7 @@ class Transaction:
         """
         if not self.events:
             return
+        self.wrote_outbox = True
         now = datetime.now(UTC)
         events: list[Doc] = [
             {
@@ -188,15 +220,25 @@ async def transact(
     source: str,
     work: Callable[[Transaction], Awaitable[T]],
 ) -> T:
-    """Run `work` and write the events it emits in the same Mongo transaction."""
+    """Run `work` and write the events it emits in the same Mongo transaction.
+
+    Once the transaction has committed with outbox rows, this process's relays of `db` are
+    woken (never from inside the callback, which the driver may retry or abort).
+    """
+    wrote = False
 
     async def callback(session: AsyncClientSession) -> T:
+        nonlocal wrote
         tx = Transaction(session=session, db=db, source=source)
         result = await work(tx)
         await tx.flush()
+        wrote = tx.wrote_outbox  # of the try that commits: the last one
         return result
 
-    return await in_transaction(client, callback)
+    result = await in_transaction(client, callback)
+    if wrote:
+        notify_committed(db)
+    return result
 
 
 async def ensure_outbox_indexes(db: AsyncDatabase[Doc]) -> None:
@@ -258,11 +300,13 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         service: str,
         *,
-        poll_seconds: float = 0.05,
+        poll_seconds: float = 1.0,
         rows_per_poll: int = 10,
         lease_seconds: float = 10.0,
         max_attempts: int = 10,
         probe_seconds: float = 5.0,
+        watch: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._producer = producer
@@ -273,6 +317,28 @@ class OutboxRelay:
         self._max_attempts = max_attempts
         self._probe_seconds = probe_seconds
         self._owner = uuid.uuid4().hex
+        self._watch = watch
+        self._clock = clock
+        self._lease_until = float("-inf")
+        """Until when (on `clock`) this relay surely holds the lease; -inf when it does not."""
+        self.watching = False
+        """Whether a change stream on `outbox` is open (for tests and diagnostics)."""
+
+    async def ensure_lease(self) -> bool:
+        """Whether this relay holds the lease, renewing it only when less than half is left.
+
+        The local deadline is counted from *before* the write, so it never outlasts the one
+        stored: while it runs no other relay can take the lease, and once it is past this relay
+        publishes nothing until it has renewed.
+        """
+        started = self._clock()
+        if started < self._lease_until - self._lease_seconds / 2:
+            return True
+        self._lease_until = float("-inf")
+        if not await self._hold_lease():
+            return False
+        self._lease_until = started + self._lease_seconds
+        return True
 
     async def _hold_lease(self) -> bool:
         now = datetime.now(UTC)
@@ -435,8 +501,24 @@ class OutboxRelay:
         return int(parked)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set; errors are logged and retried with backoff."""
-        backoff = self._poll
+        """Relay until `stop` is set; errors are logged and retried with backoff.
+
+        Woken, not polled: by a commit of this process (`transact`), by a change stream on
+        `outbox` (other processes' commits) where the server has them, and otherwise by a slow
+        poll (`poll_seconds`), the safety net. A round that published re-polls at once.
+        """
+        wake = asyncio.Event()
+        register_wake(self._db, wake)
+        watcher = asyncio.create_task(self._watch_outbox(wake, stop), name="outbox-watch")
+        try:
+            await self._relay(wake, stop)
+        finally:
+            unregister_wake(self._db, wake)
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _relay(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        backoff = 0.05
         recount_at = 0.0
         while not stop.is_set():
             if time.monotonic() >= recount_at:
@@ -445,19 +527,71 @@ class OutboxRelay:
                     await self.count_parked()
                 recount_at = time.monotonic() + PARKED_RECOUNT_SECONDS
             try:
-                if not await self._hold_lease():
+                if not await self.ensure_lease():
                     await _wait(stop, self._lease_seconds / 2)
                     continue
+                wake.clear()  # a commit from now on wakes the next round
                 published = await self.publish_pending()
-                backoff = self._poll
+                backoff = 0.05
                 if published == 0:
-                    await _wait(stop, self._poll)
+                    await _wait(stop, self._poll, wake)
             except Exception as exc:
+                self._lease_until = float("-inf")  # check the lease again before publishing
                 log.warning("outbox relay error, retrying in %.2fs: %r", backoff, exc)
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    async def _watch_outbox(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        """Set `wake` on every insert into `outbox` (any process), by a change stream.
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        Resumes after the last change seen; a server without change streams leaves the relay
+        on its poll. Every (re)open also wakes the relay, for what came in meanwhile.
+        """
+        if not self._watch:
+            return
+        timeout = self._db.client.options.timeout
+        await_s = WATCH_AWAIT_SECONDS if timeout is None else min(WATCH_AWAIT_SECONDS, timeout / 2)
+        token: Mapping[str, Any] | None = None
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                async with await self._db[OUTBOX].watch(
+                    [{"$match": {"operationType": "insert"}}],
+                    resume_after=token,
+                    max_await_time_ms=int(await_s * 1000),
+                ) as stream:
+                    self.watching = True
+                    wake.set()
+                    backoff = 0.5
+                    while not stop.is_set():
+                        change = await stream.try_next()
+                        token = stream.resume_token
+                        if change is not None:
+                            wake.set()
+            except OperationFailure as exc:
+                self.watching = False
+                if exc.code in _WATCH_UNSUPPORTED:
+                    log.info("no change streams on this server (%s); the relay polls", exc)
+                    return
+                if exc.code in _WATCH_HISTORY_LOST:
+                    token = None
+                log.warning("outbox change stream failed, reopening in %.1fs: %r", backoff, exc)
+                await _wait(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
+            except PyMongoError as exc:
+                self.watching = False
+                log.warning("outbox change stream failed, reopening in %.1fs: %r", backoff, exc)
+                await _wait(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
+
+
+async def _wait(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+    """Wait `seconds`, or less when `stop` (or `wake`) is set."""
+    waits = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

@@ -93,8 +93,9 @@ class ServiceSettings(KafkaClientSettings):
         validation_alias=AliasChoices("MANDAACT_CONSUMER_BACKOFF", "consumer_backoff_seconds"),
     )
     relay_poll_seconds: float = Field(
-        0.05, gt=0, validation_alias=AliasChoices("MANDAACT_RELAY_POLL", "relay_poll_seconds")
+        1.0, gt=0, validation_alias=AliasChoices("MANDAACT_RELAY_POLL", "relay_poll_seconds")
     )
+    """The relay's safety-net poll when idle; commits wake it at once (docs/delivery.md)."""
     # Delivery resilience (docs/delivery.md, "When a dependency is down").
     mongo_timeout_ms: int = Field(
         10_000,

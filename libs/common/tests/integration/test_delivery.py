@@ -19,6 +19,7 @@ from mandaact_common.consumer import (
     KafkaDeadLetterSink,
     RetryPolicy,
 )
+from mandaact_common.mongo import in_transaction
 from mandaact_common.outbox import OUTBOX, OutboxRelay, Transaction, make_producer, transact
 from mandaact_common.settings import ServiceSettings
 from mandaact_common.testing import MemoryRecord, RecordingDeadLetters, record_of
@@ -348,4 +349,97 @@ async def test_malformed_message_goes_to_the_dead_letter_topic_and_consumer_move
         assert await count_effects(db) == 1
     finally:
         await broker.stop()
+        await producer.stop()
+
+
+async def test_relay_renews_its_lease_only_when_half_of_it_is_left(
+    mongo_client: Any, unique_db_name: str
+) -> None:
+    db = mongo_client[unique_db_name]
+    now = [0.0]
+    writes: list[float] = []
+
+    class Counted(OutboxRelay):
+        async def _hold_lease(self) -> bool:
+            writes.append(now[0])
+            return await super()._hold_lease()
+
+    relay = Counted(db, Any, "lease", lease_seconds=10.0, clock=lambda: now[0])
+    other = OutboxRelay(db, Any, "lease", lease_seconds=10.0)
+    for t in (0.0, 0.05, 1.0, 4.9):
+        now[0] = t
+        assert await relay.ensure_lease()
+    assert writes == [0.0]  # one write for the first five seconds of polls
+    assert not await other.ensure_lease()  # held: the other relay never publishes
+    now[0] = 5.1
+    assert await relay.ensure_lease()
+    now[0] = 9.0
+    assert await relay.ensure_lease()
+    assert writes == [0.0, 5.1]
+
+
+async def _wait_published(db: Any, seconds: float) -> float:
+    t0 = asyncio.get_running_loop().time()
+    while await db[OUTBOX].count_documents({}):
+        assert asyncio.get_running_loop().time() - t0 < seconds, "not published in time"
+        await asyncio.sleep(0.01)
+    return asyncio.get_running_loop().time() - t0
+
+
+async def test_relay_is_woken_by_a_commit_in_its_process_not_by_its_poll(
+    infra: Any, mongo_client: Any, unique_db_name: str
+) -> None:
+    topic = topics.ACTION_COMPLETED
+    await _create_topics(infra.bootstrap_servers, [topic])
+    db = mongo_client[unique_db_name]
+    producer = make_producer(infra.bootstrap_servers, "test-relay-wake")
+    await producer.start()
+    relay = OutboxRelay(db, producer, "wake", poll_seconds=30.0, watch=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # the first (empty) round is over: the relay waits 30 s
+
+        async def work(tx: Transaction) -> None:
+            tx.emit(topic, completed(tenant=f"t-{uuid.uuid4().hex[:6]}"))
+
+        await transact(mongo_client, db, "checkins", work)
+        assert await _wait_published(db, 5.0) < 1.0
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+
+
+async def test_relay_is_woken_by_the_change_stream_for_another_process_commit(
+    infra: Any, mongo_client: Any, unique_db_name: str
+) -> None:
+    topic = topics.ACTION_COMPLETED
+    await _create_topics(infra.bootstrap_servers, [topic])
+    db = mongo_client[unique_db_name]
+    await db.create_collection(OUTBOX)
+    producer = make_producer(infra.bootstrap_servers, "test-relay-watch")
+    await producer.start()
+    relay = OutboxRelay(db, producer, "watch", poll_seconds=30.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        for _ in range(100):
+            if relay.watching:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.watching, "SecantusDB has change streams; the relay should watch"
+        await asyncio.sleep(0.5)  # the wake-up of the stream's opening is spent
+
+        async def raw(session: Any) -> None:
+            # As another process would: rows committed without this process's signal.
+            tx = Transaction(session=session, db=db, source="checkins")
+            tx.emit(topic, completed(tenant=f"t-{uuid.uuid4().hex[:6]}"))
+            await tx.flush()
+
+        await in_transaction(mongo_client, raw)
+        assert await _wait_published(db, 5.0) < 1.0
+    finally:
+        stop.set()
+        await task
         await producer.stop()
