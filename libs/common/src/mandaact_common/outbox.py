@@ -56,6 +56,9 @@ RELAY_LEASE = "outbox_relay_lease"
 PARKED_RECOUNT_SECONDS = 60.0
 """How often the relay refreshes the `mandaact_outbox_parked` gauge (and at once on parking)."""
 WATCH_AWAIT_SECONDS = 5.0
+WATCHED_POLL_SECONDS = 10.0
+"""The safety-net poll while a change stream is open (it and the in-process signal wake the
+relay for every commit; a stream that reopens wakes it once too)."""
 """How long one change-stream `getMore` waits on the server for an insert (at most)."""
 _WATCH_UNSUPPORTED = frozenset({40573, 40324, 115, 59, 20})
 """Server answers meaning "no change streams here" (standalone, unknown stage or command)."""
@@ -534,7 +537,8 @@ class OutboxRelay:
                 published = await self.publish_pending()
                 backoff = 0.05
                 if published == 0:
-                    await _wait(stop, self._poll, wake)
+                    poll = max(self._poll, WATCHED_POLL_SECONDS) if self.watching else self._poll
+                    await _wait(stop, poll, wake)
             except Exception as exc:
                 self._lease_until = float("-inf")  # check the lease again before publishing
                 log.warning("outbox relay error, retrying in %.2fs: %r", backoff, exc)
