@@ -25,19 +25,21 @@ PRODUCERS: Final[dict[str, str]] = {
     topics.BADGE_UNLOCKED: "gamification",
     topics.STREAK_CHANGED: "gamification",
     topics.REPORT_GENERATED: "reports",
+    topics.NOTIFICATION_REQUESTED: "notifications",
 }
 
 CONSUMERS: Final[dict[str, tuple[str, ...]]] = {
-    topics.USER_CHANGED: ("checkins", "gamification", "reports"),
-    topics.GOAL_CHANGED: ("checkins", "gamification", "reports"),
-    topics.ACTION_COMPLETED: ("gamification", "reports"),
-    topics.ACTION_UNCOMPLETED: ("gamification", "reports"),
-    topics.XP_AWARDED: ("reports",),
-    topics.XP_REVOKED: ("reports",),
-    topics.LEVEL_REACHED: ("reports",),
-    topics.BADGE_UNLOCKED: ("reports",),
-    topics.STREAK_CHANGED: ("reports",),
-    topics.REPORT_GENERATED: (),
+    topics.USER_CHANGED: ("checkins", "gamification", "reports", "webhooks", "notifications"),
+    topics.GOAL_CHANGED: ("checkins", "gamification", "reports", "webhooks", "notifications"),
+    topics.ACTION_COMPLETED: ("gamification", "reports", "webhooks", "notifications"),
+    topics.ACTION_UNCOMPLETED: ("gamification", "reports", "webhooks", "notifications"),
+    topics.XP_AWARDED: ("reports", "webhooks"),
+    topics.XP_REVOKED: ("reports", "webhooks"),
+    topics.LEVEL_REACHED: ("reports", "webhooks", "notifications"),
+    topics.BADGE_UNLOCKED: ("reports", "webhooks", "notifications"),
+    topics.STREAK_CHANGED: ("reports", "webhooks", "notifications"),
+    topics.REPORT_GENERATED: ("webhooks", "notifications"),
+    topics.NOTIFICATION_REQUESTED: ("webhooks",),
 }
 
 _SCHEMA_REF: Final = "#/components/schemas/{model}"

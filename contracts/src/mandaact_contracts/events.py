@@ -65,6 +65,46 @@ class _Snapshot(BaseModel):
 # --- goals -----------------------------------------------------------------------------------
 
 
+_ALIASED: Final = ConfigDict(
+    frozen=True,
+    extra="ignore",
+    validate_by_name=True,
+    validate_by_alias=True,
+    serialize_by_alias=True,
+)
+"""`from` is a Python keyword: the field is `from_`, read and written as `from`."""
+
+
+class PauseSnapshot(_Snapshot):
+    """A vacation pause: local dates `from`..`to`, inclusive."""
+
+    model_config = _ALIASED
+
+    from_: date = Field(alias="from")
+    to: date
+    reason: str | None = None
+
+
+class QuietHoursSnapshot(_Snapshot):
+    """Local wall-clock hours in which no notification is sent (may wrap midnight)."""
+
+    model_config = _ALIASED
+
+    from_: str = Field(alias="from", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    to: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class NotificationSettingsSnapshot(_Snapshot):
+    """Which notification kinds a user wants (each defaults to true)."""
+
+    daily_reminder: bool = True
+    streak_at_risk: bool = True
+    comeback: bool = True
+    report_ready: bool = True
+    badge_unlocked: bool = True
+    level_reached: bool = True
+
+
 class UserChanged(EventPayload):
     """A user's settings after a change (or at creation)."""
 
@@ -73,6 +113,25 @@ class UserChanged(EventPayload):
     locale: Literal["ko", "en"]
     display_name: str | None
     changed_at: UtcDatetime
+    day_starts_at: str = Field(
+        default="00:00",
+        pattern=r"^(0\d|1[0-2]):[0-5]\d$",
+        description="Start of the user's day (HH:MM, 00:00-12:00): local date = local time - it.",
+    )
+    pauses: list[PauseSnapshot] = Field(
+        default_factory=list, description="The user's vacation pauses (local dates, inclusive)."
+    )
+    reminder_time: str = Field(
+        default="20:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local time of the daily reminder and of comeback notifications (HH:MM).",
+    )
+    quiet_hours: QuietHoursSnapshot | None = Field(
+        default=None, description="Local hours without notifications; null = 22:00-08:00."
+    )
+    notifications: NotificationSettingsSnapshot | None = Field(
+        default=None, description="Which notification kinds the user wants; null = all of them."
+    )
 
 
 class ScheduleSnapshot(_Snapshot):
@@ -203,6 +262,10 @@ class StreakChanged(EventPayload):
     longest: int = Field(ge=0)
     last_active_date: date | None
     changed_at: UtcDatetime
+    freezes: int = Field(default=0, ge=0, le=2, description="Streak freezes held (0-2).")
+    frozen_dates: list[date] = Field(
+        default_factory=list, description="Local dates a freeze kept the streak (last 30 days)."
+    )
 
 
 # --- reports ---------------------------------------------------------------------------------
@@ -219,6 +282,31 @@ class ReportGenerated(EventPayload):
     )
     generator: Literal["llm", "fallback"]
     generated_at: UtcDatetime
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+NotificationKind = Literal[
+    "daily_reminder",
+    "streak_at_risk",
+    "comeback",
+    "report_ready",
+    "badge_unlocked",
+    "level_reached",
+]
+
+
+class NotificationRequested(EventPayload):
+    """The notifications service decided to tell a user something (a push gateway sends it)."""
+
+    notification_id: str
+    kind: NotificationKind
+    locale: Literal["ko", "en"]
+    title: str
+    body: str
+    deep_link: str
+    local_date: date = Field(description="The user's local date the notification is for.")
+    created_at: UtcDatetime
 
 
 # --- registry --------------------------------------------------------------------------------
@@ -249,6 +337,7 @@ EVENT_TYPES: Final[dict[str, EventSpec]] = dict(
         _spec(topics.BADGE_UNLOCKED, BadgeUnlocked),
         _spec(topics.STREAK_CHANGED, StreakChanged),
         _spec(topics.REPORT_GENERATED, ReportGenerated),
+        _spec(topics.NOTIFICATION_REQUESTED, NotificationRequested),
     ]
 )
 

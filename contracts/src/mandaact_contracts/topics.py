@@ -14,6 +14,7 @@ LEVEL_REACHED: Final = "level.reached"
 BADGE_UNLOCKED: Final = "badge.unlocked"
 STREAK_CHANGED: Final = "streak.changed"
 REPORT_GENERATED: Final = "report.generated"
+NOTIFICATION_REQUESTED: Final = "notification.requested"
 
 ALL_TOPICS: Final[tuple[str, ...]] = (
     USER_CHANGED,
@@ -26,6 +27,7 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
     BADGE_UNLOCKED,
     STREAK_CHANGED,
     REPORT_GENERATED,
+    NOTIFICATION_REQUESTED,
 )
 
 TOPIC_PARTITIONS: Final[dict[str, int]] = dict.fromkeys(ALL_TOPICS, 3)

@@ -49,7 +49,7 @@ def _completed(**overrides: object) -> ActionCompleted:
 
 def test_every_topic_is_registered_with_three_partitions() -> None:
     assert set(topics.TOPIC_PARTITIONS) == set(topics.ALL_TOPICS) == set(EVENT_TYPES)
-    assert len(topics.ALL_TOPICS) == 10
+    assert len(topics.ALL_TOPICS) == 11
     assert set(topics.TOPIC_PARTITIONS.values()) == {3}
     assert topics.USER_CHANGED == "user.changed"
 
