@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := contracts libs/common tools/devstack tools/cli services/goals services/checkins services/gamification services/reports
+PACKAGES := contracts libs/common tools/devstack tools/cli services/goals services/checkins services/gamification services/reports services/webhooks services/notifications
 SRC := contracts libs tools services tests benchmarks conftest.py
 STAMP := $(VENV)/.installed
 # Coverage floor of `make test` (total %, line + branch, over [tool.coverage.run] source in

@@ -20,6 +20,8 @@ from typing import Any
 BENCHES = {
     "gamification": "benchmarks.gamification_bench",
     "reports": "benchmarks.reports_bench",
+    "notifications": "benchmarks.notifications_bench",
+    "pipeline": "benchmarks.pipeline_bench",
 }
 RESULTS_DIR = Path(
     os.environ.get("BENCH_RESULTS_DIR", Path(__file__).resolve().parent.parent / "bench-results")

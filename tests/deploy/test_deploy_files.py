@@ -41,9 +41,16 @@ K8S_DIR = ROOT / "deploy" / "k8s"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 KAFKA_SCRIPTS = ROOT / "deploy" / "kafka" / "compose"
 
-PORTS = {"goals": 8001, "checkins": 8002, "gamification": 8003, "reports": 8004}
+PORTS = {
+    "goals": 8001,
+    "checkins": 8002,
+    "gamification": 8003,
+    "reports": 8004,
+    "webhooks": 8005,
+    "notifications": 8006,
+}
 SERVICES = tuple(PORTS)
-CONSUMER_GROUPS = ("checkins", "gamification", "reports")
+CONSUMER_GROUPS = ("checkins", "gamification", "reports", "notifications", "webhooks")
 WORKER_METRICS_PORT = 9100
 INFRA = ("kafka", "mongo")
 ONE_SHOT = ("kafka-format", "kafka-init")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-SERVICES = ("goals", "checkins", "gamification", "reports")
+SERVICES = ("goals", "checkins", "gamification", "reports", "notifications")
 
 
 @dataclass

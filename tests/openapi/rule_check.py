@@ -30,6 +30,8 @@ RULES: Final[dict[str, frozenset[str]]] = {
     # W53 of a year that has 52 ISO weeks.
     "GET /v1/reports/weekly/{iso_week}": frozenset({"path.iso_week"}),
     "POST /v1/reports/weekly/{iso_week}/generate": frozenset({"path.iso_week"}),
+    # A cursor this API did not hand out.
+    "GET /v1/me/notifications": frozenset({"query.cursor"}),
 }
 """Per operation, the fields a validation problem may name for schema-valid input (docs/api.md)."""
 

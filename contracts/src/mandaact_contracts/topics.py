@@ -42,7 +42,13 @@ def dead_letter_topic(group: str) -> str:
     return f"{group}{DEAD_LETTER_SUFFIX}"
 
 
-CONSUMER_GROUPS: Final[tuple[str, ...]] = ("checkins", "gamification", "reports")
+CONSUMER_GROUPS: Final[tuple[str, ...]] = (
+    "checkins",
+    "gamification",
+    "reports",
+    "notifications",
+    "webhooks",
+)
 """The services' consumer groups; each has its own dead-letter topic."""
 
 

@@ -12,6 +12,7 @@ from mandaact_common.domain.calendar import (
     InvalidTimezone,
     backfill_window,
     check_date_allowed,
+    day_start_offset,
     days_between,
     is_valid_timezone,
     iso_week,
@@ -119,6 +120,35 @@ def test_day_bounds_where_midnight_is_skipped() -> None:
     assert end - start == timedelta(hours=23)
     assert local_date(start, "America/Santiago") == date(2026, 9, 6)
     assert local_date(start - timedelta(microseconds=1), "America/Santiago") == date(2026, 9, 5)
+
+
+def test_a_check_in_before_the_day_start_belongs_to_the_day_before() -> None:
+    tuesday_0130 = datetime(2026, 12, 1, 1, 30, tzinfo=ZoneInfo("Asia/Seoul"))
+    assert local_date(tuesday_0130, "Asia/Seoul", "04:00") == date(2026, 11, 30)
+    assert local_date(tuesday_0130, "Asia/Seoul") == date(2026, 12, 1)
+    assert local_date(tuesday_0130 + timedelta(hours=2, minutes=30), "Asia/Seoul", "04:00") == (
+        date(2026, 12, 1)
+    )
+
+
+def test_day_start_on_the_new_york_spring_forward_night() -> None:
+    # 2026-03-08: 02:00 EST jumps to 03:00 EDT. With a 04:00 day start the 7th runs to 04:00 EDT.
+    before = datetime(2026, 3, 8, 6, 30, tzinfo=UTC)  # 01:30 EST
+    after_jump = datetime(2026, 3, 8, 7, 30, tzinfo=UTC)  # 03:30 EDT
+    day_start = datetime(2026, 3, 8, 8, 0, tzinfo=UTC)  # 04:00 EDT
+    for instant in (before, after_jump):
+        assert local_date(instant, "America/New_York", "04:00") == date(2026, 3, 7)
+    assert local_date(day_start, "America/New_York", "04:00") == date(2026, 3, 8)
+    start, end = local_day_bounds(date(2026, 3, 7), "America/New_York", "04:00")
+    assert start == datetime(2026, 3, 7, 9, 0, tzinfo=UTC)
+    assert end == day_start
+    assert end - start == timedelta(hours=23)
+
+
+@pytest.mark.parametrize("bad", ["12:01", "13:00", "4:00", "04:60", "0400", ""])
+def test_a_day_start_outside_00_00_to_12_00_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="day start"):
+        day_start_offset(bad)
 
 
 # --- ISO weeks ----------------------------------------------------------------------------------

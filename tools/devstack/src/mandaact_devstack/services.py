@@ -28,6 +28,8 @@ SERVICE_PORTS: dict[str, int] = {
     "checkins": 8002,
     "gamification": 8003,
     "reports": 8004,
+    "webhooks": 8005,
+    "notifications": 8006,
 }
 
 

@@ -14,12 +14,14 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
+    "DEFAULT_DAY_START",
     "DEFAULT_TIMEZONE",
     "DateNotAllowed",
     "DateNotAllowedReason",
     "InvalidTimezone",
     "backfill_window",
     "check_date_allowed",
+    "day_start_offset",
     "days_between",
     "is_valid_timezone",
     "iso_week",
@@ -34,6 +36,9 @@ __all__ = [
 
 DEFAULT_TIMEZONE: Final = "Asia/Seoul"
 """The timezone of a user nothing is known about yet (SPEC §2)."""
+
+DEFAULT_DAY_START: Final = "00:00"
+"""When a user's day starts unless they say otherwise (SPEC §6 `day_starts_at`)."""
 
 DateNotAllowedReason = Literal["future", "too_old"]
 
@@ -90,27 +95,48 @@ def zone(tz: str) -> ZoneInfo:
 # --- the user's day ----------------------------------------------------------------------------
 
 
-def local_date(instant: datetime, tz: str) -> date:
-    """Return the calendar date that `instant` (timezone-aware) falls on in timezone `tz`."""
+def day_start_offset(day_starts_at: str) -> timedelta:
+    """Return the offset "HH:MM" (00:00-12:00) a user's day starts after local midnight."""
+    hours, sep, minutes = day_starts_at.partition(":")
+    if not (sep and hours.isdigit() and minutes.isdigit() and len(hours) == len(minutes) == 2):
+        raise ValueError(f"day start must be HH:MM, got {day_starts_at!r}")
+    offset = timedelta(hours=int(hours), minutes=int(minutes))
+    if int(minutes) > 59 or offset > timedelta(hours=12):
+        raise ValueError(f"day start must be 00:00-12:00, got {day_starts_at!r}")
+    return offset
+
+
+def local_date(instant: datetime, tz: str, day_starts_at: str = DEFAULT_DAY_START) -> date:
+    """Return the user's date of `instant` (timezone-aware) in `tz`: (local time - day start).
+
+    The day start is taken off the wall-clock time, so a check-in at 01:30 with a 04:00 start
+    belongs to the day before whatever the zone's DST does that night.
+    """
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"instant must be timezone-aware, got naive {instant.isoformat()}")
-    return instant.astimezone(zone(tz)).date()
+    wall = instant.astimezone(zone(tz)).replace(tzinfo=None)
+    return (wall - day_start_offset(day_starts_at)).date()
 
 
-def today_in(tz: str, now: datetime) -> date:
-    """Return today's date in timezone `tz` at the moment `now` (timezone-aware)."""
-    return local_date(now, tz)
+def today_in(tz: str, now: datetime, day_starts_at: str = DEFAULT_DAY_START) -> date:
+    """Return the user's date today in timezone `tz` at the moment `now` (timezone-aware)."""
+    return local_date(now, tz, day_starts_at)
 
 
-def local_day_bounds(d: date, tz: str) -> tuple[datetime, datetime]:
+def local_day_bounds(
+    d: date, tz: str, day_starts_at: str = DEFAULT_DAY_START
+) -> tuple[datetime, datetime]:
     """Return the UTC instants [start, end) of local date `d` in `tz` (23 or 25 hours on DST days).
 
-    Where a zone skips midnight (e.g. America/Santiago), the day starts at the transition,
-    which is where `fold=0` places the missing 00:00.
+    A day runs from its day start to the next date's day start, wall-clock. Where a zone skips
+    the start (e.g. America/Santiago at midnight), the day starts at the transition, which is
+    where `fold=0` places the missing time.
     """
     tzinfo = zone(tz)
-    start = datetime.combine(d, time(0), tzinfo).astimezone(UTC)
-    end = datetime.combine(d + timedelta(days=1), time(0), tzinfo).astimezone(UTC)
+    offset = day_start_offset(day_starts_at)
+    start = (datetime.combine(d, time(0)) + offset).replace(tzinfo=tzinfo).astimezone(UTC)
+    next_day = datetime.combine(d + timedelta(days=1), time(0)) + offset
+    end = next_day.replace(tzinfo=tzinfo).astimezone(UTC)
     return start, end
 
 

@@ -1,0 +1,1 @@
+"""MandaAct notifications: what to tell a user and when (SPEC §8)."""

@@ -1,0 +1,1 @@
+"""MandaAct webhooks service."""

@@ -1,0 +1,84 @@
+"""The Mongo adapter with the real consumer: fan-out in the consumer's transaction, claims that
+never hand one delivery to two workers, the delivery log newest first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mandaact_common.mongo import Doc
+from services.webhooks.tests.integration.conftest import Feed
+from services.webhooks.tests.support import action_completed, resolver_of
+from webhooks.delivery import DeliveryWorker, Limits
+from webhooks.guard import UrlGuard
+from webhooks.service import WebhooksService
+from webhooks.store.mongo import DELIVERIES, unit_of_work
+
+pytestmark = pytest.mark.integration
+
+GUARD = UrlGuard(allow_private=True, resolver=resolver_of({}))
+
+
+async def test_events_become_deliveries_once_and_only_for_their_tenant(
+    mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], feed: Feed
+) -> None:
+    service = WebhooksService(unit_of_work(mongo_client, db), GUARD)
+    acme = await service.create("acme", "http://127.0.0.1:9/a", ["action.completed"], None)
+    xp_only = await service.create("acme", "http://127.0.0.1:9/x", ["xp.awarded"], None)
+    globex = await service.create("globex", "http://127.0.0.1:9/g", ["*"], None)
+    event = action_completed("acme")
+    await feed(event, action_completed("globex"))
+    await feed(event)  # redelivered: the consumer and the delivery id both drop it
+    assert [
+        d.event_id for d in (await service.deliveries("acme", acme.id, status=None, limit=9)).items
+    ] == [event.id]
+    assert (await service.deliveries("acme", xp_only.id, status=None, limit=9)).items == []
+    [other] = (await service.deliveries("globex", globex.id, status=None, limit=9)).items
+    assert other.tenant_id == "globex"
+    assert await db[DELIVERIES].count_documents({}) == 2
+
+
+async def test_two_workers_never_send_one_delivery_twice(
+    mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], feed: Feed
+) -> None:
+    sent: Counter[str] = Counter()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent[request.headers["webhook-id"]] += 1
+        await asyncio.sleep(0.01)
+        return httpx.Response(200)
+
+    uow = unit_of_work(mongo_client, db)
+    service = WebhooksService(uow, GUARD)
+    endpoint = await service.create("acme", "http://127.0.0.1:9/a", ["*"], None)
+    events = [action_completed() for _ in range(12)]
+    await feed(*events)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        limits = Limits(concurrency=8, per_endpoint=4)
+        workers = [DeliveryWorker(uow, GUARD, client, limits) for _ in range(2)]
+        while sum(sent.values()) < len(events):
+            await asyncio.gather(*(w.claim_and_start() for w in workers))
+            await asyncio.gather(*(w.drain() for w in workers))
+    assert sent == Counter({e.id: 1 for e in events})
+    page = await service.deliveries("acme", endpoint.id, status="succeeded", limit=5)
+    assert len(page.items) == 5
+    rest = await service.deliveries(
+        "acme", endpoint.id, status="succeeded", limit=50, after=page.next_cursor
+    )
+    assert len(page.items) + len(rest.items) == len(events)
+    assert not {d.id for d in page.items} & {d.id for d in rest.items}
+
+
+async def test_deleting_an_endpoint_removes_its_log(
+    mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], feed: Feed
+) -> None:
+    service = WebhooksService(unit_of_work(mongo_client, db), GUARD)
+    endpoint = await service.create("acme", "http://127.0.0.1:9/a", ["*"], None)
+    await feed(action_completed())
+    await service.delete("acme", endpoint.id)
+    assert await db[DELIVERIES].count_documents({"endpoint_id": endpoint.id}) == 0
