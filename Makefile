@@ -3,19 +3,24 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := contracts libs/common tools/devstack tools/cli services/goals services/checkins services/gamification services/reports services/webhooks services/notifications
+PACKAGES := contracts libs/common tools/devstack tools/cli services/goals services/checkins services/gamification services/reports services/webhooks services/notifications services/ops
 SRC := contracts libs tools services tests benchmarks conftest.py
 STAMP := $(VENV)/.installed
 # Coverage floor of `make test` (total %, line + branch, over [tool.coverage.run] source in
 # pyproject.toml). It only ever goes up: raise it when the total does, never lower it.
 COV_FLOOR := 88
 
-.PHONY: install up down status test test-unit test-integration test-e2e lint fmt bench load schemas clean
+.PHONY: install up down status test test-unit test-integration test-e2e test-scale lint lint-k8s fmt bench load schemas lock clean
 
-$(STAMP): requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+# Third-party packages only from requirements.lock, every one checked against its hashes
+# (--require-hashes, --no-deps: nothing unpinned comes in); then the local packages as editable
+# installs built with the lock's setuptools (no build isolation, so no unpinned download), and
+# `pip check` fails when a package needs something the lock lacks: then run `make lock`.
+$(STAMP): requirements.lock $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt $(foreach p,$(PACKAGES),-e $(p))
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation $(foreach p,$(PACKAGES),-e $(p))
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
 install: $(STAMP) ## virtualenv, Python packages and the Kafka jars
@@ -31,8 +36,13 @@ down: ## stop everything `make up` started
 status:
 	$(BIN)/python -m mandaact_devstack status
 
+# The ops console's e2e tests need Debian's Chromium (docs/ops.md).
+CHROMIUM ?= /usr/bin/chromium
+NEEDS_CHROMIUM = @test -x $(CHROMIUM) || { echo "$@: $(CHROMIUM) is missing; the ops console's e2e tests run in it: apt-get install --no-install-recommends chromium (or CHROMIUM=/path/to/chromium)" >&2; exit 1; }
+
 test: install ## every test: unit, integration (real Kafka + MongoDB-compatible server) and e2e, with the coverage gate
-	$(BIN)/pytest -q --cov --cov-report=term:skip-covered --cov-fail-under=$(COV_FLOOR)
+	$(NEEDS_CHROMIUM)
+	MANDAACT_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q -m "not scale" --cov --cov-report=term:skip-covered --cov-fail-under=$(COV_FLOOR)
 
 test-unit: install
 	$(BIN)/pytest -q -m unit
@@ -41,12 +51,36 @@ test-integration: install
 	$(BIN)/pytest -q -m integration
 
 test-e2e: install
-	$(BIN)/pytest -q -m e2e
+	$(NEEDS_CHROMIUM)
+	MANDAACT_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q -m "e2e and not scale"
 
-lint: install ## ruff (lint + format check) and mypy strict
+# The scale-out e2e (tests/e2e/test_scale_*.py): a 3-broker KRaft cluster, 2 instances of every
+# worker, a broker SIGKILLed and workers restarted mid-flow, compared with the one-broker stack.
+# About 6-7 minutes on 2 cores, so not part of `make test` (docs/scaling.md).
+test-scale: install
+	$(BIN)/pytest -q -m scale
+
+lint: install lint-k8s ## ruff (lint + format check), mypy strict, and the Kubernetes manifests
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy $(SRC)
+
+# deploy/k8s: `kustomize build`, then every object validated by kubeconform -strict against the
+# schemas checked in under deploy/k8s/schemas (offline; regenerate them with
+# deploy/k8s/schemas/generate.py). A kind without a schema fails, never skipped. Both tools are
+# Go modules, installed with `go install` into .venv/bin at these versions.
+KUSTOMIZE_VERSION := v5.8.1
+KUBECONFORM_VERSION := v0.8.0
+$(BIN)/kustomize-$(KUSTOMIZE_VERSION) $(BIN)/kubeconform-$(KUBECONFORM_VERSION):
+	@command -v go >/dev/null || { echo "make lint: Go is needed to install kustomize and kubeconform (go install); put it on PATH (.ci/run: /usr/local/go/bin)" >&2; exit 1; }
+	@mkdir -p $(BIN)
+	GOBIN=$(abspath $(BIN)) GOTOOLCHAIN=local go install $(if $(findstring kustomize,$@),sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION),github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION))
+	@touch $@
+
+lint-k8s: $(BIN)/kustomize-$(KUSTOMIZE_VERSION) $(BIN)/kubeconform-$(KUBECONFORM_VERSION)
+	@mkdir -p .run
+	$(BIN)/kustomize build deploy/k8s > .run/k8s-built.yaml
+	$(BIN)/kubeconform -strict -summary -schema-location 'deploy/k8s/schemas/{{ .ResourceKind }}{{ .KindSuffix }}.json' .run/k8s-built.yaml
 
 fmt: install
 	$(BIN)/ruff check --fix $(SRC)
@@ -80,6 +114,12 @@ load: install
 	@mkdir -p .run/load
 	MANDAACT_ENV=local $(BIN)/locust -f tools/load/locustfile.py --headless \
 		-u $(LOAD_USERS) -r $(LOAD_RATE) -t $(LOAD_TIME) --csv .run/load/load --only-summary
+
+# `make lock`: requirements.lock and requirements-runtime.lock from requirements-dev.txt and
+# every package's pyproject.toml (tools/lock/compile.sh; uv from the lock). Run it after
+# changing a dependency or PACKAGES; commit both files.
+lock: ## recompile the hash-pinned lock files (docs/infra.md, "Lock file")
+	UV=$(BIN)/uv tools/lock/compile.sh $(PACKAGES)
 
 schemas: install ## regenerate the checked-in JSON Schemas and AsyncAPI document
 	$(BIN)/python -m mandaact_contracts.export

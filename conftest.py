@@ -20,6 +20,11 @@ for _name in (
 ):
     os.environ.pop(_name, None)
 
+# An app built inside a test process does not relay its own outbox: the tests read the rows it
+# wrote (`pending_events`) and must find them there. The stacks the e2e tests and benchmarks
+# start set MANDAACT_API_RELAY=true for their processes, as `make up` runs them.
+os.environ["MANDAACT_API_RELAY"] = "false"
+
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:

@@ -106,6 +106,7 @@ class _Stack:
             "MONGODB_URL": self.infra.mongodb_url,
             "MANDAACT_ENV": "test",
             "MANDAACT_BACKFILL_DAYS": str(BACKFILL_DAYS),
+            "MANDAACT_API_RELAY": "true",
             "OPENAI_API_KEY": "",
         }
         self.ports = {s: free_port() for s in SERVICES}
@@ -173,12 +174,16 @@ async def _seed_users(
 
 
 async def _put(http: httpx.AsyncClient, stack: _Stack, user: _User) -> int:
+    """PUT the user's next new check-in; its status, 0 when the connection failed."""
     action_id, day = user.slots.pop()
-    r = await http.put(
-        f"{stack.url('checkins')}/v1/checkins/{action_id}",
-        params={"date": day.isoformat()},
-        headers=user.headers,
-    )
+    try:
+        r = await http.put(
+            f"{stack.url('checkins')}/v1/checkins/{action_id}",
+            params={"date": day.isoformat()},
+            headers=user.headers,
+        )
+    except httpx.HTTPError:
+        return 0
     return r.status_code
 
 
@@ -338,12 +343,16 @@ async def _e2e_latency(
             nonlocal failed
             action_id, day = user.slots.pop()
             sent[(user.user_id, action_id, day.isoformat())] = time.perf_counter()
-            r = await http.put(
-                f"{stack.url('checkins')}/v1/checkins/{action_id}",
-                params={"date": day.isoformat()},
-                headers=user.headers,
-            )
-            if r.status_code != 201:
+            try:
+                r = await http.put(
+                    f"{stack.url('checkins')}/v1/checkins/{action_id}",
+                    params={"date": day.isoformat()},
+                    headers=user.headers,
+                )
+                status = r.status_code
+            except httpx.HTTPError:
+                status = 0
+            if status != 201:
                 failed += 1
                 sent.pop((user.user_id, action_id, day.isoformat()), None)
 

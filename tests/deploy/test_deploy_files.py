@@ -50,6 +50,10 @@ PORTS = {
     "notifications": 8006,
 }
 SERVICES = tuple(PORTS)
+API_ONLY = {"ops": 8007}
+"""Services with an HTTP API and no worker (docs/ops.md)."""
+PRINCIPALS = (*SERVICES, *API_ONLY)
+"""Every service: each has its own Kafka principal."""
 CONSUMER_GROUPS = ("checkins", "gamification", "reports", "notifications", "webhooks")
 WORKER_METRICS_PORT = 9100
 INFRA = ("kafka", "mongo")
@@ -154,7 +158,7 @@ def _expand(text: str, values: dict[str, str]) -> str:
 
 def _service_build(service: str) -> list[tuple[str, str]]:
     """The final stage's instructions, with the build args of one service substituted."""
-    values = {"SERVICE": service, "HTTP_PORT": str(PORTS[service])}
+    values = {"SERVICE": service, "HTTP_PORT": str({**PORTS, **API_ONLY}[service])}
     _, stages = _stages(_instructions(_dockerfile()))
     return [(kind, _expand(rest, values)) for kind, rest in stages[-1]]
 
@@ -291,7 +295,7 @@ def _interpolate(value: str, shell: dict[str, str]) -> str:
 
 KAFKA_PASSWORDS = {
     f"MANDAACT_KAFKA_{name}_PASSWORD": f"{name.lower()}0123456789abcdef"
-    for name in ("ADMIN", *(service.upper() for service in SERVICES))
+    for name in ("ADMIN", *(service.upper() for service in PRINCIPALS))
 }
 """What `.env` holds for compose's Kafka principals (docker-compose.yml, top)."""
 
@@ -476,9 +480,9 @@ def _run_arg_check(service: str, port: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", PRINCIPALS)
 def test_dockerfile_accepts_each_service_with_its_port(service: str) -> None:
-    result = _run_arg_check(service, str(PORTS[service]))
+    result = _run_arg_check(service, str({**PORTS, **API_ONLY}[service]))
     assert result.returncode == 0, result.stderr
 
 
@@ -501,18 +505,22 @@ def test_dockerfile_builds_each_service_by_arg(service: str) -> None:
     build = [(kind, _expand(rest, values)) for kind, rest in stages[0]]
     copies = [rest.split() for kind, rest in build if kind == "COPY"]
     assert copies == [
+        ["requirements-runtime.lock", "/src/requirements-runtime.lock"],
         ["contracts/", "/src/contracts/"],
         ["libs/common/", "/src/libs/common/"],
         [f"services/{service}/", f"/src/services/{service}/"],
     ]
-    for source, _ in copies:
+    assert (ROOT / "requirements-runtime.lock").is_file()
+    for source, _ in copies[1:]:
         assert (ROOT / source / "pyproject.toml").is_file(), source
     runs = [rest for kind, rest in build if kind == "RUN" and "pip install" in rest]
+    # third-party packages only from the lock, hash-checked; then the local packages, no deps
     assert runs == [
-        f'/opt/venv/bin/pip install /src/contracts /src/libs/common "/src/services/{service}"'
+        "/opt/venv/bin/pip install --require-hashes --no-deps -r /src/requirements-runtime.lock",
+        "/opt/venv/bin/pip install --no-deps --no-build-isolation /src/contracts"
+        f' /src/libs/common "/src/services/{service}"  && /opt/venv/bin/pip check',
     ]
-    assert " -e " not in runs[0]
-    assert "--editable" not in runs[0]
+    assert all(" -e " not in run and "--editable" not in run for run in runs)
     scripts = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())[
         "project"
     ]["scripts"]
@@ -575,8 +583,13 @@ def test_dockerignore_sends_only_the_installed_packages() -> None:
     assert {"**/*.egg-info", "**/__pycache__"} <= set(lines)
     copies = [rest for kind, rest in _instructions(_dockerfile()) if kind == "COPY"]
     sources = {rest.split()[0] for rest in copies if not rest.startswith("--from")}
-    assert sources == {"contracts/", "libs/common/", "services/${SERVICE}/"}
-    for service in SERVICES:
+    assert sources == {
+        "requirements-runtime.lock",
+        "contracts/",
+        "libs/common/",
+        "services/${SERVICE}/",
+    }
+    for service in PRINCIPALS:
         for part in ("pyproject.toml", "src"):
             path = f"services/{service}/{part}"
             assert any(fnmatch.fnmatch(path, pattern) for pattern in included), path
@@ -604,7 +617,7 @@ def test_k8s_manifests_parse_and_are_listed_in_the_kustomization(
     resources = set(kustomization["resources"])
     files = {p.name for p in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
     assert resources == files - {"secret.example.yaml"}
-    assert {f"{svc}.yaml" for svc in SERVICES} <= resources
+    assert {f"{svc}.yaml" for svc in PRINCIPALS} <= resources
 
 
 def test_k8s_every_deployment_has_probes_and_runs_as_non_root(
@@ -612,6 +625,7 @@ def test_k8s_every_deployment_has_probes_and_runs_as_non_root(
 ) -> None:
     deployments = _by_kind(k8s_docs, "Deployment")
     expected = {f"{svc}-{kind}" for svc in SERVICES for kind in ("api", "worker")}
+    expected |= {f"{svc}-api" for svc in API_ONLY}
     assert set(deployments) == expected
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
@@ -700,8 +714,8 @@ def test_k8s_kafka_topics_are_every_contract_and_dead_letter_topic(
 
 def _declared_acls() -> dict[str, frozenset[Acl]]:
     """Principal -> ACLs, derived from each service's WorkerSpec (the one source of truth)."""
-    acls = stack_acls(SERVICES)
-    assert set(acls) == {kafka_principal(s) for s in SERVICES}, "a service is not installed"
+    acls = stack_acls(PRINCIPALS)
+    assert set(acls) == {kafka_principal(s) for s in PRINCIPALS}, "a service is not installed"
     return acls
 
 
@@ -878,3 +892,68 @@ def test_k8s_kafka_is_scram_over_tls_with_simple_authorization(
         assert config["MANDAACT_KAFKA_SSL_CAFILE"].startswith(mounts["kafka-ca"] + "/"), name
         volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
         assert volumes["kafka-ca"]["secret"]["secretName"] == "mandaact-cluster-ca-cert"
+
+
+# --- the API-only service (ops) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", API_ONLY)
+def test_compose_runs_the_api_only_service_as_its_own_principal(
+    services: dict[str, dict[str, Any]], service: str
+) -> None:
+    port = API_ONLY[service]
+    api = services[f"{service}-api"]
+    assert f"{service}-worker" not in services
+    build = _mapping(api["build"])
+    assert (build["context"], build["dockerfile"]) == (".", "deploy/Dockerfile")
+    assert {k: str(v) for k, v in _mapping(build["args"]).items()} == {
+        "SERVICE": service,
+        "HTTP_PORT": str(port),
+    }
+    assert "command" not in api, "the API runs the image's default CMD"
+    assert api["ports"] == [f"{port}:{port}"]
+    assert f"http://127.0.0.1:{port}/readyz" in _healthcheck_text(api)
+    conditions = {n: _mapping(d)["condition"] for n, d in _mapping(api["depends_on"]).items()}
+    assert conditions == {
+        "kafka": "service_healthy",
+        "mongo": "service_healthy",
+        "kafka-init": "service_completed_successfully",
+    }
+    env = _container_env(_env(api), KAFKA_PASSWORDS)
+    assert env["MANDAACT_HTTP_PORT"] == str(port)
+    assert env["MANDAACT_KAFKA_SASL_USERNAME"] == kafka_principal(service)
+    key = f"MANDAACT_KAFKA_{service.upper()}_PASSWORD"
+    assert env["MANDAACT_KAFKA_SASL_PASSWORD"] == KAFKA_PASSWORDS[key]
+    assert not [key for key in APP_ENV_KEYS if key not in _env(api)]
+    watched = env["MANDAACT_OPS_SERVICE_URLS"]
+    for other, other_port in PORTS.items():
+        assert f"{other}=http://{other}-api:{other_port}" in watched
+
+
+@pytest.mark.parametrize("service", API_ONLY)
+def test_dockerfile_builds_the_api_only_service(service: str) -> None:
+    scripts = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())[
+        "project"
+    ]["scripts"]
+    assert set(scripts) == {f"mandaact-{service}-api"}
+    env = _env_instructions(_service_build(service))
+    assert env["MANDAACT_SERVICE"] == service
+    assert env["MANDAACT_HTTP_PORT"] == str(API_ONLY[service])
+
+
+@pytest.mark.parametrize("service", API_ONLY)
+def test_k8s_api_only_service(k8s_docs: list[dict[str, Any]], service: str) -> None:
+    deployments = _by_kind(k8s_docs, "Deployment")
+    port = API_ONLY[service]
+    assert f"{service}-worker" not in deployments
+    api = _container(deployments[f"{service}-api"])
+    assert api["command"] == [f"mandaact-{service}-api"]
+    assert api["ports"] == [{"name": "http", "containerPort": port}]
+    assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert {"name": "MANDAACT_HTTP_PORT", "value": str(port)} in api["env"]
+    assert _pod_kafka_env(api)["MANDAACT_KAFKA_SASL_USERNAME"] == kafka_principal(service)
+    sources = [next(iter(ref.values()))["name"] for ref in api["envFrom"]]
+    assert sources == ["mandaact-config", "mandaact-secrets"]
+    svc = _by_kind(k8s_docs, "Service")[f"{service}-api"]
+    assert svc["spec"]["ports"] == [{"name": "http", "port": port, "targetPort": "http"}]

@@ -34,10 +34,17 @@ class Stack:
         return f"{self.env['MANDAACT_DB_PREFIX']}_{service}"
 
     def start(
-        self, service: str, kind: str, extra_env: dict[str, str] | None = None, *, wait: bool = True
+        self,
+        service: str,
+        kind: str,
+        extra_env: dict[str, str] | None = None,
+        *,
+        wait: bool = True,
+        instance: int = 1,
     ) -> None:
         """Start (or restart) one process of a service (`extra_env` on top of the stack's); an
-        API is waited for until ready unless `wait` is False (then call `wait_ready`)."""
+        API is waited for until ready unless `wait` is False (then call `wait_ready`).
+        `instance` > 1: another worker of the service (same consumer groups)."""
         from mandaact_devstack import start_service
 
         env = {
@@ -52,8 +59,9 @@ class Stack:
             run_dir=self.run_dir,
             http_port=self.ports[service] if kind == "api" else None,
             die_with_parent=True,
+            instance=instance,
         )
-        self.procs[f"{service}-{kind}"] = proc
+        self.procs[proc.name] = proc
         if kind == "api" and wait:
             self.wait_ready(service)
 
@@ -64,9 +72,11 @@ class Stack:
         proc = self.procs[f"{service}-api"]
         wait_http_ready(f"{self.url(service)}/readyz", timeout=90, proc=proc)
 
-    def kill(self, service: str, kind: str) -> None:
+    def kill(self, service: str, kind: str, instance: int = 1) -> None:
         """SIGKILL a process (its whole process group), no chance to clean up."""
-        proc = self.procs.pop(f"{service}-{kind}")
+        from mandaact_devstack.services import process_name
+
+        proc = self.procs.pop(process_name(service, kind, instance))  # type: ignore[arg-type]
         os.killpg(proc.pid, signal.SIGKILL)
         if proc.popen is not None:
             proc.popen.wait(timeout=10)
@@ -92,7 +102,7 @@ def stack(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         "MONGODB_URL": infra.mongodb_url,
         "MANDAACT_ENV": "test",
         "MANDAACT_DB_PREFIX": f"e2e_{uuid.uuid4().hex[:8]}",
-        "MANDAACT_RELAY_POLL": "0.05",
+        "MANDAACT_API_RELAY": "true",  # as `make up` runs them (the test process turns it off)
         "MANDAACT_BACKFILL_DAYS": "14",  # lets tests check in over last week
         "OPENAI_API_KEY": "",
     }
@@ -104,3 +114,16 @@ def stack(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         yield stack
     finally:
         stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+def ops(stack: Stack) -> str:
+    """The ops API and console (API only, no worker) on the stack, watching its services;
+    started on first use. Its base URL."""
+    from mandaact_devstack import free_port
+
+    if "ops" not in stack.ports:
+        stack.ports["ops"] = free_port()
+        watched = ",".join(f"{s}={stack.url(s)}" for s in SERVICES)
+        stack.start("ops", "api", {"MANDAACT_OPS_SERVICE_URLS": watched})
+    return stack.url("ops")

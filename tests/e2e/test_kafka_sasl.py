@@ -45,7 +45,7 @@ def sasl_stack(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "MONGODB_URL": infra.mongodb_url,
         "MANDAACT_ENV": "test",
         "MANDAACT_DB_PREFIX": f"sasl_{uuid.uuid4().hex[:8]}",
-        "MANDAACT_RELAY_POLL": "0.05",
+        "MANDAACT_API_RELAY": "true",
         "OPENAI_API_KEY": "",
     }
     where = SimpleNamespace(

@@ -60,6 +60,12 @@ async def test_last_weeks_check_ins_fold_into_the_report(stack: Any) -> None:
     assert stats["routine_checkins"] == 7
     assert stats["mission_checkins"] == 0
     assert stats["best_day"] == "fri"
+    # The grid was written today, so nothing was due last week; each sub-goal still shows the
+    # check-ins backfilled onto it.
+    assert [(s["title"], s["due"], s["done"], s["rate"]) for s in stats["by_sub_goal"]] == [
+        ("Sub-goal 1", 0, 4, None),
+        ("Sub-goal 2", 0, 3, None),
+    ]
     assert set(report["summary"]) >= {
         "headline",
         "key_metrics",

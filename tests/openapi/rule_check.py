@@ -32,6 +32,7 @@ RULES: Final[dict[str, frozenset[str]]] = {
     "POST /v1/reports/weekly/{iso_week}/generate": frozenset({"path.iso_week"}),
     # A cursor this API did not hand out.
     "GET /v1/me/notifications": frozenset({"query.cursor"}),
+    "GET /v1/admin/streak-repairs": frozenset({"query.cursor"}),
 }
 """Per operation, the fields a validation problem may name for schema-valid input (docs/api.md)."""
 

@@ -26,10 +26,12 @@ from typing import Any, Protocol
 
 import pymongo
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure
 
+from mandaact_common.logs import log_context
 from mandaact_common.mongo import Doc, find_in, is_deadline, is_transient, ping
 from mandaact_common.observability import (
     BATCH_SECONDS,
@@ -37,9 +39,9 @@ from mandaact_common.observability import (
     CONSUMER_RETRIES,
     DEAD_LETTERED,
     EVENTS_CONSUMED,
-    set_traceparent,
 )
 from mandaact_common.outbox import Transaction, ensure_outbox_indexes, transact
+from mandaact_common.tracing import Message, message_spans
 from mandaact_contracts.envelope import Envelope, InvalidEvent, from_kafka, parse_payload
 from mandaact_contracts.events import EventPayload
 from mandaact_contracts.topics import dead_letter_topic
@@ -287,8 +289,6 @@ class IdempotentConsumer:
             )
 
         async def apply(tx: Transaction, fresh: list[Inbound]) -> int:
-            if fresh[0].envelope.traceparent:
-                set_traceparent(fresh[0].envelope.traceparent)
             await self._handler(tx, fresh)
             return len(fresh)
 
@@ -308,17 +308,41 @@ class IdempotentConsumer:
             await record_processed(tx, fresh)
             return await apply(tx, fresh)
 
-        try:
-            applied = await transact(self._client, self._db, self.group, optimistic)
-        except BulkWriteError as exc:
-            codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
-            if codes != {DUPLICATE_KEY}:
-                raise
-            applied = await transact(self._client, self._db, self.group, filtered)
+        first = next(iter(unique.values())).envelope
+        # One span per event (each continues its own trace); the handler runs in the first's.
+        with (
+            message_spans(SpanKind.CONSUMER, [self._span_of(i) for i in unique.values()]),
+            log_context(tenant_id=first.tenant_id, event_id=first.id if len(unique) == 1 else None),
+        ):
+            try:
+                applied = await transact(self._client, self._db, self.group, optimistic)
+            except BulkWriteError as exc:
+                codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
+                if codes != {DUPLICATE_KEY}:
+                    raise
+                applied = await transact(self._client, self._db, self.group, filtered)
         for item in items:
             EVENTS_CONSUMED.labels(self.group, item.record.topic, "applied").inc()
         if applied < len(items):
             log.debug("%d duplicate deliveries dropped", len(items) - applied)
+
+    def _span_of(self, item: Inbound) -> Message:
+        record = item.record
+        return Message(
+            f"{record.topic} process",
+            item.envelope.traceparent,
+            {
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self.group,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "messaging.message.id": item.envelope.id,
+                "cloudevents.event_type": item.envelope.type,
+                "tenant_id": item.envelope.tenant_id,
+            },
+        )
 
 
 class _Pause:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import uvicorn
 from aiokafka import AIOKafkaClient
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,11 +28,17 @@ from mandaact_common.domain.owner import Owner
 from mandaact_common.kafka import client_security
 from mandaact_common.limits import ensure_rate_limit_indexes, include_routers, install_limits
 from mandaact_common.mongo import Doc, make_client, ping
-from mandaact_common.observability import configure_logging, http_middleware, metrics_response
+from mandaact_common.observability import (
+    configure_logging,
+    http_middleware,
+    metrics_response,
+    tag_tenant,
+)
 from mandaact_common.openapi import answers, install_openapi
-from mandaact_common.problems import install_problem_handlers
+from mandaact_common.outbox import API_KIND, OutboxRelay, make_producer
+from mandaact_common.problems import ProblemError, install_problem_handlers
 from mandaact_common.settings import ServiceSettings
-from mandaact_common.worker import WorkerSpec, asyncapi_document
+from mandaact_common.worker import WorkerSpec, asyncapi_document, lag_monitor
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +86,9 @@ async def current_principal(
 ) -> Principal:
     """The verified caller; 401 problem otherwise (503 while the JWKS cannot be fetched)."""
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.principal(request.headers.get("authorization"))
+    principal = await authenticator.principal(request.headers.get("authorization"))
+    tag_tenant(principal.tenant_id)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -92,6 +102,26 @@ def current_owner(principal: CurrentPrincipal) -> Owner:
 
 CurrentOwner = Annotated[Owner, Depends(current_owner)]
 """Whose data a request is about: always the verified token's tenant and user."""
+
+
+class NotAnAdmin(ProblemError):
+    """The token is valid but does not carry the tenant's `admin` role (403)."""
+
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+@answers(403)
+def admin_owner(principal: CurrentPrincipal) -> Owner:
+    """The tenant and user of a caller with the tenant's `admin` role (403 problem otherwise)."""
+    if not principal.is_admin:
+        raise NotAnAdmin("this operation is for the tenant's admins (role `admin`)")
+    return Owner(tenant_id=principal.tenant_id, user_id=principal.user_id)
+
+
+AdminOwner = Annotated[Owner, Depends(admin_owner)]
+"""An admin caller: the verified token's tenant and user, holding the role `admin`."""
 
 ServiceT = TypeVar("ServiceT")
 ServiceFactory = Callable[[AppState], ServiceT]
@@ -112,6 +142,53 @@ def use_cases(kind: type[ServiceT]) -> Callable[[Request], ServiceT]:
         return service
 
     return dependency
+
+
+async def _relay_own_commits(state: AppState, stop: asyncio.Event) -> None:
+    """The API's own relay: publishes what this process's requests committed, woken by each
+    commit (so an event leaves within milliseconds without the worker watching the outbox);
+    it waits for the broker when it is down, as the worker's relay does."""
+    settings = state.settings
+    backoff = 0.5
+    while not stop.is_set():
+        producer = make_producer(
+            settings.kafka_bootstrap_servers,
+            f"{settings.service_name}-api-relay",
+            security=client_security(settings),
+        )
+        try:
+            await producer.start()
+        except Exception as exc:
+            log.warning("API relay: broker not reachable (%r), retrying in %.1fs", exc, backoff)
+            await producer.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            backoff = min(backoff * 2, 30.0)
+            continue
+        relay = OutboxRelay(
+            state.db,
+            producer,
+            settings.service_name,
+            kind=API_KIND,
+            poll_seconds=settings.relay_poll_seconds,
+            max_attempts=settings.relay_max_attempts,
+            watch=settings.relay_watch,
+        )
+        try:
+            await relay.run(stop)
+        finally:
+            await producer.stop()
+
+
+async def _finish(task: asyncio.Task[None], *, seconds: float) -> None:
+    """Let a background task end on its own within `seconds`, else cancel it."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=seconds)
+    except TimeoutError:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    except Exception as exc:
+        log.warning("background task %s failed: %r", task.get_name(), exc)
 
 
 async def _kafka_reachable(state: AppState) -> bool:
@@ -172,9 +249,25 @@ def create_app(
             await events.ensure_indexes(db)
         if on_start:
             await on_start(state)
+        stop = asyncio.Event()
+        relay = (
+            asyncio.create_task(_relay_own_commits(state, stop), name="api-outbox-relay")
+            if events is not None and events.publishes and settings.api_relay
+            else None
+        )
+        # The API exports its service's consumer lag too: it stays visible while the worker is
+        # down (docs/operations.md).
+        lag = lag_monitor(events, settings, "api") if events is not None else None
+        lagging = asyncio.create_task(lag.run(stop), name="consumer-lag") if lag else None
         try:
             yield
         finally:
+            stop.set()
+            if relay is not None:
+                await _finish(relay, seconds=10.0)
+            if lagging is not None:
+                lagging.cancel()  # a read of figures only: nothing to finish
+                await asyncio.gather(lagging, return_exceptions=True)
             if on_stop:
                 await on_stop(state)
             if state.kafka is not None:
@@ -187,11 +280,15 @@ def create_app(
         version="1.0.0",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        # FastAPI's own request span, metrics and log records would double ours (the request
+        # span of `http_middleware`, Prometheus, JSON logs); its operation spans stay.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service_factory = service_factory
     app.state.authenticator = Authenticator.from_settings(settings)
     limited = install_limits(app, settings, current_principal, lambda r: app_state(r).db)
     app.middleware("http")(http_middleware(settings.service_name))
+    _install_cors(app, settings)
     install_problem_handlers(app)
     install_openapi(app)
 
@@ -231,7 +328,37 @@ def create_app(
     return app
 
 
+LOOPBACK_ORIGINS = r"^https?://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?$"
+"""The origins a local or test stack allows by default: the console on any loopback port."""
+
+
+def _install_cors(app: FastAPI, settings: ServiceSettings) -> None:
+    """Let the ops console's origin call this API from a browser (bearer tokens, no cookies)."""
+    origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
+    loopback = settings.cors_origins is None and settings.env in ("local", "test")
+    if not origins and not loopback:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_origin_regex=LOOPBACK_ORIGINS if loopback else None,
+        allow_methods=["GET", "PUT", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
+        expose_headers=["ETag", "Retry-After", "Location"],
+        max_age=600,
+    )
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run the API under uvicorn (console-script entry point)."""
     configure_logging(f"{settings.service_name}-api")
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    # log_config=None: uvicorn keeps the JSON handler `configure_logging` installed, and its
+    # access log goes through it (one JSON line per request).
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        log_level="info",
+        access_log=True,
+    )

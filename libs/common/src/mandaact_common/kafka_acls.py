@@ -18,7 +18,7 @@ from mandaact_common.worker import WorkerSpec
 from mandaact_contracts.topics import dead_letter_topic
 
 ResourceType = Literal["topic", "group"]
-Operation = Literal["Read", "Write"]
+Operation = Literal["Read", "Write", "Describe"]
 
 
 @dataclass(frozen=True, order=True)
@@ -42,4 +42,6 @@ def service_acls(spec: WorkerSpec) -> frozenset[Acl]:
         acls.add(Acl("group", consumer.group, "Read"))
         acls.add(Acl("topic", dead_letter_topic(consumer.group), "Write"))
         acls |= {Acl("topic", topic, "Read") for topic in consumer.topics}
+    acls |= {Acl("topic", topic, "Read") for topic in spec.observes}
+    acls |= {Acl("group", group, "Describe") for group in spec.describes_groups}
     return frozenset(acls)

@@ -1,20 +1,20 @@
-"""Logging, Prometheus metrics and W3C trace context shared by every service."""
+"""Prometheus metrics, the HTTP middleware (metrics and the request span) and the W3C trace
+context shared by every service; logs in `logs`, spans in `tracing`, lag in `lag`."""
 
 from __future__ import annotations
 
-import logging
-import os
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
-_traceparent: ContextVar[str | None] = ContextVar("traceparent", default=None)
+from mandaact_common import logs
+from mandaact_common.tracing import configure_tracing, span, traceparent_of
 
 HTTP_REQUESTS = Counter(
     "mandaact_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
@@ -51,6 +51,26 @@ OUTBOX_PARKED_ROWS = Gauge(
     "Outbox rows parked in outbox_parked after repeated failed publishes",
     ["service"],
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "mandaact_outbox_oldest_age_seconds",
+    "Age of the oldest outbox row the relay has yet to publish (0 when none waits)",
+    ["service"],
+)
+RELAY_PUBLISH_SECONDS = Histogram(
+    "mandaact_outbox_publish_seconds",
+    "Time to publish one relay round (send to acks=all) of outbox rows",
+    ["service"],
+)
+CONSUMER_LAG = Gauge(
+    "mandaact_consumer_lag",
+    "Records on a partition the consumer group has not committed yet (end - committed offset)",
+    ["group", "topic", "partition"],
+)
+CONSUMER_LAG_REFRESHED = Gauge(
+    "mandaact_consumer_lag_refreshed_timestamp_seconds",
+    "When this process last read the group's lag from the broker (Unix time)",
+    ["group"],
+)
 WORKER_LOOP_AGE = Gauge(
     "mandaact_worker_loop_age_seconds",
     "Seconds since the worker's event loop last stamped its heartbeat",
@@ -58,16 +78,10 @@ WORKER_LOOP_AGE = Gauge(
 
 
 def configure_logging(service: str) -> None:
-    """Plain structured-ish logs to stderr, one line each, with the service name."""
-    level = os.environ.get("MANDAACT_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
-        force=True,
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("pymongo").setLevel(logging.WARNING)
+    """A process's logs and traces: JSON log lines (`logs`), its tracer provider (`tracing`,
+    OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)."""
+    logs.configure_logging(service)
+    configure_tracing(service)
 
 
 def new_traceparent() -> str:
@@ -89,17 +103,14 @@ def valid_traceparent(value: str | None) -> bool:
 
 
 def current_traceparent() -> str:
-    """The traceparent of the current request or message, or a new one."""
-    return _traceparent.get() or new_traceparent()
+    """The traceparent of the current span (request, event), or of a new trace."""
+    return traceparent_of(trace.get_current_span()) or new_traceparent()
 
 
-def set_traceparent(value: str | None) -> None:
-    """Adopt an incoming traceparent (a child span id is made) or start a new trace."""
-    if value and valid_traceparent(value):
-        _version, trace_id, _parent, flags = value.split("-")
-        _traceparent.set(f"00-{trace_id}-{secrets.token_hex(8)}-{flags}")
-    else:
-        _traceparent.set(new_traceparent())
+def tag_tenant(tenant_id: str) -> None:
+    """The verified tenant of the request: on its span and on every line it logs."""
+    trace.get_current_span().set_attribute("tenant_id", tenant_id)
+    logs.bind_log_context(tenant_id=tenant_id)
 
 
 def metrics_response() -> Response:
@@ -115,14 +126,24 @@ def http_middleware(
     async def middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        set_traceparent(request.headers.get("traceparent"))
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
+        with span(
+            request.method,  # named after its route template once routed
+            kind=SpanKind.SERVER,
+            parent=request.headers.get("traceparent"),
+            attributes={"http.request.method": request.method, "service.name": service},
+        ) as current:
+            response = await call_next(request)
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            current.update_name(f"{request.method} {path}")
+            current.set_attribute("http.route", path)
+            current.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                current.set_status(Status(StatusCode.ERROR))
+            response.headers["traceparent"] = traceparent_of(current) or new_traceparent()
         HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
         HTTP_LATENCY.labels(service, request.method, path).observe(time.perf_counter() - start)
-        response.headers["traceparent"] = current_traceparent()
         return response
 
     return middleware

@@ -22,6 +22,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -30,12 +31,15 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from mandaact_common.mongo import Doc, find_in, in_transaction
 from mandaact_common.observability import (
+    OUTBOX_OLDEST_AGE,
     OUTBOX_PARKED_ROWS,
     OUTBOX_PENDING,
     OUTBOX_PUBLISH_FAILURES,
     OUTBOX_PUBLISHED,
+    RELAY_PUBLISH_SECONDS,
     current_traceparent,
 )
+from mandaact_common.tracing import Message, message_spans, span
 from mandaact_contracts.envelope import (
     Envelope,
     encode_value,
@@ -65,13 +69,26 @@ _WATCH_UNSUPPORTED = frozenset({40573, 40324, 115, 59, 20})
 _WATCH_HISTORY_LOST = frozenset({286, 280, 260})
 """The resume token is too old or invalid: start a new stream (and re-poll once)."""
 
+API_KIND = "api"
+WORKER_KIND = "worker"
+"""Process kinds. Every process relays the rows its own commits wrote (woken in-process); a
+worker's relay also sweeps up what no live process will publish."""
+SWEEP_AFTER_SECONDS = 10.0
+"""Rows this old are published by the sweeping relay whoever wrote them (a process that died
+between its commit and its publish); rows of no relay (`by` missing) are swept at once."""
+
 _wakers: dict[str, set[asyncio.Event]] = {}
 """In-process wake-up: the relays of this process, by database name."""
+_writers: dict[str, str] = {}
+"""The relay of this process for a database: the rows its commits write carry its id (`by`)."""
 
 
-def register_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
-    """Have `event` set whenever a transaction of this process commits outbox rows into `db`."""
+def register_wake(db: AsyncDatabase[Doc], event: asyncio.Event, owner: str | None = None) -> None:
+    """Have `event` set whenever a transaction of this process commits outbox rows into `db`;
+    with `owner`, those rows are marked as that relay's to publish."""
     _wakers.setdefault(db.name, set()).add(event)
+    if owner is not None:
+        _writers[db.name] = owner
 
 
 def unregister_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
@@ -80,6 +97,7 @@ def unregister_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
         waiting.discard(event)
         if not waiting:
             del _wakers[db.name]
+            _writers.pop(db.name, None)
 
 
 def notify_committed(db: AsyncDatabase[Doc]) -> None:
@@ -171,9 +189,10 @@ class Transaction:
         ]
         ids = [f"{flush_id}.{n:06d}" for n in range(len(chunks))]
         # The small row is what the relay sorts; the events sit beside it, read by `_id`.
+        by = {"by": owner} if (owner := _writers.get(self.db.name)) is not None else {}
         await self.db[OUTBOX].insert_many(
             [
-                {"_id": i, "tenant_id": tenant, "created_at": now, "n": len(c)}
+                {"_id": i, "tenant_id": tenant, "created_at": now, "n": len(c), **by}
                 for i, (tenant, c) in zip(ids, chunks, strict=True)
             ],
             session=self.session,
@@ -234,7 +253,8 @@ async def transact(
         nonlocal wrote
         tx = Transaction(session=session, db=db, source=source)
         result = await work(tx)
-        await tx.flush()
+        with span("outbox write", attributes={"messaging.batch.message_count": len(tx.events)}):
+            await tx.flush()
         wrote = tx.wrote_outbox  # of the try that commits: the last one
         return result
 
@@ -283,6 +303,22 @@ async def requeue_parked(db: AsyncDatabase[Doc], row_id: Any) -> bool:
     return True
 
 
+def _span_of(event: Doc) -> Message:
+    """The publish span of an outbox event: a child of the trace its envelope carries."""
+    headers = {str(k): v if isinstance(v, str) else bytes(v).decode() for k, v in event["headers"]}
+    return Message(
+        f"{event['topic']} publish",
+        headers.get("traceparent"),
+        {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "publish",
+            "messaging.destination.name": str(event["topic"]),
+            "messaging.message.id": str(event["id"]),
+            "tenant_id": str(event.get("tenant_id", "")),
+        },
+    )
+
+
 class _PublishFailed(Exception):
     """A row could not be published; the rows behind it wait for the next round."""
 
@@ -291,10 +327,14 @@ class OutboxRelay:
     """Publishes outbox rows in creation order with an idempotent producer, then deletes them.
 
     A row is deleted only after Kafka acknowledged it (acks=all), so a crash re-sends it with
-    the same `ce_id`, and consumers drop the repeat. A lease lets one relay of a service run
-    at a time when several workers are up. A row that fails `max_attempts` times for a reason
-    of its own (the broker answered) is moved to `outbox_parked`, and the rows behind it go on;
-    while the broker is down nothing is counted against any row.
+    the same `ce_id`, and consumers drop the repeat. Every process relays the rows its own
+    commits wrote, in their order, woken by the commit (no lease: no other relay takes them while
+    they are young). A worker's relay also sweeps, under a lease so that one does at a time,
+    the rows no live relay will publish: unmarked ones, and any older than
+    `sweep_after_seconds` (their writer died before publishing). A row that fails
+    `max_attempts` times for a reason of its own (the broker answered) is moved to
+    `outbox_parked`, and the rows behind it go on; while the broker is down nothing is counted
+    against any row.
     """
 
     def __init__(
@@ -309,6 +349,8 @@ class OutboxRelay:
         max_attempts: int = 10,
         probe_seconds: float = 5.0,
         watch: bool = True,
+        kind: str = WORKER_KIND,
+        sweep_after_seconds: float = SWEEP_AFTER_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
@@ -321,6 +363,8 @@ class OutboxRelay:
         self._probe_seconds = probe_seconds
         self._owner = uuid.uuid4().hex
         self._watch = watch
+        self._sweeps = kind == WORKER_KIND
+        self._sweep_after = sweep_after_seconds
         self._clock = clock
         self._lease_until = float("-inf")
         """Until when (on `clock`) this relay surely holds the lease; -inf when it does not."""
@@ -360,21 +404,22 @@ class OutboxRelay:
             return False  # another relay holds an unexpired lease
         return True
 
-    async def publish_pending(self) -> int:
-        """Publish the events of the oldest outbox rows; return how many were published.
+    async def publish_pending(self, rows_of: Doc | None = None) -> int:
+        """Publish the events of the oldest outbox rows (`rows_of`, default: every row this
+        relay may publish); return how many were published.
 
         All the rows of a round are sent at once; when that fails they are sent one by one,
         in order, so that one bad row is found and the rows before it are not held back.
         """
         rows: list[dict[str, Any]] = (
             await self._db[OUTBOX]
-            .find({})
+            .find(self._publishable() if rows_of is None else rows_of)
             .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
             .limit(self._rows)
             .to_list()
         )
+        self._gauge(rows)
         if not rows:
-            OUTBOX_PENDING.labels(self._service).set(0)
             return 0
         events_of = await _events_of(self._db, [row["_id"] for row in rows])
         try:
@@ -399,7 +444,42 @@ class OutboxRelay:
             published += await self._delete([row], events_of)
         return published
 
+    def _gauge(self, rows: list[Doc]) -> None:
+        """Pending events (of the rows this round read) and the oldest row's age, from what
+        the round read anyway: no query of its own."""
+        OUTBOX_PENDING.labels(self._service).set(sum(int(r.get("n", 1)) for r in rows))
+        oldest = rows[0]["created_at"] if rows else None
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        OUTBOX_OLDEST_AGE.labels(self._service).set(max(0.0, age))
+
+    def _own(self) -> Doc:
+        """The rows this process's commits wrote while this relay ran."""
+        return {"by": self._owner}
+
+    def _swept(self) -> Doc:
+        """The rows no live relay will publish: unmarked, or older than the sweep age."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._sweep_after)
+        return {"$or": [{"by": None}, {"created_at": {"$lt": cutoff}}]}
+
+    def _publishable(self) -> Doc:
+        if not self._sweeps:
+            return self._own()
+        return {"$or": [self._own(), *self._swept()["$or"]]}
+
+    async def has_pending(self, rows_of: Doc | None = None) -> bool:
+        """Whether any row waits (one indexed read, no lease needed)."""
+        found = await self._db[OUTBOX].find_one(
+            self._publishable() if rows_of is None else rows_of, {"_id": 1}
+        )
+        return found is not None
+
     async def _send(self, events: list[Doc]) -> None:
+        started = time.perf_counter()
+        with message_spans(SpanKind.PRODUCER, [_span_of(e) for e in events]):
+            await self._send_all(events)
+        RELAY_PUBLISH_SECONDS.labels(self._service).observe(time.perf_counter() - started)
+
+    async def _send_all(self, events: list[Doc]) -> None:
         futures: list[asyncio.Future[Any]] = []
         try:
             for event in events:
@@ -511,7 +591,7 @@ class OutboxRelay:
         poll (`poll_seconds`), the safety net. A round that published re-polls at once.
         """
         wake = asyncio.Event()
-        register_wake(self._db, wake)
+        register_wake(self._db, wake, self._owner)
         watcher = asyncio.create_task(self._watch_outbox(wake, stop), name="outbox-watch")
         try:
             await self._relay(wake, stop)
@@ -523,6 +603,7 @@ class OutboxRelay:
     async def _relay(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
         backoff = 0.05
         recount_at = 0.0
+        own_due = True  # at start, after a wake-up, after an error, while rows keep coming
         while not stop.is_set():
             if time.monotonic() >= recount_at:
                 # The gauge also follows rows that operators requeued or deleted.
@@ -530,20 +611,35 @@ class OutboxRelay:
                     await self.count_parked()
                 recount_at = time.monotonic() + PARKED_RECOUNT_SECONDS
             try:
-                if not await self.ensure_lease():
-                    await _wait(stop, self._lease_seconds / 2)
-                    continue
                 wake.clear()  # a commit from now on wakes the next round
-                published = await self.publish_pending()
+                published = 0
+                if own_due:
+                    published += await self.publish_pending(self._own())
+                    own_due = published > 0
+                if self._sweeps:
+                    published += await self._sweep()
                 backoff = 0.05
                 if published == 0:
-                    poll = max(self._poll, WATCHED_POLL_SECONDS) if self.watching else self._poll
-                    await _wait(stop, poll, wake)
+                    await _wait(stop, self._idle_poll(), wake)
+                    own_due = own_due or wake.is_set()
             except Exception as exc:
-                self._lease_until = float("-inf")  # check the lease again before publishing
+                own_due = True
+                self._lease_until = float("-inf")  # check the lease again before sweeping
                 log.warning("outbox relay error, retrying in %.2fs: %r", backoff, exc)
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _sweep(self) -> int:
+        """Publish what no live relay will, under the lease; idle it costs one read."""
+        swept = self._swept()
+        if self._clock() >= self._lease_until and not await self.has_pending(swept):
+            return 0  # nothing to sweep: the lease is let go rather than renewed
+        if not await self.ensure_lease():
+            return 0  # another worker sweeps
+        return await self.publish_pending(swept)
+
+    def _idle_poll(self) -> float:
+        return max(self._poll, WATCHED_POLL_SECONDS) if self.watching else self._poll
 
     async def _watch_outbox(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
         """Set `wake` on every insert into `outbox` (any process), by a change stream.

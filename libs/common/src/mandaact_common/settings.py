@@ -93,9 +93,17 @@ class ServiceSettings(KafkaClientSettings):
         validation_alias=AliasChoices("MANDAACT_CONSUMER_BACKOFF", "consumer_backoff_seconds"),
     )
     relay_poll_seconds: float = Field(
-        1.0, gt=0, validation_alias=AliasChoices("MANDAACT_RELAY_POLL", "relay_poll_seconds")
+        5.0, gt=0, validation_alias=AliasChoices("MANDAACT_RELAY_POLL", "relay_poll_seconds")
     )
     """The relay's safety-net poll when idle; commits wake it at once (docs/delivery.md)."""
+    api_relay: bool = Field(True, validation_alias=AliasChoices("MANDAACT_API_RELAY", "api_relay"))
+    """Whether an API process relays the outbox rows its own requests commit (docs/delivery.md)."""
+    relay_watch: bool = Field(
+        False, validation_alias=AliasChoices("MANDAACT_RELAY_WATCH", "relay_watch")
+    )
+    """Whether relays also watch `outbox` with a change stream (wakes the sweeper at once for
+    rows no relay marked); off by default: every process relays its own commits, woken
+    in-process, and on SecantusDB every awaiting `getMore` wakes on every write."""
     # Delivery resilience (docs/delivery.md, "When a dependency is down").
     mongo_timeout_ms: int = Field(
         10_000,
@@ -137,6 +145,12 @@ class ServiceSettings(KafkaClientSettings):
         validation_alias=AliasChoices("MANDAACT_WORKER_STALL_S", "worker_stall_seconds"),
     )
     """A worker whose event loop has not run for this long fails its liveness probe."""
+    lag_refresh_seconds: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=AliasChoices("MANDAACT_LAG_REFRESH_S", "lag_refresh_seconds"),
+    )
+    """How often workers and APIs read their groups' consumer lag from Kafka (0: never)."""
     # Rate limits on mutating requests (docs/limits.md), shared by every replica via MongoDB.
     rate_limit_enabled: bool = Field(
         True, validation_alias=AliasChoices("MANDAACT_RATE_LIMIT_ENABLED", "rate_limit_enabled")
@@ -165,6 +179,11 @@ class ServiceSettings(KafkaClientSettings):
             "MANDAACT_RATE_LIMIT_TENANT_BURST", "rate_limit_tenant_burst"
         ),
     )
+    cors_origins: str | None = Field(
+        None, validation_alias=AliasChoices("MANDAACT_CORS_ORIGINS", "cors_origins")
+    )
+    """Browser origins allowed to call this API (comma-separated; the ops console's). Unset:
+    none in production, any loopback origin in local and test modes (docs/ops.md)."""
 
     @field_validator("jwt_secret", "jwt_jwks_url", "jwt_audience", "jwt_issuer", mode="before")
     @classmethod

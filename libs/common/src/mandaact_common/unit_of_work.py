@@ -9,16 +9,18 @@ adapter; the use cases never know which one they got.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from mandaact_common.errors import Conflict
 from mandaact_common.idempotency import (
@@ -47,6 +49,10 @@ class UnitOfWork(Protocol[StoreT_co]):
 
     async def run(self, work: Callable[[StoreT_co], Awaitable[T]]) -> T:
         """Run `work` in one transaction; nothing is stored if it raises."""
+        ...
+
+    async def run_grouped(self, work: Callable[[StoreT_co], Awaitable[T]]) -> T:
+        """Like `run`; concurrent callers may share one transaction (group commit)."""
         ...
 
     async def read(self, work: Callable[[StoreT_co], Awaitable[T]]) -> T:
@@ -82,12 +88,39 @@ StoreFactory = Callable[[AsyncDatabase[Doc], Transaction | None], StoreT]
 """Builds a store over the database, inside a transaction or (None) read-only."""
 
 
+class _Failed(Exception):
+    """One unit of a group raised: the group's transaction is abandoned without it."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(repr(error))
+        self.index = index
+        self.error = error
+
+
+@dataclass
+class _Waiting:
+    work: Callable[[Any], Awaitable[Any]]
+    answer: asyncio.Future[Any]
+
+
+GROUP_MAX_UNITS = 64
+"""The most units one group commit runs in its transaction."""
+GROUP_IN_FLIGHT = 2
+"""How many group transactions a process runs at once."""
+
+
 class MongoUnitOfWork(Generic[StoreT]):
     """The UnitOfWork port on MongoDB: one multi-document transaction per unit.
 
     With `attempts` above 1, a unit that lost a race — a duplicate `_id` or a `Conflict` raised
     by a conditional write — is run again on the winner's result; past the last attempt a
     duplicate key is reported as a `Conflict`.
+
+    `run_grouped` is group commit: units that arrive while a group's transaction is running
+    wait and then run one after another in the next group's single transaction (their events in
+    one outbox flush), so under load a commit, the outbox writes and the relay's round are shared
+    by many units, while a lone unit starts at once. A unit that raises leaves the group: the
+    transaction is abandoned and the others run again without it, so what it did is never stored.
     """
 
     def __init__(
@@ -104,10 +137,73 @@ class MongoUnitOfWork(Generic[StoreT]):
         self._source = source
         self._store = store
         self._attempts = max(1, attempts)
+        self._waiting: deque[_Waiting] = deque()
+        self._leaders = 0
+        self._leading: set[asyncio.Task[None]] = set()
 
     def store_in(self, tx: Transaction) -> StoreT:
         """The store inside a transaction someone else opened (the idempotent consumer's)."""
         return self._store(tx.db, tx)
+
+    async def run_grouped(self, work: Callable[[StoreT], Awaitable[T]]) -> T:
+        """Run `work` in a group commit with the units of concurrent callers (see the class)."""
+        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(work, answer))
+        if self._leaders < GROUP_IN_FLIGHT:
+            self._leaders += 1
+            leader = asyncio.get_running_loop().create_task(self._lead())
+            self._leading.add(leader)  # held until done: the loop keeps only weak references
+            leader.add_done_callback(self._leading.discard)
+        return await answer
+
+    async def _lead(self) -> None:
+        try:
+            while self._waiting:
+                group = [
+                    self._waiting.popleft() for _ in range(min(GROUP_MAX_UNITS, len(self._waiting)))
+                ]
+                await self._commit_group([w for w in group if not w.answer.done()])
+        finally:
+            self._leaders -= 1
+
+    async def _commit_group(self, group: list[_Waiting]) -> None:
+        while group:
+            if len(group) == 1:  # alone: exactly `run`, with its retries on lost races
+                await _settle(group[0].answer, self.run(group[0].work))
+                return
+
+            async def unit(tx: Transaction, units: list[_Waiting] = group) -> list[Any]:
+                store = self._store(tx.db, tx)
+                results: list[Any] = []
+                for i, waiting in enumerate(units):
+                    try:
+                        results.append(await waiting.work(store))
+                    except PyMongoError:
+                        raise  # the database's: the driver retries the whole transaction
+                    except Exception as exc:
+                        raise _Failed(i, exc) from exc
+                return results
+
+            try:
+                results = await transact(self._client, self._db, self._source, unit)
+            except _Failed as failed:
+                if isinstance(failed.error, DuplicateKeyError | Conflict):
+                    # A lost race: each unit on its own, with `run`'s retries.
+                    for waiting in group:
+                        await _settle(waiting.answer, self.run(waiting.work))
+                    return
+                _answer(group[failed.index].answer, error=failed.error)
+                group = group[: failed.index] + group[failed.index + 1 :]
+                continue
+            except BaseException as exc:
+                for waiting in group:
+                    _answer(waiting.answer, error=exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            for waiting, result in zip(group, results, strict=True):
+                _answer(waiting.answer, result=result)
+            return
 
     async def run(self, work: Callable[[StoreT], Awaitable[T]]) -> T:
         """Run `work`; its changes and outbox rows commit together."""
@@ -204,6 +300,10 @@ class InMemoryUnitOfWork(Generic[TablesT, StoreT]):
         self.tables = scratch
         return result
 
+    async def run_grouped(self, work: Callable[[StoreT], Awaitable[T]]) -> T:
+        """`run`: in memory there is no commit to share."""
+        return await self.run(work)
+
     async def read(self, work: Callable[[StoreT], Awaitable[T]]) -> T:
         """Run read-only `work` on the current state."""
         return await work(self._store(self.tables))
@@ -232,6 +332,26 @@ class InMemoryUnitOfWork(Generic[TablesT, StoreT]):
     async def remember(self, request: IdempotentRequest, response: StoredResponse) -> None:
         """Keep the response for its key, unless one is already kept."""
         self.keys.setdefault(_key_of(request), (request.fingerprint, response))
+
+
+def _answer(
+    answer: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None
+) -> None:
+    if answer.done():  # its caller went away (a cancelled request)
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(result)
+
+
+async def _settle(answer: asyncio.Future[Any], outcome: Awaitable[Any]) -> None:
+    try:
+        result = await outcome
+    except Exception as exc:
+        _answer(answer, error=exc)
+    else:
+        _answer(answer, result=result)
 
 
 def _key_of(request: IdempotentRequest) -> tuple[str, str, str, str]:

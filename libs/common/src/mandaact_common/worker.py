@@ -30,6 +30,7 @@ from mandaact_common.consumer import (
     raw_records,
 )
 from mandaact_common.kafka import broker_security, client_security
+from mandaact_common.lag import LagMonitor
 from mandaact_common.liveness import Heartbeat, ProbeServer
 from mandaact_common.mongo import Doc, make_client
 from mandaact_common.observability import configure_logging
@@ -75,6 +76,10 @@ class WorkerSpec:
     background: tuple[Callable[[WorkerDeps, asyncio.Event], Coroutine[Any, Any, None]], ...] = (
         field(default=())
     )
+    observes: tuple[str, ...] = ()
+    """Topics read with no consumer group (ops: the dead-letter topics, the live tail)."""
+    describes_groups: tuple[str, ...] = ()
+    """Consumer groups whose committed offsets the service reads (ops: every group's lag)."""
 
 
 async def _keep_raw(message: StreamMessage[Any]) -> Any:
@@ -174,12 +179,20 @@ def build_broker(
     `stop` tells a batch that waits for a dependency that the worker is stopping.
     """
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        # FastStream takes a str as one address: a cluster's "h1:p1,h2:p2" is split here.
+        [
+            server.strip()
+            for server in settings.kafka_bootstrap_servers.split(",")
+            if server.strip()
+        ],
         client_id=f"{spec.service}-worker",
         security=broker_security(settings),
         enable_idempotence=True,
         acks="all",
         graceful_timeout=20.0,
+        # Per-message lines at DEBUG, as JSON through the root logger (`logs`).
+        logger=logging.getLogger("faststream.mandaact"),
+        log_level=logging.DEBUG,
     )
     for cspec in spec.consumers:
         _subscribe(
@@ -255,7 +268,7 @@ async def run_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:
     client = make_client(settings.mongodb_url, timeout_ms=settings.mongo_timeout_ms)
     db = client[settings.mongodb_database]
     try:
-        await _run(spec, settings, client, db)
+        await run_components(spec, settings, client, db)
     finally:
         await client.close()
         done.set()
@@ -264,12 +277,15 @@ async def run_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:
             probes.close()
 
 
-async def _run(
+async def run_components(
     spec: WorkerSpec,
     settings: ServiceSettings,
     client: AsyncMongoClient[Doc],
     db: AsyncDatabase[Doc],
+    stop: asyncio.Event | None = None,
 ) -> None:
+    """The worker's relay, consumers and jobs over these clients until `stop` is set (without
+    one: until SIGTERM or SIGINT). Tests run a service's worker in process with it."""
     await ensure_delivery_indexes(db, processed_ttl_seconds=settings.processed_ttl_seconds)
     if spec.ensure_indexes:
         await spec.ensure_indexes(db)
@@ -294,20 +310,24 @@ async def _run(
         )
         for c in spec.consumers
     }
-    stop = asyncio.Event()
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     broker = build_broker(spec, settings, consumers, stop)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     relay = OutboxRelay(
         db,
         producer,
         spec.service,
         poll_seconds=settings.relay_poll_seconds,
         max_attempts=settings.relay_max_attempts,
+        watch=settings.relay_watch,
     )
     tasks = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
     tasks += [asyncio.create_task(job(deps, stop)) for job in spec.background]
+    if (lag := lag_monitor(spec, settings, "worker")) is not None:
+        tasks.append(asyncio.create_task(lag.run(stop), name="consumer-lag"))
     if spec.consumers:
         await broker.start()
     log.info("worker %s started", spec.service)
@@ -322,6 +342,38 @@ async def _run(
         await producer.stop()
 
 
+def lag_monitor(spec: WorkerSpec, settings: ServiceSettings, kind: str) -> LagMonitor | None:
+    """The consumer lag exporter of a service's groups (None: no groups, or switched off)."""
+    if not spec.consumers or settings.lag_refresh_seconds <= 0:
+        return None
+    return LagMonitor(
+        settings.kafka_bootstrap_servers,
+        {c.group: c.topics for c in spec.consumers},
+        client_id=f"{spec.service}-{kind}",
+        interval_seconds=settings.lag_refresh_seconds,
+        security=client_security(settings),
+    )
+
+
 def main(spec: WorkerSpec, settings: ServiceSettings) -> None:
     """Console-script entry point for a worker."""
     asyncio.run(run_worker(spec, settings))
+
+
+async def run_every(
+    step: Callable[[], Awaitable[int]], seconds: float, stop: asyncio.Event, what: str
+) -> None:
+    """Run `step` now and every `seconds` until `stop` is set, at once again while it reports
+    work done (a backlog drains without waiting); a failed pass is logged and tried next time."""
+    while not stop.is_set():
+        done = 0
+        try:
+            done = await step()
+            if done:
+                log.info("%s: %d done", what, done)
+        except Exception:
+            log.exception("%s failed; retrying next pass", what)
+        if done:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -20,7 +20,14 @@ from mandaact_common.consumer import (
     RetryPolicy,
 )
 from mandaact_common.mongo import in_transaction
-from mandaact_common.outbox import OUTBOX, OutboxRelay, Transaction, make_producer, transact
+from mandaact_common.outbox import (
+    API_KIND,
+    OUTBOX,
+    OutboxRelay,
+    Transaction,
+    make_producer,
+    transact,
+)
 from mandaact_common.settings import ServiceSettings
 from mandaact_common.testing import MemoryRecord, RecordingDeadLetters, record_of
 from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec, build_broker
@@ -439,6 +446,72 @@ async def test_relay_is_woken_by_the_change_stream_for_another_process_commit(
 
         await in_transaction(mongo_client, raw)
         assert await _wait_published(db, 5.0) < 1.0
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+
+
+async def test_each_process_publishes_its_own_rows_and_a_worker_sweeps_what_none_will(
+    infra: Any, mongo_client: Any, unique_db_name: str
+) -> None:
+    topic = topics.ACTION_COMPLETED
+    await _create_topics(infra.bootstrap_servers, [topic])
+    db = mongo_client[unique_db_name]
+    producer = make_producer(infra.bootstrap_servers, "test-relay-sweep")
+    await producer.start()
+    try:
+
+        async def row(session: Any) -> None:  # no relay in "this" process: an unmarked row
+            tx = Transaction(session=session, db=db, source="checkins")
+            tx.emit(topic, completed(tenant=f"t-{uuid.uuid4().hex[:6]}"))
+            await tx.flush()
+
+        await in_transaction(mongo_client, row)
+        await in_transaction(mongo_client, row)
+        first = await db[OUTBOX].find_one({}, sort=[("created_at", 1), ("_id", 1)])
+        # The other row was written by a process whose relay is still young: not swept yet.
+        await db[OUTBOX].update_one({"_id": {"$ne": first["_id"]}}, {"$set": {"by": "other"}})
+        api = OutboxRelay(db, producer, "checkins", kind=API_KIND)
+        worker = OutboxRelay(db, producer, "checkins", sweep_after_seconds=1.5)
+        assert await api.publish_pending() == 0  # an API relay publishes its own rows only
+        assert await worker.publish_pending() == 1  # the unmarked row, at once
+        assert await db[OUTBOX].count_documents({}) == 1
+        await asyncio.sleep(1.6)
+        assert await worker.publish_pending() == 1  # its writer died: swept once old enough
+        assert await db[OUTBOX].count_documents({}) == 0
+    finally:
+        await producer.stop()
+
+
+async def test_an_api_relay_publishes_its_process_commits_at_once_and_polls_nothing_idle(
+    infra: Any, mongo_client: Any, unique_db_name: str
+) -> None:
+    topic = topics.ACTION_COMPLETED
+    await _create_topics(infra.bootstrap_servers, [topic])
+    db = mongo_client[unique_db_name]
+    producer = make_producer(infra.bootstrap_servers, "test-api-relay")
+    await producer.start()
+    reads: list[str] = []
+
+    class Counted(OutboxRelay):
+        async def publish_pending(self, rows_of: Any = None) -> int:
+            reads.append("publish")
+            return await super().publish_pending(rows_of)
+
+    relay = Counted(db, producer, "checkins", kind=API_KIND, poll_seconds=0.1, watch=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # five idle polls after the first round
+        assert reads == ["publish"]  # only the start-up round read the outbox
+
+        async def work(tx: Transaction) -> None:
+            tx.emit(topic, completed(tenant=f"t-{uuid.uuid4().hex[:6]}"))
+
+        await transact(mongo_client, db, "checkins", work)
+        assert await _wait_published(db, 5.0) < 1.0
+        assert (await db[OUTBOX].count_documents({})) == 0
     finally:
         stop.set()
         await task

@@ -3,7 +3,8 @@
 A check or undo runs in one unit of work: find the action in the caller's read model, work out
 the local date, apply the rules, write the day's slot conditionally on the change count read,
 and emit `action.completed` / `action.uncompleted` into the outbox of the same transaction.
-A request that changes nothing writes nothing and emits nothing.
+A request that changes nothing writes nothing and emits nothing. Checks and undos go through
+group commit: under load, concurrent ones share one transaction (`MongoUnitOfWork.run_grouped`).
 """
 
 from __future__ import annotations
@@ -21,22 +22,22 @@ from checkins.domain.model import (
     Grid,
     GridAction,
     Owner,
+    UserDay,
     UserProfile,
     checkin_date,
     checkin_range,
     checklist_order,
     day_checklist,
     done_window_start,
-    effective_timezone,
     ensure_checkable,
     ensure_mission_open,
     newest_grids,
     newest_profiles,
     toggle,
+    user_day,
 )
 from checkins.store.ports import CheckinsStore, UnitOfWork
 from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
-from mandaact_common.domain.calendar import today_in
 from mandaact_contracts import topics
 from mandaact_contracts.events import ActionCompleted, ActionUncompleted, ScheduleSnapshot
 
@@ -99,10 +100,10 @@ def _change_event(
     )
 
 
-async def _timezone(store: CheckinsStore, owner: Owner) -> str:
+async def _user_day(store: CheckinsStore, owner: Owner) -> UserDay:
     profile = await store.profile(owner)
     latest = None if profile is not None else await store.latest_grid_timezone(owner)
-    return effective_timezone(profile, latest)
+    return user_day(profile, latest)
 
 
 async def _find_action(
@@ -136,13 +137,14 @@ class CheckinsService:
 
         async def work(store: CheckinsStore) -> CheckinResult:
             grid, action = await _find_action(store, owner, action_id)
-            timezone = await _timezone(store, owner)
+            rules = await _user_day(store, owner)
+            timezone = rules.timezone
             now = self._clock()
-            day = checkin_date(requested, now, timezone, self._backfill_days)
+            day = checkin_date(requested, now, timezone, self._backfill_days, rules.day_starts_at)
             ensure_checkable(grid, action, checking=True)
             stored = await store.slot(owner, action, day)
             slot = stored or DaySlot(owner, action, day)
-            if not slot.done:
+            if not slot.done and action.type == "mission":  # a routine is done on any date
                 ensure_mission_open(action, day, await store.action_done_dates(owner, action_id))
             changed = toggle(slot, True, new_checkin_id=self._new_id(), now=now)
             if changed is None:
@@ -152,16 +154,17 @@ class CheckinsService:
             store.emit(topics.ACTION_COMPLETED, event, subject=action_id)
             return CheckinResult(changed, created=True)
 
-        return await self._uow.run(work)
+        return await self._uow.run_grouped(work)
 
     async def uncheck(self, owner: Owner, action_id: str, requested: date | None) -> bool:
         """Undo the date's check-in (`action.uncompleted`); False when there was none to undo."""
 
         async def work(store: CheckinsStore) -> bool:
             grid, action = await _find_action(store, owner, action_id)
-            timezone = await _timezone(store, owner)
+            rules = await _user_day(store, owner)
+            timezone = rules.timezone
             now = self._clock()
-            day = checkin_date(requested, now, timezone, self._backfill_days)
+            day = checkin_date(requested, now, timezone, self._backfill_days, rules.day_starts_at)
             ensure_checkable(grid, action, checking=False)
             slot = await store.slot(owner, action, day)
             if slot is None:
@@ -174,20 +177,20 @@ class CheckinsService:
             store.emit(topics.ACTION_UNCOMPLETED, event, subject=action_id)
             return True
 
-        return await self._uow.run(work)
+        return await self._uow.run_grouped(work)
 
     async def checklist(self, owner: Owner, requested: date | None) -> DayChecklist:
         """The checklist of a local date (default: the user's today)."""
 
         async def work(store: CheckinsStore) -> DayChecklist:
-            timezone = await _timezone(store, owner)
-            day = requested if requested is not None else today_in(timezone, self._clock())
+            rules = await _user_day(store, owner)
+            day = requested if requested is not None else rules.today(self._clock())
             grids = await store.live_grids(owner)
             missions = [a.id for a in checklist_order(grids) if a.type == "mission"]
             done = await store.done_dates(
                 owner, until=day, since=done_window_start(day), any_date_of=missions
             )
-            return day_checklist(grids, day, done)
+            return day_checklist(grids, day, done, paused=rules.paused(day))
 
         return await self._uow.read(work)
 
@@ -203,8 +206,9 @@ class CheckinsService:
         """A page of the user's check-ins between two local dates (default: the last 7 days)."""
 
         async def work(store: CheckinsStore) -> CheckinRange:
-            timezone = await _timezone(store, owner)
-            first, last = checkin_range(since, until, self._clock(), timezone)
+            rules = await _user_day(store, owner)
+            now = self._clock()
+            first, last = checkin_range(since, until, now, rules.timezone, rules.day_starts_at)
             # One extra row tells whether another page exists without a count query.
             rows = await store.checkins(owner, first, last, limit=limit + 1, after=cursor)
             items = rows[:limit]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,8 +23,10 @@ from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
 from mandaact_common.settings import ServiceSettings
 from mandaact_common.unit_of_work import MongoUnitOfWork
-from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
+from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec, run_every
 from mandaact_contracts import topics
+
+BackgroundJob = Callable[[WorkerDeps, asyncio.Event], Coroutine[Any, Any, None]]
 
 GROUP = "gamification"
 CONSUMES = (
@@ -69,6 +75,25 @@ def mongo_handler(
     return consumer_handler(mongo_unit_of_work(client, db), clock, accept_days)
 
 
+def streaks_job(clock: Clock = utc_now) -> BackgroundJob:
+    """The worker's background job: decide the streaks of the users whose day just ended, and
+    apply tenants' streak repairs a batch of users at a time."""
+
+    async def job(deps: WorkerDeps, stop: asyncio.Event) -> None:
+        service = GamificationService(mongo_unit_of_work(deps.client, deps.db), clock)
+        settings = deps.settings
+        if not isinstance(settings, Settings):
+            settings = Settings.model_validate(settings.model_dump())
+        seconds = settings.streak_sweep_seconds
+
+        async def step() -> int:
+            return await service.sweep_streaks() + await service.apply_repairs()
+
+        await run_every(step, seconds, stop, "streak sweep")
+
+    return job
+
+
 def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
     """Gamification consumes grids and check-ins and publishes XP, level, badge, streak events."""
 
@@ -80,6 +105,7 @@ def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
         consumers=(ConsumerSpec(GROUP, CONSUMES, handler),),
         publishes=PUBLISHES,
         ensure_indexes=ensure_indexes,
+        background=(streaks_job(clock),),
     )
 
 

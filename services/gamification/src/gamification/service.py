@@ -28,10 +28,12 @@ from gamification.domain.progress import (
     KeySum,
     LedgerEntry,
     Period,
+    StreakTold,
     UserProgress,
     held_in,
     window_of,
 )
+from gamification.domain.streaks import RepairCommand, TenantRepair, repair_of
 from gamification.domain.user_fold import Fact, GridFact, NeedsRebuild, UserFold
 from gamification.store.ports import GamificationStore
 from mandaact_common.clock import Clock, utc_now
@@ -40,10 +42,10 @@ from mandaact_common.domain.calendar import (
     iso_week,
     local_date,
     month_bounds,
-    today_in,
     week_bounds,
 )
 from mandaact_common.domain.owner import Owner
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.grid_events import placed_actions
 from mandaact_common.unit_of_work import UnitOfWork
 from mandaact_contracts import topics
@@ -60,6 +62,8 @@ from mandaact_contracts.events import (
 )
 
 Locale = Literal["ko", "en"]
+SWEEP_BATCH = 200
+"""Users one streak sweep (or one step of a repair) looks at in one transaction."""
 
 
 # --- what the reads return ---------------------------------------------------------------------
@@ -75,10 +79,13 @@ class EarnedBadge:
 
 @dataclass(frozen=True, slots=True)
 class Streak:
-    """Consecutive local dates with a check-in: the run as seen today, and the longest one."""
+    """Consecutive local dates with a check-in (frozen, paused and repaired dates keep it): the
+    run as seen today, the longest one, the freezes held and the dates frozen in 30 days."""
 
     current: int
     longest: int
+    freezes: int = 0
+    frozen_dates: tuple[date, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,22 +248,32 @@ class GamificationService:
         now = self._clock()
         arrivals = _arrivals(items)
         stored = await store.progress_of(list(arrivals))
+        repairs = await store.repairs_of({o.tenant_id for o in arrivals})
         await store.archive([(a.owner, f) for a in arrivals.values() for f in a.facts])
         folded: list[_Folded] = []
         for owner, came in arrivals.items():
             before = stored.get(owner) or UserProgress(owner, UserFold(self._accept_days))
             progress = _copy(before)
             changed = _take_settings(progress, came)
-            if not came.facts:
+            rules = progress.rules(repairs.get(owner.tenant_id, ()))
+            assert progress.fold is not None
+            progress.fold.rules = rules
+            # Pauses decide what was due, so a change of them judges the dates held again.
+            repause = progress.pauses != before.pauses and progress.fold.last_active() is not None
+            if not came.facts and not repause:
                 if changed:
                     folded.append(_Folded(progress, before, [], False, came.trigger))
                 continue
-            folded.append(await self._fold(store, progress, before, came))
+            folded.append(await self._fold(store, progress, before, came, rebuild=repause))
         entries = await self._ledger(store, folded, now)
         for f in folded:
             assert f.progress.fold is not None
             f.progress.project(f.progress.fold.summary(), now)
+            rules = f.progress.rules(repairs.get(f.progress.owner.tenant_id, ()))
+            told = f.progress.take_streak(rules, now)
             _announce(store, f.before, f.progress, entries.get(f.progress.owner, []), now)
+            if told is not None:
+                _tell_streak(store, f.progress, told, now)
         all_entries = [e for es in entries.values() for e in es]
         await store.insert_ledger(all_entries)
         await store.add_to_boards(_board_deltas(folded, entries))
@@ -268,16 +285,20 @@ class GamificationService:
         progress: UserProgress,
         before: UserProgress,
         came: _Arrivals,
+        *,
+        rebuild: bool = False,
     ) -> _Folded:
         fold = progress.fold
         assert fold is not None
         try:
+            if rebuild:
+                raise NeedsRebuild("the user's pauses changed")
             lines = fold.extend(came.facts)
         except NeedsRebuild:
             # A fact belongs before what the fold holds: fold every archived fact again (this
             # batch's among them).
             archived = await store.archived(progress.owner)
-            progress.fold, lines = UserFold.rebuild(archived, self._accept_days)
+            progress.fold, lines = UserFold.rebuild(archived, self._accept_days, fold.rules)
             return _Folded(progress, before, lines, True, came.trigger)
         return _Folded(progress, before, lines, False, came.trigger)
 
@@ -303,18 +324,32 @@ class GamificationService:
     # -- reads --
 
     async def progress(self, owner: Owner) -> Progress:
-        """The user's XP total, level, streak, perfect days and badges."""
-        found = await self._uow.read(lambda store: store.progress_of([owner], with_fold=False))
-        progress = found.get(owner) or UserProgress(owner, None)
+        """The user's XP total, level, streak, perfect days and badges.
+
+        The streak is walked on from the last active date to the user's today, so a date that
+        ended without a check-in has used its freeze (or broken the run) whether or not any
+        event came since.
+        """
+
+        async def work(store: GamificationStore) -> tuple[UserProgress, list[TenantRepair]]:
+            found = await store.progress_of([owner], with_fold=False)
+            repairs = await store.repairs_of({owner.tenant_id})
+            return found.get(owner) or UserProgress(owner, None), repairs.get(owner.tenant_id, [])
+
+        progress, repairs = await self._uow.read(work)
         level, into, needed = level_progress(progress.xp_total)
+        now = self._clock()
+        seen = progress.streak_now(progress.rules(repairs), now)
         return Progress(
             xp_total=progress.xp_total,
             level=level,
             xp_into_level=into,
             xp_for_next_level=needed,
             streak=Streak(
-                current=progress.current_streak(self._today(progress)),
-                longest=progress.streak_longest,
+                current=seen.current,
+                longest=seen.longest,
+                freezes=seen.freezes,
+                frozen_dates=tuple(seen.frozen_since(progress.today(now))),
             ),
             perfect_days=progress.perfect_days,
             badges=[EarnedBadge(code, at) for code, at in progress.badges.items()],
@@ -389,8 +424,77 @@ class GamificationService:
         return out
 
     def _today(self, progress: UserProgress) -> date:
-        """The user's local date now (their timezone, else the default one)."""
-        return today_in(progress.effective_timezone, self._clock())
+        """The user's local date now (their timezone and day start, else the defaults)."""
+        return progress.today(self._clock())
+
+    # -- streaks decided by the end of a day, and tenants' streak repairs --
+
+    async def sweep_streaks(self, limit: int = SWEEP_BATCH) -> int:
+        """Decide the streaks of the users whose day just ended (by the `streak_fire_at`
+        index): tell `streak.changed` where a freeze was used or a run broke. Returns how many
+        users were looked at; the work is theirs alone."""
+        now = self._clock()
+
+        async def work(store: GamificationStore) -> int:
+            due = await store.streaks_due(now, limit)
+            if not due:
+                return 0
+            repairs = await store.repairs_of({p.owner.tenant_id for p in due})
+            for progress in due:
+                rules = progress.rules(repairs.get(progress.owner.tenant_id, ()))
+                told = progress.decide_streak(rules, now)
+                if told is not None:
+                    _tell_streak(store, progress, told, now)
+            await store.mark_streaks(due)
+            return len(due)
+
+        return await self._uow.run(work)
+
+    async def create_repair(self, tenant_id: str, command: RepairCommand) -> TenantRepair:
+        """Record a tenant's streak repair (the same one twice is one); the users' streaks
+        are walked again by the worker, a batch of users at a time."""
+        now = self._clock()
+        repair = repair_of(tenant_id, command, now)
+
+        async def work(store: GamificationStore) -> TenantRepair:
+            return await store.add_repair(repair, now)
+
+        return await self._uow.run(work)
+
+    async def repairs(self, tenant_id: str) -> list[TenantRepair]:
+        """The tenant's streak repairs, newest dates first."""
+
+        async def work(store: GamificationStore) -> list[TenantRepair]:
+            found = await store.repairs_of({tenant_id})
+            return sorted(found.get(tenant_id, []), key=lambda r: (r.start, r.id), reverse=True)
+
+        return await self._uow.read(work)
+
+    async def apply_repairs(self, limit: int = SWEEP_BATCH) -> int:
+        """Walk again the streaks of up to `limit` users of a repair not yet applied to all of
+        its tenant, and tell what changed; returns how many users were walked."""
+        now = self._clock()
+
+        async def work(store: GamificationStore) -> int:
+            pending = await store.pending_repair()
+            if pending is None:
+                return 0
+            repair, after = pending
+            users = await store.tenant_users(repair.tenant_id, after, limit)
+            if users:
+                repairs = (await store.repairs_of({repair.tenant_id})).get(repair.tenant_id, [])
+                for progress in users:
+                    if progress.fold is None:
+                        continue
+                    told = progress.take_streak(progress.rules(repairs), now)
+                    if told is not None:
+                        _tell_streak(store, progress, told, now)
+                await store.save_progress(users)
+            last = users[-1].owner.user_id if len(users) == limit else None
+            await store.repair_applied(repair, last)
+            return len(users)
+
+        return await self._uow.run(work)
 
 
 # --- the batch, step by step -------------------------------------------------------------------
@@ -418,6 +522,8 @@ def _take_settings(progress: UserProgress, came: _Arrivals) -> bool:
         progress.user_version = settings.version
         progress.timezone = settings.timezone
         progress.display_name = settings.display_name
+        progress.day_starts_at = settings.day_starts_at
+        progress.pauses = tuple(Pause(p.from_, p.to) for p in settings.pauses)
         return True
     if (
         progress.user_version == 0
@@ -561,19 +667,25 @@ def _announce(
             topics.BADGE_UNLOCKED,
             BadgeUnlocked(**ids, badge=code, xp_reward=badge_of(code).xp_reward, unlocked_at=now),
         )
-    streak_before = (before.streak_current, before.streak_longest)
-    streak_after = (after.streak_current, after.streak_longest)
-    if streak_after != streak_before and (before.updated_at is not None or after.streak_longest):
-        store.emit(
-            topics.STREAK_CHANGED,
-            StreakChanged(
-                **ids,
-                current=after.streak_current,
-                longest=after.streak_longest,
-                last_active_date=after.last_active_date,
-                changed_at=now,
-            ),
-        )
+
+
+def _tell_streak(
+    store: GamificationStore, progress: UserProgress, told: StreakTold, now: datetime
+) -> None:
+    owner = progress.owner
+    store.emit(
+        topics.STREAK_CHANGED,
+        StreakChanged(
+            tenant_id=owner.tenant_id,
+            user_id=owner.user_id,
+            current=told.current,
+            longest=told.longest,
+            last_active_date=progress.streak.last_active,
+            changed_at=now,
+            freezes=told.freezes,
+            frozen_dates=list(told.frozen_dates),
+        ),
+    )
 
 
 def _who(people: dict[Owner, UserProgress], tenant_id: str, user_id: str) -> UserProgress:

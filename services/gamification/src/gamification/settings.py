@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import AliasChoices, Field
+
 from mandaact_common.settings import ServiceSettings
 
 
@@ -12,3 +14,10 @@ class Settings(ServiceSettings):
 
     service_name: str = "gamification"
     default_http_port: ClassVar[int] = 8003
+    streak_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("MANDAACT_STREAK_SWEEP_SECONDS", "streak_sweep_seconds"),
+        description="How often the worker decides the streaks of users whose day ended, and "
+        "applies tenants' streak repairs (MANDAACT_STREAK_SWEEP_SECONDS).",
+    )

@@ -162,7 +162,12 @@ async def test_the_http_app_answers_progress_from_the_same_use_cases() -> None:
         assert r.status_code == 200, r.text
         expected = await world.service.progress(ALICE)
         assert r.json()["xp_total"] == expected.xp_total > 0
-        assert r.json()["streak"] == {"current": 1, "longest": 1}
+        assert r.json()["streak"] == {
+            "current": 1,
+            "longest": 1,
+            "freezes": 0,
+            "frozen_dates": [],
+        }
         assert http.get("/v1/me/progress").status_code == 401
     finally:
         await mongo.close()
@@ -175,6 +180,7 @@ def test_the_worker_consumes_grids_and_check_ins_and_makes_its_indexes_at_start(
     assert spec.publishes == PUBLISHES
     assert spec.ensure_indexes is ensure_indexes
     assert spec.on_start is None
+    assert len(spec.background) == 1  # the streak sweep and the repairs
 
 
 async def test_a_key_a_rebuild_took_back_is_numbered_after_its_entries_when_it_comes_back() -> None:

@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gamification.domain.model import CheckinChange, LedgerLine, derive
+from gamification.domain.streaks import NO_RULES, DateRange, DayRules, streak
 from gamification.domain.user_fold import GridFact, NeedsRebuild, UserFold
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.domain.schedule import Action, Schedule
 
 pytestmark = pytest.mark.unit
@@ -72,9 +74,15 @@ def sums(lines: list[LedgerLine]) -> dict[str, int]:
     return {k: v for k, v in out.items() if v}
 
 
-def live(facts: list[GridFact | CheckinChange], batch: int) -> tuple[UserFold, dict[str, int]]:
-    """Deliver facts in batches as the service does: extend, else rebuild and diff the ledger."""
+def live(
+    facts: list[GridFact | CheckinChange], batch: int, rules: DayRules = NO_RULES
+) -> tuple[UserFold, dict[str, int]]:
+    """Deliver facts in batches as the service does: extend, else rebuild and diff the ledger.
+
+    The user's pauses and repairs (`rules`) are given to every fold read, as the service does.
+    """
     fold = UserFold(accept_days=2)
+    fold.rules = rules
     ledger: dict[str, int] = defaultdict(int)
     seen: list[GridFact | CheckinChange] = []
     cold_before: tuple[date, str] | None = None
@@ -85,7 +93,7 @@ def live(facts: list[GridFact | CheckinChange], batch: int) -> tuple[UserFold, d
             for line in fold.extend(chunk):
                 ledger[line.key] += line.amount
         except NeedsRebuild:
-            fold, lines = UserFold.rebuild(seen, accept_days=2)
+            fold, lines = UserFold.rebuild(seen, accept_days=2, rules=rules)
             cold_before = None  # a rebuilt fold is stored anew, cold part included
             for key, amount in sums(lines).items():
                 ledger[key] = amount
@@ -96,12 +104,14 @@ def live(facts: list[GridFact | CheckinChange], batch: int) -> tuple[UserFold, d
         split = fold.cold_split()
         if split is None:
             fold = UserFold.from_state(json.loads(json.dumps(fold.to_state())))
+            fold.rules = rules
             continue
         cold = json.dumps(fold.cold_state(split))
         if cold_before is not None and cold_before[0] == split:
             assert cold == cold_before[1], "cold check-ins changed under the same split"
         cold_before = (split, cold)
         fold = UserFold.from_state(json.loads(json.dumps(fold.to_state(split))), json.loads(cold))
+        fold.rules = rules
     return fold, {k: v for k, v in ledger.items() if v}
 
 
@@ -135,6 +145,78 @@ def test_batches_in_arrival_order_give_the_fold_from_scratch(
     assert kept.summary() == scratch.summary()
     assert ledger == sums(lines)
     assert kept.summary().xp_total == sum(ledger.values())
+
+
+def active_dates(changes: list[CheckinChange]) -> set[date]:
+    """The dates with a check-in held once every change is in: a pair's last change decides."""
+    last: dict[tuple[str, date], CheckinChange] = {}
+    for c in changes:
+        pair = (c.action_id, c.local_date)
+        if pair not in last or c.seq > last[pair].seq:
+            last[pair] = c
+    return {day for (_, day), c in last.items() if c.done}
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    days=st.integers(20, 100),
+    density=st.sampled_from([0.15, 0.3, 0.8]),
+    batch=st.integers(5, 60),
+    late=st.sampled_from([0, 1]),
+    pause_at=st.integers(0, 100),
+    pause_days=st.integers(0, 14),
+    repair_at=st.lists(st.integers(0, 100), max_size=3),
+    after=st.integers(0, 4),
+)
+def test_with_freezes_pauses_and_repairs_shuffled_delivery_equals_in_order_delivery(
+    seed: int,
+    days: int,
+    density: float,
+    batch: int,
+    late: int,
+    pause_at: int,
+    pause_days: int,
+    repair_at: list[int],
+    after: int,
+) -> None:
+    """Sparse histories use and earn freezes; pauses and repairs keep runs; any delivery order
+    with copies gives the kept fold of in-order delivery: ledger, perfect days and the streak
+    (current, longest, freezes, frozen dates) of the pure walk over the held dates."""
+    rnd = random.Random(seed)
+    pauses = (
+        (Pause(START + timedelta(days=pause_at), START + timedelta(days=pause_at + pause_days)),)
+        if pause_days
+        else ()
+    )
+    repairs = tuple(
+        DateRange(START + timedelta(days=d), START + timedelta(days=d + 1)) for d in repair_at
+    )
+    rules = DayRules(pauses, repairs)
+    changes = history(rnd, days, density)
+    in_order: list[GridFact | CheckinChange] = [grid(1, START - timedelta(days=1))]
+    in_order += sorted(changes, key=moment_of)
+    shuffled = list(in_order)
+    for _ in range(len(shuffled) // 4):
+        i = rnd.randrange(len(shuffled) - 1)
+        shuffled[i], shuffled[i + 1] = shuffled[i + 1], shuffled[i]
+    shuffled += rnd.sample(shuffled, len(shuffled) // 8)
+    for _ in range(late):
+        shuffled.append(shuffled.pop(rnd.randrange(len(shuffled) // 2)))
+
+    ordered_fold, ordered_ledger = live(in_order, 10_000, rules)
+    kept, ledger = live(shuffled, batch, rules)
+    assert kept.summary() == ordered_fold.summary()
+    assert ledger == sums(UserFold.rebuild(in_order, 2, rules)[1]) == ordered_ledger
+    today = START + timedelta(days=days + after)
+    expected = streak(active_dates(changes), rules, today)
+    assert kept.streak(today) == ordered_fold.streak(today) == expected
+    paused_perfect = [
+        k
+        for k in ledger
+        if k.startswith("perfect:") and any(p.covers(date.fromisoformat(k[8:18])) for p in pauses)
+    ]
+    assert paused_perfect == []
 
 
 @settings(max_examples=5, deadline=None, derandomize=True)

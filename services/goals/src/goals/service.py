@@ -7,7 +7,7 @@ whole new state. A change that changes nothing writes nothing and emits nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -20,6 +20,7 @@ from goals.domain.model import (
     MandalartDraft,
     Owner,
     PageCursor,
+    QuietHours,
     SubGoalDraft,
     Unset,
     UserSettings,
@@ -29,6 +30,7 @@ from goals.domain.model import (
 from goals.store.ports import GoalsStore, UnitOfWork
 from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
 from mandaact_common.domain.calendar import today_in
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import IdempotentRequest, StoredResponse
 from mandaact_contracts import topics
 
@@ -43,6 +45,10 @@ class ChangeSettings:
     timezone: str | Unset = UNSET
     locale: str | Unset = UNSET
     display_name: str | Unset | None = UNSET
+    day_starts_at: str | Unset = UNSET
+    reminder_time: str | Unset = UNSET
+    quiet_hours: QuietHours | Unset = UNSET
+    notifications: Mapping[str, bool] | Unset = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +102,41 @@ class GoalsService:
                 timezone=command.timezone,
                 locale=command.locale,
                 display_name=command.display_name,
+                day_starts_at=command.day_starts_at,
+                reminder_time=command.reminder_time,
+                quiet_hours=command.quiet_hours,
+                notifications=command.notifications,
                 now=self._clock(),
             )
-            if changed is not current:
-                await store.save_settings(changed, previous_version=current.version)
-                store.emit(topics.USER_CHANGED, changed.changed_event(), f"users/{owner.user_id}")
+            await self._save_settings(store, current, changed)
             return changed
 
         return await self._uow.run(work)
+
+    async def set_pauses(
+        self, owner: Owner, pauses: list[Pause], if_match: IfMatch | None = None
+    ) -> UserSettings:
+        """Replace the owner's vacation pauses and emit `user.changed` when they changed."""
+
+        async def work(store: GoalsStore) -> UserSettings:
+            current = await store.get_settings(owner) or UserSettings(owner)
+            check_precondition(if_match, current.version)
+            now = self._clock()
+            today = today_in(current.timezone, now, current.day_starts_at)
+            changed = current.with_pauses(pauses, today=today, now=now)
+            await self._save_settings(store, current, changed)
+            return changed
+
+        return await self._uow.run(work)
+
+    @staticmethod
+    async def _save_settings(
+        store: GoalsStore, current: UserSettings, changed: UserSettings
+    ) -> None:
+        if changed is not current:
+            await store.save_settings(changed, previous_version=current.version)
+            owner = changed.owner
+            store.emit(topics.USER_CHANGED, changed.changed_event(), f"users/{owner.user_id}")
 
     # --- grids ---------------------------------------------------------------------------------
 
@@ -236,19 +269,20 @@ class GoalsService:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _timezone(self, store: GoalsStore, owner: Owner) -> str:
-        settings = await store.get_settings(owner)
-        return (settings or UserSettings(owner)).timezone
+    @staticmethod
+    async def _settings(store: GoalsStore, owner: Owner) -> UserSettings:
+        return await store.get_settings(owner) or UserSettings(owner)
 
     async def _create(self, store: GoalsStore, owner: Owner, draft: MandalartDraft) -> Mandalart:
         ensure_room_for_grid(await store.count_live_mandalarts_for_create(owner))
         now = self._clock()
-        timezone = await self._timezone(store, owner)
+        settings = await self._settings(store, owner)
+        timezone = settings.timezone
         grid = Mandalart.create(
             self._new_id(),
             owner,
             draft,
-            today=today_in(timezone, now),
+            today=today_in(timezone, now, settings.day_starts_at),
             now=now,
             new_id=self._new_id,
         )
@@ -265,8 +299,9 @@ class GoalsService:
                 raise _grid_not_found(mandalart_id)
             check_precondition(if_match, current.version)
             now = self._clock()
-            timezone = await self._timezone(store, owner)
-            changed = change(current, today_in(timezone, now), now)
+            settings = await self._settings(store, owner)
+            timezone = settings.timezone
+            changed = change(current, today_in(timezone, now, settings.day_starts_at), now)
             if changed is not current:
                 await store.save_mandalart(changed, previous_version=current.version)
                 self._announce(store, changed, timezone)

@@ -114,6 +114,20 @@ async def test_me_defaults_then_put_emits_user_changed_with_increasing_versions(
         "locale": "ko",
         "display_name": None,
         "version": 0,
+        "day_starts_at": "00:00",
+        "reminder_time": "20:00",
+        "quiet_hours": {"from": "22:00", "to": "08:00"},
+        "notifications": dict.fromkeys(
+            (
+                "daily_reminder",
+                "streak_at_risk",
+                "comeback",
+                "report_ready",
+                "badge_unlocked",
+                "level_reached",
+            ),
+            True,
+        ),
     }
     put = await http.put(
         "/v1/me",
@@ -147,6 +161,46 @@ async def test_me_defaults_then_put_emits_user_changed_with_increasing_versions(
     assert_problem(stale, 412)
 
 
+async def test_day_start_notification_settings_and_pauses_are_stored_and_announced(
+    http: httpx.AsyncClient, auth: Auth, outbox: Outbox
+) -> None:
+    put = await http.put(
+        "/v1/me",
+        json={
+            "day_starts_at": "04:00",
+            "reminder_time": "21:30",
+            "quiet_hours": {"from": "23:00", "to": "07:00"},
+            "notifications": {"comeback": False},
+        },
+        headers=auth(),
+    )
+    assert put.status_code == 200, put.text
+    got = (await http.get("/v1/me", headers=auth())).json()
+    assert got == put.json()
+    assert (got["day_starts_at"], got["reminder_time"]) == ("04:00", "21:30")
+    assert got["quiet_hours"] == {"from": "23:00", "to": "07:00"}
+    assert got["notifications"]["comeback"] is False
+    assert got["notifications"]["daily_reminder"] is True
+
+    far = {"from": "2099-01-10", "to": "2099-01-20", "reason": "trip"}
+    pauses = await http.put("/v1/me/pauses", json={"items": [far]}, headers=auth())
+    assert pauses.status_code == 200, pauses.text
+    assert pauses.json()["items"] == [far]
+    assert (await http.get("/v1/me/pauses", headers=auth())).json() == pauses.json()
+
+    rows = await outbox(topics.USER_CHANGED)
+    last = UserChanged.model_validate(rows[-1]["payload"])
+    assert last.day_starts_at == "04:00"
+    assert last.reminder_time == "21:30"
+    assert last.quiet_hours is not None
+    assert last.quiet_hours.from_ == "23:00"
+    assert last.notifications is not None
+    assert last.notifications.comeback is False
+    assert [(p.from_.isoformat(), p.to.isoformat(), p.reason) for p in last.pauses] == [
+        ("2099-01-10", "2099-01-20", "trip")
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -157,6 +211,11 @@ async def test_me_defaults_then_put_emits_user_changed_with_increasing_versions(
         ({"locale": "fr"}, "locale"),
         ({"display_name": "x" * 101}, "display_name"),
         ({"nickname": "x"}, "nickname"),
+        ({"day_starts_at": "12:30"}, "day_starts_at"),
+        ({"day_starts_at": "4:00"}, "day_starts_at"),
+        ({"reminder_time": "24:00"}, "reminder_time"),
+        ({"quiet_hours": {"from": "22:00"}}, "quiet_hours.to"),
+        ({"notifications": {"comeback": "no"}}, "notifications.comeback"),
     ],
 )
 async def test_bad_settings_are_refused_naming_the_field(

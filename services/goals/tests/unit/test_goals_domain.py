@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
-from goals.domain.errors import InvalidInput, NotFound, VersionMismatch
+from goals.domain.errors import InvalidInput, NotFound, PauseNotAllowed, VersionMismatch
 from goals.domain.model import (
     Action,
     ActionDraft,
@@ -22,6 +24,7 @@ from goals.domain.model import (
     UserSettings,
     check_precondition,
 )
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.domain.schedule import Schedule
 from mandaact_contracts.events import GoalChanged
 
@@ -321,9 +324,25 @@ def test_settings_defaults_first_save_and_no_op() -> None:
         ({"timezone": ""}, "timezone"),
         ({"locale": "fr"}, "locale"),
         ({"display_name": "x" * 101}, "display_name"),
+        ({"day_starts_at": "12:01"}, "day_starts_at"),
+        ({"day_starts_at": "4:00"}, "day_starts_at"),
+        ({"reminder_time": "24:00"}, "reminder_time"),
     ],
 )
-def test_settings_reject_bad_values(changes: dict[str, str], field: str) -> None:
+def test_settings_reject_bad_values(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         UserSettings(OWNER).change(now=NOW, **changes)
     assert caught.value.field == field
+
+
+def test_pauses_that_ended_before_last_year_are_dropped_from_both_lists() -> None:
+    today = date(2027, 3, 10)
+    old = Pause(date(2025, 12, 1), date(2025, 12, 5))
+    last_year = Pause(date(2026, 8, 1), date(2026, 8, 10))
+    stored = dataclasses.replace(UserSettings(OWNER), pauses=(old, last_year), version=3)
+    # The old pause may be left out or sent again: either way it is no longer kept.
+    for sent in ([last_year], [old, last_year]):
+        kept = stored.with_pauses(sent, today=today, now=NOW)
+        assert kept.pauses == (last_year,)
+    with pytest.raises(PauseNotAllowed, match="before yesterday"):
+        stored.with_pauses([], today=today, now=NOW)  # last year's pause is still history

@@ -23,6 +23,7 @@ from prometheus_client import Counter
 from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
 from mandaact_common.domain.calendar import iso_week, local_date, parse_iso_week, today_in, zone
 from mandaact_common.domain.owner import Owner
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.grid_events import placed_actions
 from mandaact_common.idempotency import IdempotentRequest, StoredResponse
 from mandaact_common.keys import owner_of
@@ -108,6 +109,7 @@ def checkin_of(event: ActionCompleted | ActionUncompleted) -> CheckinState:
         mandalart_id=event.mandalart_id,
         sub_goal_position=event.sub_goal_position,
         local_hour=event.occurred_at.astimezone(zone(event.timezone)).hour,
+        sub_goal_title=event.sub_goal_title,
     )
 
 
@@ -150,9 +152,9 @@ class _Batch:
     def apply(self, p: EventPayload) -> None:
         """Fold one event into the facts it touches."""
         uk, user = self.user(p)
-        timezone = user.effective_timezone
+        day = (user.effective_timezone, user.day_starts_at)
         self._apply(uk, user, p)
-        if user.effective_timezone != timezone:
+        if (user.effective_timezone, user.day_starts_at) != day:
             self.moved_users.add(uk)
 
     def _apply(self, uk: str, user: UserFacts, p: EventPayload) -> None:
@@ -181,7 +183,8 @@ class _Batch:
                 if facts.record_streak(StreakFact(p.changed_at, p.current, p.longest)):
                     self.dirty_weeks.add(key)
         elif isinstance(p, UserChanged):
-            if user.record_settings(p.version, p.timezone, p.locale):
+            pauses = tuple(Pause(pause.from_, pause.to) for pause in p.pauses)
+            if user.record_settings(p.version, p.timezone, p.locale, p.day_starts_at, pauses):
                 self.dirty_users.add(uk)
         elif isinstance(p, GoalChanged):
             key = bucket_key(uk, p.mandalart.id, _grid_week(p))
@@ -229,22 +232,23 @@ async def fold_batch(store: ReportsStore, events: Sequence[EventPayload]) -> Non
     known = await store.jobs(batch.checkin_weeks)
     for key in batch.checkin_weeks:
         facts = batch.weeks[key]
-        tz = batch.users[owner_of(key)].effective_timezone
+        user = batch.users[owner_of(key)]
         job = ReportJob(
             Owner(facts.tenant_id, facts.user_id),
             facts.week,
             active=facts.has_checkins,
-            due_at=report_due_at(facts.week, tz),
+            due_at=report_due_at(facts.week, user.effective_timezone, user.day_starts_at),
         )
         # Most check-ins change neither whether the week has one nor when its report is due.
         if known.get(key) != job:
             jobs[key] = job
     if batch.moved_users:
-        # A new timezone moves the Monday 06:00 of every report still to be written.
+        # A new timezone or day start moves the Monday 06:00 of every report still to be written.
         for key, job in (await store.open_jobs(batch.moved_users)).items():
             if key not in jobs:
-                tz = batch.users[job.owner.key].effective_timezone
-                jobs[key] = replace(job, due_at=report_due_at(job.week, tz))
+                user = batch.users[job.owner.key]
+                due = report_due_at(job.week, user.effective_timezone, user.day_starts_at)
+                jobs[key] = replace(job, due_at=due)
     await store.save_facts(
         {k: batch.users[k] for k in batch.dirty_users},
         {k: batch.weeks[k] for k in batch.dirty_weeks},
@@ -417,7 +421,7 @@ class ReportsService:
         user, job = await self._uow.read(look)
         user = user or UserFacts(owner.tenant_id, owner.user_id)
         _, sunday = parse_iso_week(week)
-        if sunday >= today_in(user.effective_timezone, now):
+        if sunday >= today_in(user.effective_timezone, now, user.day_starts_at):
             raise WeekNotFinished(week, user.effective_timezone)
         if job is None or not job.active:
             raise NoReport(f"no check-ins in {week}, so there is no report for it")

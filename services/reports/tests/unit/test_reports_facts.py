@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.keys import owner_of
 from mandaact_contracts.events import (
     ActionCompleted,
@@ -26,6 +27,7 @@ from mandaact_contracts.events import (
     XpAwarded,
     XpRevoked,
 )
+from reports.domain.facts import UserFacts
 from reports.domain.report import report_due_at
 from reports.service import _Batch
 from reports.store.mongo import (
@@ -236,3 +238,23 @@ def test_reports_are_due_monday_0600_local() -> None:
     assert report_due_at("2026-W47", "America/New_York") == datetime(
         2026, 11, 23, 11, 0, tzinfo=UTC
     )
+
+
+def test_a_day_start_after_0600_moves_the_report_to_when_monday_begins() -> None:
+    # With the day starting at 09:00, Sunday lasts until Monday 09:00 in Seoul (00:00 UTC).
+    assert report_due_at("2026-W47", "Asia/Seoul", "09:00") == datetime(
+        2026, 11, 23, 0, 0, tzinfo=UTC
+    )
+    assert report_due_at("2026-W47", "Asia/Seoul", "04:00") == report_due_at(
+        "2026-W47", "Asia/Seoul"
+    )
+
+
+def test_a_user_changed_carries_the_day_start_and_pauses_into_the_weeks() -> None:
+    user = UserFacts("acme", "alice")
+    pause = (Pause(date(2026, 11, 18), date(2026, 11, 20)),)
+    assert user.record_settings(1, "Asia/Seoul", "en", "04:00", pause)
+    assert not user.record_settings(1, "UTC", "ko")  # an older or equal version is ignored
+    # 2026-11-23 01:30 in Seoul is still Sunday of W47 for this user.
+    assert user.week_of(datetime(2026, 11, 22, 16, 30, tzinfo=UTC)) == "2026-W47"
+    assert user.unpaused([date(2026, 11, 17), date(2026, 11, 18)]) == [date(2026, 11, 17)]

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.domain.schedule import Action, Schedule
 from reports.domain.facts import (
     CheckinState,
@@ -144,9 +145,11 @@ def test_a_week_computed_by_hand() -> None:
         "sun": 0,
     }
     assert stats.days_active == 5
+    # `done` counts a sub-goal's check-ins (one of sub-goal 2's was not due); `rate` only
+    # the due actions done.
     assert [(s.position, s.due, s.done, s.rate) for s in stats.by_sub_goal] == [
         (1, 9, 4, 0.4444),
-        (2, 7, 4, 0.5714),
+        (2, 7, 5, 0.5714),
     ]
     assert stats.best_sub_goal is not None
     assert stats.best_sub_goal.title == "Work"
@@ -204,7 +207,9 @@ def test_a_mission_done_in_an_earlier_week_is_not_due() -> None:
     )
     weeks = {WEEK: week_of(WEEK, checkin("x", day(0)))}
     stats = weekly_stats(WEEK, weeks, [GridBucket(T, U, "2026-W45", g)], user)
-    assert (stats.due_total, stats.by_sub_goal, stats.completion_rate) == (0, [], None)
+    assert (stats.due_total, stats.completion_rate) == (0, None)
+    # The sub-goal checked in on is listed with its check-in; nothing was due in it.
+    assert [(s.position, s.due, s.done, s.rate) for s in stats.by_sub_goal] == [(1, 0, 1, None)]
     assert (stats.best_sub_goal, stats.worst_sub_goal) == (None, None)
 
 
@@ -259,3 +264,46 @@ def test_best_and_worst_day_and_a_single_sub_goal() -> None:
     assert stats.best_sub_goal is not None
     assert stats.worst_sub_goal is None
     assert stats.completion_rate == 1.0
+
+
+# --- check-ins backfilled onto a week before the grid existed, and paused dates (SPEC §2, §6) --
+
+
+def test_check_ins_backfilled_before_the_grid_was_written_are_listed_per_sub_goal() -> None:
+    # The grid is written in the next week (its actions added then), and check-ins are
+    # backfilled onto this week: nothing was due, but the user worked on both sub-goals.
+    written = day(8)
+    later = Grid(
+        "m1",
+        "Core",
+        1,
+        True,
+        False,
+        (
+            GridSubGoal(1, "Health", (routine("a1", Schedule.daily(), written),)),
+            GridSubGoal(2, "Work", (routine("a3", Schedule.daily(), written),)),
+        ),
+    )
+    states = [checkin("a1", day(i)) for i in range(5)]
+    states += [checkin("a3", day(i), sub_goal=2) for i in (1, 3)]
+    weeks = {WEEK: week_of(WEEK, *states)}
+    stats = weekly_stats(WEEK, weeks, [GridBucket(T, U, "2026-W48", later)], UserFacts(T, U))
+    assert stats.checkins_total == 7
+    assert (stats.due_total, stats.completion_rate) == (0, None)
+    assert [(s.title, s.due, s.done, s.rate) for s in stats.by_sub_goal] == [
+        ("Health", 0, 5, None),
+        ("Work", 0, 2, None),
+    ]
+    assert (stats.best_sub_goal, stats.worst_sub_goal) == (None, None)
+
+
+def test_nothing_is_due_on_paused_dates_but_their_check_ins_count() -> None:
+    daily = grid(sub_goals=(GridSubGoal(1, "Health", (routine("a1", Schedule.daily()),)),))
+    weeks = {WEEK: week_of(WEEK, *(checkin("a1", day(i)) for i in (0, 1, 5)))}
+    user = UserFacts(T, U, pauses=(Pause(day(3), day(6)),))
+    stats = weekly_stats(WEEK, weeks, [GridBucket(T, U, WEEK, daily)], user)
+    # Due Monday to Wednesday only; Saturday's check-in was on a paused date.
+    assert (stats.due_total, stats.done_total, stats.checkins_total) == (3, 2, 3)
+    assert stats.completion_rate == 0.6667
+    [health] = stats.by_sub_goal
+    assert (health.due, health.done, health.rate) == (3, 3, 0.6667)

@@ -181,7 +181,8 @@ def test_fold_invariants_and_the_fallback_always_passes_the_check(
     assert sum(s.time_of_day.model_dump().values()) == s.checkins_total
     assert s.routine_checkins + s.mission_checkins == s.checkins_total
     assert sum(x.due for x in s.by_sub_goal) == s.due_total
-    assert sum(x.done for x in s.by_sub_goal) == s.done_total
+    assert sum(x.done for x in s.by_sub_goal) == s.checkins_total
+    assert all(x.rate is None for x in s.by_sub_goal if not x.due)
     written = fallback_summary(s, user.effective_locale)  # validates lengths too
     assert invented_numbers(written, allowed_numbers(s, WEEK)) == []
 

@@ -1,4 +1,5 @@
-"""`mandaact` developer CLI: mint a dev token, seed a demo tenant, tail a topic."""
+"""`mandaact` developer CLI: mint a dev token, seed a demo tenant, tail a topic, handle dead
+letters (`mandaact dlt list|redrive|discard`, through the ops API)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def _dev_token(tenant: str, user: str, **token_args: Any) -> str:
 
 
 def _token(args: argparse.Namespace) -> int:
-    roles = ["admin"] if args.admin else None
-    print(_dev_token(args.tenant, args.user, ttl_seconds=args.ttl, roles=roles))
+    roles = [r for r, wanted in (("admin", args.admin), ("operator", args.operator)) if wanted]
+    print(_dev_token(args.tenant, args.user, ttl_seconds=args.ttl, roles=roles or None))
     return 0
 
 
@@ -115,6 +116,62 @@ async def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator_headers(args: argparse.Namespace) -> dict[str, str]:
+    """`--token` / MANDAACT_TOKEN, else a dev token with the platform role `operator`."""
+    token = args.token or os.environ.get("MANDAACT_TOKEN", "").strip()
+    if not token:
+        token = _dev_token("platform", "mandaact-cli", ttl_seconds=600, roles=["operator"])
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _dlt(args: argparse.Namespace) -> int:
+    headers = _operator_headers(args)
+    with httpx.Client(base_url=args.ops_url, timeout=30, headers=headers) as http:
+        if args.dlt_command == "list":
+            params: dict[str, str | int] = {"limit": args.limit}
+            if args.group:
+                params["group"] = args.group
+            response = http.get("/v1/ops/dead-letters", params=params)
+        else:
+            if bool(args.all) == bool(args.ids):
+                print("give the letters' ids or --all, not both and not neither")
+                return 2
+            body: dict[str, Any] = {"all": True} if args.all else {"ids": args.ids}
+            response = http.post(f"/v1/ops/dead-letters/{args.group}/{args.dlt_command}", json=body)
+    if response.status_code >= 400:
+        print(response.text)
+        return 1
+    answer = response.json()
+    if args.dlt_command != "list":
+        print(json.dumps(answer, ensure_ascii=False))
+        return 0
+    for item in answer["items"]:
+        print(json.dumps(item, ensure_ascii=False))
+    if answer["next"]:
+        print("# more letters: narrow with --group or raise --limit (at most 200)")
+    return 0
+
+
+def _add_dlt(sub: Any) -> None:
+    dlt = sub.add_parser("dlt", help="dead letters through the ops API (role operator)")
+    dlt.add_argument(
+        "--ops-url", default=os.environ.get("MANDAACT_OPS_URL", "http://127.0.0.1:8007")
+    )
+    dlt.add_argument("--token", help="an operator's token (default: MANDAACT_TOKEN, else dev)")
+    commands = dlt.add_subparsers(dest="dlt_command", required=True)
+    listing = commands.add_parser("list", help="letters not redriven or discarded, newest first")
+    listing.add_argument("--group")
+    listing.add_argument("--limit", type=int, default=50)
+    for name, what in (
+        ("redrive", "re-publish to the original topic (same ce_id)"),
+        ("discard", "stop listing them"),
+    ):
+        action = commands.add_parser(name, help=what)
+        action.add_argument("group")
+        action.add_argument("ids", nargs="*", help="ids from `dlt list` (<partition>-<offset>)")
+        action.add_argument("--all", action="store_true", help="every letter the group lists")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mandaact` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="mandaact", description=__doc__)
@@ -124,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--user", required=True)
     tok.add_argument("--ttl", type=int, default=24 * 3600, help="seconds")
     tok.add_argument("--admin", action="store_true")
+    tok.add_argument("--operator", action="store_true", help="the platform role of the ops API")
     seed = sub.add_parser("seed", help="create a demo grid for a demo tenant and user")
     seed.add_argument("--tenant", default="demo")
     seed.add_argument("--user", default="demo-user")
@@ -132,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     tail.add_argument("topic")
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, default=0)
+    _add_dlt(sub)
     args = parser.parse_args(argv)
+    if args.command == "dlt":
+        return _dlt(args)
     if args.command == "token":
         return _token(args)
     if args.command == "seed":

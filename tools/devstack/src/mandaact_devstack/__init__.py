@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from mandaact_devstack.kafka import (
     FALLBACK_TOPICS,
+    ClusterNode,
+    KafkaCluster,
     create_topics,
     create_topics_sync,
     default_topics,
@@ -15,6 +17,7 @@ from mandaact_devstack.kafka import (
     kafka_version,
     provision_kafka,
     start_kafka,
+    start_kafka_cluster,
     wait_kafka_ready,
     warm_up_coordinators,
 )
@@ -54,8 +57,10 @@ __all__ = [
     "ADMIN_USER",
     "FALLBACK_TOPICS",
     "SERVICE_PORTS",
+    "ClusterNode",
     "DevstackError",
     "InfraHandle",
+    "KafkaCluster",
     "KafkaCredentials",
     "ManagedProcess",
     "SaslKafka",
@@ -76,6 +81,7 @@ __all__ = [
     "run_sync",
     "stack_acls",
     "start_kafka",
+    "start_kafka_cluster",
     "start_sasl_kafka",
     "start_secantus",
     "start_service",

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mandaact_devstack.kafka import (
+    cluster_replication,
     default_topics,
     ensure_kafka_artifacts,
     kafka_answers,
     kafka_version,
     provision_kafka,
     start_kafka,
+    start_kafka_cluster,
 )
 from mandaact_devstack.kafka_sasl import (
     ADMIN_USER,
@@ -49,14 +53,22 @@ from mandaact_devstack.services import (
     pid_path,
     process_name,
     running_service,
+    script_name,
     service_script,
     start_service,
     wait_http_ready,
+    worker_instances,
+    worker_metrics_port,
 )
 
 KAFKA_HOST = "127.0.0.1"
 KAFKA_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
+BROKERS_ENV = "MANDAACT_KAFKA_BROKERS"
+# Cluster mode (MANDAACT_KAFKA_BROKERS=N): node i listens on 9092 + 100 * (i - 1) and its
+# controller on 9093 + 100 * (i - 1): 9092/9093, 9192/9193, 9292/9293.
+KAFKA_NODE_PORT_STEP = 100
+MAX_BROKERS = 5
 MONGO_HOST = "127.0.0.1"
 MONGO_PORT = 27017
 READY_TIMEOUT = 90.0
@@ -109,8 +121,68 @@ def sasl_credentials(run_dir: Path) -> KafkaCredentials:
     )
 
 
+def kafka_brokers(value: str | None = None) -> int:
+    """How many Kafka nodes `up` runs: MANDAACT_KAFKA_BROKERS (default 1)."""
+    raw = (os.environ.get(BROKERS_ENV, "") if value is None else value).strip() or "1"
+    try:
+        brokers = int(raw)
+    except ValueError:
+        brokers = 0
+    if not 1 <= brokers <= MAX_BROKERS:
+        raise DevstackError(f"{BROKERS_ENV}={raw!r}: give a number of brokers from 1 to 5")
+    return brokers
+
+
+def cluster_ports(brokers: int) -> tuple[list[int], list[int]]:
+    """The client and controller ports of `up`'s cluster nodes."""
+    steps = [KAFKA_NODE_PORT_STEP * i for i in range(brokers)]
+    return [KAFKA_PORT + s for s in steps], [KAFKA_CONTROLLER_PORT + s for s in steps]
+
+
+def _kafka_pid_files(run_dir: Path) -> list[Path]:
+    """Pid files of devstack's Kafka: kafka.pid (one broker), kafka-<i>.pid (a cluster)."""
+    pids = run_dir / "pids"
+    return [*sorted(pids.glob("kafka-*.pid")), _infra_pid_file(run_dir, KAFKA)]
+
+
+def _ensure_kafka_cluster(run_dir: Path, started: list[ManagedProcess], brokers: int) -> str:
+    ports, controllers = cluster_ports(brokers)
+    bootstrap = ",".join(f"{KAFKA_HOST}:{port}" for port in ports)
+    rf, isr = cluster_replication(brokers)
+    what = f"{brokers} brokers, topics RF {rf}, min.insync.replicas {isr}"
+    open_ports = [port for port in ports if port_open(KAFKA_HOST, port)]
+    if open_ports:
+        if len(open_ports) == brokers and run_sync(lambda: kafka_answers(bootstrap, max_wait=10)):
+            _say(f"Kafka: already running on {bootstrap}")
+            return bootstrap
+        raise DevstackError(
+            f"ports {open_ports} are taken by something that is not a {brokers}-broker"
+            " devstack Kafka (a single-broker one? `make down` first)"
+        )
+    started_at = time.monotonic()
+    cluster = start_kafka_cluster(
+        run_dir / f"kafka-cluster-{brokers}",
+        brokers=brokers,
+        host=KAFKA_HOST,
+        ports=ports,
+        controller_ports=controllers,
+        log_dir=run_dir / "logs",
+        pid_dir=run_dir / "pids",
+    )
+    started.extend(cluster.processes.values())
+    pids = ", ".join(str(proc.pid) for proc in cluster.processes.values())
+    _say(
+        f"Kafka {kafka_version()}: started on {bootstrap}, PLAINTEXT, {what} (pids {pids}, "
+        f"{time.monotonic() - started_at:.1f}s)"
+    )
+    return bootstrap
+
+
 def _ensure_kafka(
-    run_dir: Path, started: list[ManagedProcess], credentials: KafkaCredentials | None
+    run_dir: Path,
+    started: list[ManagedProcess],
+    credentials: KafkaCredentials | None,
+    brokers: int = 1,
 ) -> str:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if external:
@@ -123,6 +195,12 @@ def _ensure_kafka(
         if not run_sync(lambda: kafka_answers(external, max_wait=10)):
             raise DevstackError(f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer")
         return external
+    if brokers > 1:
+        if credentials is not None:
+            raise DevstackError(
+                f"{SASL_ENV_FLAG}=true runs one SASL broker: unset {BROKERS_ENV} or set it to 1"
+            )
+        return _ensure_kafka_cluster(run_dir, started, brokers)
     bootstrap = f"{KAFKA_HOST}:{KAFKA_PORT}"
     mode = "SASL/SCRAM-SHA-512 with ACLs" if credentials else "PLAINTEXT"
     security = credentials.security() if credentials else None
@@ -190,30 +268,43 @@ def _start_services(
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_URL": mongo}
     env["MANDAACT_ENV"] = os.environ.get("MANDAACT_ENV", "local")
     apis: list[tuple[str, int, ManagedProcess]] = []
+    instances = worker_instances()
     for name, port in SERVICE_PORTS.items():
         if only is not None and name not in only:
             continue
         for kind in KINDS:
-            label = process_name(name, kind)
             if service_script(name, kind) is None:
+                label = process_name(name, kind)
                 _say(f"{label}: mandaact-{label} not installed yet, skipped")
                 continue
-            proc = running_service(name, kind, run_dir)
-            if proc is not None:
-                _say(f"{label}: already running (pid {proc.pid})")
-            else:
-                if kind == "api" and port_open("127.0.0.1", port):
-                    raise DevstackError(f"port {port} for {label} is taken by another process")
-                extra = {}
-                if credentials is not None:  # the service's own principal, nothing more
-                    extra.update(credentials.env(service_principals([name])[0]))
-                if kind == "worker":  # workers expose Prometheus metrics on 1000 + their API port
-                    extra["MANDAACT_WORKER_METRICS_PORT"] = str(port + 1000)
-                proc = start_service(name, kind, {**env, **extra}, run_dir=run_dir, http_port=port)
-                started.append(proc)
-                _say(f"{label}: started (pid {proc.pid}, log {proc.log_path})")
-            if kind == "api":
-                apis.append((name, port, proc))
+            # N instances of a worker: one consumer group, so they share the partitions.
+            for instance in range(1, (instances[name] if kind == "worker" else 1) + 1):
+                label = process_name(name, kind, instance)
+                proc = running_service(name, kind, run_dir, instance)
+                if proc is not None:
+                    _say(f"{label}: already running (pid {proc.pid})")
+                else:
+                    if kind == "api" and port_open("127.0.0.1", port):
+                        raise DevstackError(f"port {port} for {label} is taken by another process")
+                    extra = {}
+                    if credentials is not None:  # the service's own principal, nothing more
+                        extra.update(credentials.env(service_principals([name])[0]))
+                    if kind == "worker":  # Prometheus metrics on 1000 (+100 per instance) + port
+                        extra["MANDAACT_WORKER_METRICS_PORT"] = str(
+                            worker_metrics_port(port, instance)
+                        )
+                    proc = start_service(
+                        name,
+                        kind,
+                        {**env, **extra},
+                        run_dir=run_dir,
+                        http_port=port,
+                        instance=instance,
+                    )
+                    started.append(proc)
+                    _say(f"{label}: started (pid {proc.pid}, log {proc.log_path})")
+                if kind == "api":
+                    apis.append((name, port, proc))
     return apis
 
 
@@ -229,14 +320,24 @@ def up(
         _say(f"Kafka jars ready ({time.monotonic() - t0:.1f}s)")
         if sasl_wanted():
             credentials = sasl_credentials(run_dir)
-        bootstrap = _ensure_kafka(run_dir, started, credentials)
+        brokers = kafka_brokers()
+        worker_instances()  # a bad MANDAACT_WORKER_INSTANCES fails before anything starts
+        bootstrap = _ensure_kafka(run_dir, started, credentials, brokers)
         mongo = _ensure_mongo(run_dir, started)
         topics = default_topics()
         acls = stack_acls(SERVICE_PORTS) if credentials else None
+        external = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
+        replication = 1 if external else cluster_replication(brokers)[0]
         created = run_sync(
-            lambda: provision_kafka(bootstrap, topics, credentials=credentials, acls=acls)
+            lambda: provision_kafka(
+                bootstrap,
+                topics,
+                credentials=credentials,
+                acls=acls,
+                replication_factor=replication,
+            )
         )
-        _say(f"topics: {len(topics)} ensured ({len(created)} created)")
+        _say(f"topics: {len(topics)} ensured ({len(created)} created, RF {replication})")
         if acls is not None:
             _say(f"ACLs: {', '.join(f'{user} {len(rules)}' for user, rules in acls.items())}")
         apis = _start_services(run_dir, bootstrap, mongo, started, services, credentials)
@@ -306,12 +407,21 @@ def down(run_dir: Path) -> int:
     targets: list[tuple[str, Path, str]] = []
     for name in reversed(list(SERVICE_PORTS)):
         for kind in ("worker", "api"):
-            targets.append(
-                (process_name(name, kind), pid_path(name, kind, run_dir), f"mandaact-{name}-{kind}")
+            # every instance `up` may have started (MANDAACT_WORKER_INSTANCES)
+            extra = sorted(
+                (run_dir / "pids").glob(f"{process_name(name, kind)}-*.pid"), reverse=True
             )
-    for spec in (KAFKA, SECANTUS):
-        targets.append((spec.name, _infra_pid_file(run_dir, spec), spec.marker))
+            for pid_file in [*extra, pid_path(name, kind, run_dir)]:
+                targets.append((pid_file.stem, pid_file, f"mandaact-{name}-{kind}"))
+    for pid_file in _kafka_pid_files(run_dir):
+        targets.append((pid_file.stem, pid_file, KAFKA.marker))
+    targets.append((SECANTUS.name, _infra_pid_file(run_dir, SECANTUS), SECANTUS.marker))
+    kafka_signalled = False
     for label, pid_file, marker in targets:
+        if marker == KAFKA.marker and not kafka_signalled:
+            # All nodes of a cluster at once: one by one, the last would wait for a quorum.
+            kafka_signalled = True
+            _terminate(_kafka_pid_files(run_dir), KAFKA.marker)
         pid = read_pid_file(pid_file)
         if pid is None:
             continue
@@ -339,10 +449,23 @@ def down(run_dir: Path) -> int:
     return 0
 
 
+def _terminate(pid_files: list[Path], marker: str) -> None:
+    for pid_file in pid_files:
+        proc = adopt_pid_file(pid_file.stem, pid_file, pid_file, marker)
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+
+
 def status(run_dir: Path) -> int:
     """Print what runs (pid files, ports, readiness)."""
     rows: list[tuple[str, str, str]] = []
+    for pid_file in sorted((run_dir / "pids").glob("kafka-*.pid")):
+        node = adopt_pid_file(pid_file.stem, pid_file, pid_file, KAFKA.marker)
+        rows.append((pid_file.stem, f"pid {node.pid}" if node else "not running", "cluster node"))
     for spec, host, port in ((KAFKA, KAFKA_HOST, KAFKA_PORT), (SECANTUS, MONGO_HOST, MONGO_PORT)):
+        if spec is KAFKA and rows:  # a cluster's nodes are listed above
+            continue
         proc = _running_infra(run_dir, spec)
         where = f"{host}:{port} {'open' if port_open(host, port) else 'closed'}"
         rows.append((spec.name, f"pid {proc.pid}" if proc else "not started by devstack", where))
@@ -350,6 +473,13 @@ def status(run_dir: Path) -> int:
         for kind in KINDS:
             label = process_name(name, kind)
             proc = running_service(name, kind, run_dir)
+            if kind == "worker":
+                more = [
+                    f.stem
+                    for f in (run_dir / "pids").glob(f"{label}-*.pid")
+                    if adopt_pid_file(f.stem, f, f, script_name(name, kind))
+                ]
+                label += f" (+{len(more)})" if more else ""
             installed = service_script(name, kind) is not None
             if proc is None:
                 what = "not running" if installed else "not installed"

@@ -10,10 +10,13 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,7 @@ from mandaact_devstack.procs import (
     run_sync,
     spawn_detached,
     split_host_port,
+    wait_port_closed,
 )
 
 if TYPE_CHECKING:
@@ -182,15 +186,22 @@ def render_server_properties(
     controller_port: int,
     node_id: int = 1,
     credentials: KafkaCredentials | None = None,
+    voters: str | None = None,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> str:
-    """server.properties of a combined broker+controller single-node KRaft cluster.
+    """server.properties of a combined broker+controller KRaft node (single-node by default).
 
     With `credentials`: a SASL/SCRAM listener and ACLs instead of PLAINTEXT (kafka_sasl.py).
+    With `voters` (`id@host:port,...`, every node's controller): one node of a cluster whose
+    internal topics and default topic settings have `replication_factor` and
+    `min_insync_replicas`.
     """
+    rf, isr = str(replication_factor), str(min_insync_replicas)
     props = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
-        "controller.quorum.voters": f"{node_id}@{host}:{controller_port}",
+        "controller.quorum.voters": voters or f"{node_id}@{host}:{controller_port}",
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -198,15 +209,15 @@ def render_server_properties(
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(data_dir / "kraft-logs"),
         "num.partitions": "3",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
+        "offsets.topic.replication.factor": rf,
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
         "transaction.state.log.num.partitions": "5",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
         "auto.create.topics.enable": "false",
         "group.initial.rebalance.delay.ms": "0",
         "num.network.threads": "2",
@@ -244,17 +255,24 @@ def _jvm_args(lib: Path, logs_dir: Path, heap: str, kafka_dir: Path) -> list[str
 
 
 def format_storage(
-    data_dir: Path, properties: Path, *, heap: str = "256m", scram: Sequence[str] = ()
+    data_dir: Path,
+    properties: Path,
+    *,
+    heap: str = "256m",
+    scram: Sequence[str] = (),
+    cluster_id_file: Path | None = None,
 ) -> None:
     """Format the KRaft log dir (once; keeps the cluster id in data_dir/cluster.id).
 
     `scram`: `--add-scram` values, the SCRAM users written into the new metadata log.
+    `cluster_id_file`: where the cluster id is kept instead (one file for every node of a
+    cluster).
     """
     if (data_dir / "kraft-logs" / "meta.properties").is_file():
         return
     kafka_dir = kafka_deploy_dir()
     lib = ensure_kafka_artifacts(kafka_dir)
-    id_file = data_dir / "cluster.id"
+    id_file = cluster_id_file or data_dir / "cluster.id"
     if not id_file.is_file():
         id_file.write_text(new_cluster_id() + "\n")
     cluster_id = id_file.read_text().strip()
@@ -277,6 +295,43 @@ def format_storage(
         raise DevstackError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")
 
 
+def prepare_kafka_dir(
+    data_dir: Path,
+    *,
+    host: str,
+    port: int,
+    controller_port: int,
+    credentials: KafkaCredentials | None = None,
+    node: ClusterNode | None = None,
+) -> Path:
+    """Write data_dir/server.properties and format the storage (once); return the file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    properties = data_dir / "server.properties"
+    properties.touch(mode=0o600)  # with credentials it holds the admin's password
+    properties.chmod(0o600)
+    properties.write_text(
+        render_server_properties(
+            data_dir,
+            host=host,
+            port=port,
+            controller_port=controller_port,
+            credentials=credentials,
+            **(node.properties() if node is not None else {}),
+        )
+    )
+    scram = [
+        scram_format_argument(user, password)
+        for user, password in (credentials.passwords.items() if credentials else ())
+    ]
+    format_storage(
+        data_dir,
+        properties,
+        scram=scram,
+        cluster_id_file=node.cluster_id_file if node is not None else None,
+    )
+    return properties
+
+
 def start_kafka(
     data_dir: Path,
     *,
@@ -290,11 +345,14 @@ def start_kafka(
     die_with_parent: bool = False,
     wait: bool = True,
     credentials: KafkaCredentials | None = None,
+    node: ClusterNode | None = None,
 ) -> ManagedProcess:
     """Start a single-node KRaft Kafka (detached) on host:port; wait until it answers.
 
     With `credentials`, the broker takes SASL/SCRAM clients only and enforces ACLs; its SCRAM
     users are made when the storage is first formatted (a data dir keeps its mode).
+    With `node`, it is that node of a cluster (`start_kafka_cluster`); waiting then means this
+    node answers, not that the cluster is complete.
     """
     kafka_dir = kafka_deploy_dir()
     lib = ensure_kafka_artifacts(kafka_dir)
@@ -302,24 +360,14 @@ def start_kafka(
         raise DevstackError(f"{host}:{port} is already in use; cannot start Kafka there")
     controller_port = controller_port or free_port(host)
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    properties = data_dir / "server.properties"
-    properties.touch(mode=0o600)  # with credentials it holds the admin's password
-    properties.chmod(0o600)
-    properties.write_text(
-        render_server_properties(
-            data_dir,
-            host=host,
-            port=port,
-            controller_port=controller_port,
-            credentials=credentials,
-        )
+    properties = prepare_kafka_dir(
+        data_dir,
+        host=host,
+        port=port,
+        controller_port=controller_port,
+        credentials=credentials,
+        node=node,
     )
-    scram = [
-        scram_format_argument(user, password)
-        for user, password in (credentials.passwords.items() if credentials else ())
-    ]
-    format_storage(data_dir, properties, scram=scram)
     logs_dir = data_dir / "logs"
     cmd = [*_jvm_args(lib, logs_dir, heap, kafka_dir), KAFKA_MAIN_CLASS, str(properties)]
     proc = spawn_detached(
@@ -512,13 +560,301 @@ async def provision_kafka(
     credentials: KafkaCredentials | None = None,
     acls: Mapping[str, frozenset[Acl]] | None = None,
     warm_up: bool = True,
+    replication_factor: int = 1,
 ) -> list[str]:
     """Create the topics, warm up the group coordinator and, with `credentials` (a SASL broker),
     make each principal's ACLs exactly `acls`. Returns the topics created."""
     security = credentials.security() if credentials else None
-    created = await create_topics(bootstrap, topics, security=security)
+    created = await create_topics(
+        bootstrap, topics, replication_factor=replication_factor, security=security
+    )
     if warm_up:
         await warm_up_coordinators(bootstrap, security=security)
     if credentials is not None and acls is not None:
         await sync_acls(bootstrap, credentials, acls)
     return created
+
+
+# --------------------------------------------------------------------------- cluster
+
+CLUSTER_MIN_INSYNC = 2
+"""`min.insync.replicas` of a cluster of 3+ brokers: a write survives the loss of one broker."""
+
+
+def cluster_replication(brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of topics on a cluster of `brokers` nodes:
+    RF 3 and 2 in sync from 3 brokers on (SPEC's production settings), else every broker."""
+    if brokers < 1:
+        raise DevstackError(f"a Kafka cluster needs at least one broker, not {brokers}")
+    if brokers >= 3:
+        return 3, CLUSTER_MIN_INSYNC
+    return brokers, 1
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One combined controller+broker node of a KRaft cluster: its id, ports and data dir."""
+
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+    data_dir: Path
+    cluster_id_file: Path
+    voters: str
+    replication_factor: int
+    min_insync_replicas: int
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port of this node's client listener."""
+        return f"{self.host}:{self.port}"
+
+    def properties(self) -> dict[str, Any]:
+        """The cluster keywords of `render_server_properties` for this node."""
+        return {
+            "node_id": self.node_id,
+            "voters": self.voters,
+            "replication_factor": self.replication_factor,
+            "min_insync_replicas": self.min_insync_replicas,
+        }
+
+
+@dataclass
+class KafkaCluster:
+    """A running N-node KRaft cluster started by `start_kafka_cluster`; nodes can be killed
+    (SIGKILL, no clean shutdown) and started again on the same ports and data."""
+
+    nodes: list[ClusterNode]
+    processes: dict[int, ManagedProcess] = field(default_factory=dict)
+    heap: str = "384m"
+    die_with_parent: bool = False
+    log_dir: Path | None = None
+    pid_dir: Path | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Every node's client listener, comma-separated (clients survive any one being down)."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    @property
+    def replication_factor(self) -> int:
+        """The replication factor of topics on this cluster."""
+        return self.nodes[0].replication_factor
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """`min.insync.replicas` of this cluster."""
+        return self.nodes[0].min_insync_replicas
+
+    def node(self, node_id: int) -> ClusterNode:
+        """The node with this id (ids are 1..N)."""
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        raise DevstackError(f"no Kafka node {node_id} (nodes: {[n.node_id for n in self.nodes]})")
+
+    def _log_path(self, node: ClusterNode) -> Path:
+        base = self.log_dir or node.data_dir / "logs"
+        return base / f"kafka-{node.node_id}.log"
+
+    def _pid_file(self, node: ClusterNode) -> Path | None:
+        return None if self.pid_dir is None else self.pid_dir / f"kafka-{node.node_id}.pid"
+
+    def start_node(self, node_id: int, *, wait: bool = True, timeout: float = 90.0) -> None:
+        """Start (or start again) one node; with `wait`, until it answers clients."""
+        node = self.node(node_id)
+        current = self.processes.get(node_id)
+        if current is not None and current.alive():
+            raise DevstackError(f"Kafka node {node_id} is already running (pid {current.pid})")
+        self.processes[node_id] = start_kafka(
+            node.data_dir,
+            host=node.host,
+            port=node.port,
+            controller_port=node.controller_port,
+            heap=self.heap,
+            log_path=self._log_path(node),
+            pid_file=self._pid_file(node),
+            die_with_parent=self.die_with_parent,
+            wait=wait,
+            timeout=timeout,
+            node=node,
+        )
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one node (its whole process group) and wait until its port is closed."""
+        node = self.node(node_id)
+        proc = self.processes.pop(node_id, None)
+        if proc is None:
+            raise DevstackError(f"Kafka node {node_id} was not started by this cluster handle")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.popen is not None:
+            proc.popen.wait(timeout=10)
+        if proc.pid_file is not None:
+            proc.pid_file.unlink(missing_ok=True)
+        if not wait_port_closed(node.host, node.port, timeout=10):
+            raise DevstackError(f"{node.bootstrap} still accepts connections after SIGKILL")
+
+    def running(self) -> list[int]:
+        """Ids of the nodes whose process is alive."""
+        return [nid for nid, proc in self.processes.items() if proc.alive()]
+
+    async def wait_ready(self, *, max_wait: float = 120.0) -> None:
+        """Wait until every running node answers and the metadata lists all of them."""
+        await asyncio.gather(
+            *(
+                wait_kafka_ready(self.node(nid).bootstrap, max_wait=max_wait, proc=proc)
+                for nid, proc in self.processes.items()
+            )
+        )
+        await wait_brokers_registered(
+            self.bootstrap_servers, len(self.processes), max_wait=max_wait
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop every node this handle runs (SIGTERM, then SIGKILL past `timeout`).
+
+        All nodes are signalled at once: stopped one by one, the last ones would wait for a
+        controller quorum that is already gone.
+        """
+        errors: list[BaseException] = []
+        for proc in self.processes.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for nid in sorted(self.processes, reverse=True):
+            try:
+                self.processes[nid].stop(timeout=timeout)
+            except Exception as exc:
+                errors.append(exc)
+        self.processes.clear()
+        if errors:
+            raise DevstackError(f"stopping the Kafka cluster failed: {errors!r}")
+
+
+def plan_cluster(
+    data_dir: Path,
+    brokers: int,
+    *,
+    host: str = "127.0.0.1",
+    ports: Sequence[int] | None = None,
+    controller_ports: Sequence[int] | None = None,
+) -> list[ClusterNode]:
+    """The nodes of an N-broker cluster: ids 1..N, given or free ports, data in node-<id>/."""
+    rf, isr = cluster_replication(brokers)
+    ports = list(ports) if ports is not None else [free_port(host) for _ in range(brokers)]
+    controllers = (
+        list(controller_ports)
+        if controller_ports is not None
+        else [free_port(host) for _ in range(brokers)]
+    )
+    if len(ports) != brokers or len(controllers) != brokers:
+        raise DevstackError(f"{brokers} brokers need {brokers} client and controller ports")
+    if len(set(ports) | set(controllers)) != 2 * brokers:
+        raise DevstackError(f"the ports of a Kafka cluster must differ: {ports} {controllers}")
+    data_dir = data_dir.resolve()
+    voters = ",".join(f"{i + 1}@{host}:{controllers[i]}" for i in range(brokers))
+    return [
+        ClusterNode(
+            node_id=i + 1,
+            host=host,
+            port=ports[i],
+            controller_port=controllers[i],
+            data_dir=data_dir / f"node-{i + 1}",
+            cluster_id_file=data_dir / "cluster.id",
+            voters=voters,
+            replication_factor=rf,
+            min_insync_replicas=isr,
+        )
+        for i in range(brokers)
+    ]
+
+
+def start_kafka_cluster(
+    data_dir: Path,
+    *,
+    brokers: int = 3,
+    host: str = "127.0.0.1",
+    ports: Sequence[int] | None = None,
+    controller_ports: Sequence[int] | None = None,
+    heap: str = "384m",
+    log_dir: Path | None = None,
+    pid_dir: Path | None = None,
+    die_with_parent: bool = False,
+    wait: bool = True,
+    timeout: float = 120.0,
+) -> KafkaCluster:
+    """Start an N-node KRaft cluster from the same jars: every node a controller and a broker,
+    topics by default at RF min(3, N) with `min.insync.replicas` 2 from 3 nodes on.
+
+    With `wait`, returns once every node answers and all are registered brokers.
+    """
+    nodes = plan_cluster(
+        data_dir, brokers, host=host, ports=ports, controller_ports=controller_ports
+    )
+    for node in nodes:
+        if port_open(host, node.port):
+            raise DevstackError(f"{node.bootstrap} is already in use; cannot start Kafka there")
+    cluster = KafkaCluster(
+        nodes, heap=heap, die_with_parent=die_with_parent, log_dir=log_dir, pid_dir=pid_dir
+    )
+    id_file = nodes[0].cluster_id_file  # one id for all nodes, made before they format
+    id_file.parent.mkdir(parents=True, exist_ok=True)
+    if not id_file.is_file():
+        id_file.write_text(new_cluster_id() + "\n")
+    with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="kafka-format") as pool:
+        # Formatting is a JVM run per node: in parallel. Spawning stays on this thread
+        # (die_with_parent is tied to the spawning thread).
+        list(
+            pool.map(
+                lambda n: prepare_kafka_dir(
+                    n.data_dir,
+                    host=n.host,
+                    port=n.port,
+                    controller_port=n.controller_port,
+                    node=n,
+                ),
+                nodes,
+            )
+        )
+    try:
+        for node in nodes:  # spawn all first: a KRaft quorum needs a majority to elect
+            cluster.start_node(node.node_id, wait=False)
+        if wait:
+            run_sync(lambda: cluster.wait_ready(max_wait=timeout))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cluster.stop()
+        raise
+    return cluster
+
+
+async def wait_brokers_registered(
+    bootstrap: str,
+    brokers: int,
+    *,
+    max_wait: float = 60.0,
+    security: Mapping[str, Any] | None = None,
+) -> None:
+    """Wait until the cluster's metadata lists `brokers` brokers."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    deadline = time.monotonic() + max_wait
+    seen = 0
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=5000, **(security or {})
+        )
+        try:
+            await admin.start()
+            described = await admin.describe_cluster()
+            seen = len(described.get("brokers", []))
+            if seen >= brokers:
+                return
+        except Exception:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        await asyncio.sleep(0.3)
+    raise DevstackError(f"Kafka at {bootstrap}: {seen} of {brokers} brokers after {max_wait}s")

@@ -41,7 +41,7 @@ CREDENTIALS_FILE: Final = "credentials.json"
 _RESOURCE_ANY, _RESOURCE_TOPIC, _RESOURCE_GROUP = 1, 2, 3
 _PATTERN_ANY, _PATTERN_LITERAL = 1, 3
 _OPERATION_ANY = 1
-_OPERATIONS: Final = {"Read": 3, "Write": 4}
+_OPERATIONS: Final = {"Read": 3, "Write": 4, "Describe": 8}
 _PERMISSION_ANY, _PERMISSION_ALLOW = 1, 3
 _RESOURCES: Final = {"topic": _RESOURCE_TOPIC, "group": _RESOURCE_GROUP}
 

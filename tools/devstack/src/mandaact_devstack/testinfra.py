@@ -21,10 +21,12 @@ from urllib.parse import urlsplit
 from pymongo import MongoClient
 
 from mandaact_devstack.kafka import (
+    KafkaCluster,
     create_topics,
     default_topics,
     provision_kafka,
     start_kafka,
+    start_kafka_cluster,
     wait_kafka_ready,
     warm_up_coordinators,
 )
@@ -66,6 +68,28 @@ class InfraHandle:
     _stops: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
     _mongo_storage: Path | None = field(default=None, repr=False)
+    kafka_cluster: KafkaCluster | None = None
+    """The local multi-broker cluster (`start_test_infra(brokers=N)`, N > 1), else None."""
+
+    @property
+    def replication_factor(self) -> int:
+        """The replication factor the test topics were created with."""
+        return self.kafka_cluster.replication_factor if self.kafka_cluster else 1
+
+    def cluster(self) -> KafkaCluster:
+        """The multi-broker cluster, for fault tests (`kill_node`, `start_node`)."""
+        if self.kafka_cluster is None:
+            raise DevstackError("this test infra runs one broker: start it with brokers=3")
+        return self.kafka_cluster
+
+    def kill_broker(self, node_id: int) -> None:
+        """SIGKILL one broker of the cluster (no clean shutdown)."""
+        self.cluster().kill_node(node_id)
+
+    def restart_broker(self, node_id: int, *, wait: bool = True) -> None:
+        """Start a killed broker again on its port and data; call it from the thread that
+        started the infra (PDEATHSIG is tied to that thread)."""
+        self.cluster().start_node(node_id, wait=wait)
 
     def mongo_process(self) -> ManagedProcess:
         """The local SecantusDB process (fault tests stop and restart it)."""
@@ -231,14 +255,24 @@ def start_test_infra(
     *,
     topics: Mapping[str, int] | None = None,
     use_docker: bool | None = None,
+    brokers: int = 1,
 ) -> InfraHandle:
-    """Kafka + MongoDB-compatible server for tests (env, testcontainers or local processes)."""
+    """Kafka + MongoDB-compatible server for tests (env, testcontainers or local processes).
+
+    `brokers` > 1: Kafka is always a local KRaft cluster of that many nodes from the jars
+    (never the environment's or a container), topics at RF min(3, N) with min.insync.replicas
+    2 from 3 brokers on; `handle.kill_broker(i)` / `restart_broker(i)` disturb it.
+    """
     # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL (when set) are used as they are. Otherwise
     # testcontainers when a Docker engine answers (override: MANDAACT_TEST_INFRA=local|docker),
     # else local Kafka + SecantusDB processes on free ports with data under base_dir (a temp
     # dir, removed on stop, when None). topics (default: the contract topics) are created.
     # Call it from the thread that lives as long as the infra (the main thread in pytest).
+    if brokers < 1:
+        raise DevstackError(f"brokers must be at least 1, not {brokers}")
     external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if brokers > 1:
+        external_kafka = ""
     external_mongo = os.environ.get("MONGODB_URL", "").strip()
     docker = (not external_kafka or not external_mongo) and _want_docker(use_docker)
     owns_dir = base_dir is None
@@ -248,7 +282,7 @@ def start_test_infra(
     handle = InfraHandle(
         bootstrap_servers=external_kafka,
         mongodb_url=external_mongo,
-        kafka_mode="external" if external_kafka else local_mode,
+        kafka_mode="external" if external_kafka else "local" if brokers > 1 else local_mode,
         mongo_mode="external" if external_mongo else local_mode,
         base_dir=root,
     )
@@ -260,16 +294,22 @@ def start_test_infra(
             if not external_mongo:
                 handle.mongodb_url, stop = _start_docker_mongo()
                 handle._stops.append(stop)
-            if not external_kafka:
+            if brokers > 1:
+                _start_local(handle, root, "", handle.mongodb_url, brokers=brokers)
+            elif not external_kafka:
                 handle.bootstrap_servers, stop = _start_docker_kafka()
                 handle._stops.append(stop)
         else:
-            _start_local(handle, root, external_kafka, external_mongo)
+            _start_local(handle, root, external_kafka, external_mongo, brokers=brokers)
         wanted = default_topics() if topics is None else dict(topics)
 
         async def prepare_kafka() -> None:
             if wanted:
-                await create_topics(handle.bootstrap_servers, wanted)
+                await create_topics(
+                    handle.bootstrap_servers,
+                    wanted,
+                    replication_factor=handle.replication_factor,
+                )
             if handle.kafka_mode != "external":
                 await warm_up_coordinators(handle.bootstrap_servers)
 
@@ -287,7 +327,9 @@ def start_test_infra(
     return handle
 
 
-def _start_local(handle: InfraHandle, root: Path, external_kafka: str, external_mongo: str) -> None:
+def _start_local(
+    handle: InfraHandle, root: Path, external_kafka: str, external_mongo: str, *, brokers: int = 1
+) -> None:
     # Spawn both (from this thread: die_with_parent is tied to the spawning thread), then
     # wait for both at once.
     mongo_proc: ManagedProcess | None = None
@@ -305,7 +347,20 @@ def _start_local(handle: InfraHandle, root: Path, external_kafka: str, external_
         handle._stops.append(mongo_proc.stop)
         handle.mongodb_url = mongodb_url("127.0.0.1", mongo_port)
         handle._mongo_storage = root / "secantusdb"
-    if not external_kafka:
+    cluster: KafkaCluster | None = None
+    if not external_kafka and brokers > 1:
+        cluster = start_kafka_cluster(
+            root / "kafka-cluster",
+            brokers=brokers,
+            log_dir=root,
+            die_with_parent=True,
+            wait=False,
+        )
+        handle.kafka_cluster = cluster
+        handle.processes.extend(cluster.processes.values())
+        handle._stops.append(cluster.stop)
+        handle.bootstrap_servers = cluster.bootstrap_servers
+    elif not external_kafka:
         kafka_port = free_port()
         kafka_proc = start_kafka(
             root / "kafka",
@@ -321,6 +376,8 @@ def _start_local(handle: InfraHandle, root: Path, external_kafka: str, external_
 
     async def wait_all() -> None:
         waits = []
+        if cluster is not None:
+            waits.append(cluster.wait_ready(max_wait=120))
         if kafka_proc is not None:
             waits.append(wait_kafka_ready(handle.bootstrap_servers, max_wait=90, proc=kafka_proc))
         if mongo_proc is not None:

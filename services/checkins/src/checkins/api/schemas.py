@@ -79,6 +79,10 @@ class ChecklistPublic(BaseModel):
     due_count: int = Field(ge=0)
     done_count: int = Field(ge=0)
     perfect: bool = Field(description="Something was due and everything due is done.")
+    paused: bool = Field(
+        description="A vacation pause covers the date: nothing is due (the items can still be "
+        "checked)."
+    )
 
     @classmethod
     def from_domain(cls, checklist: DayChecklist) -> Self:
@@ -89,6 +93,7 @@ class ChecklistPublic(BaseModel):
             due_count=checklist.due_count,
             done_count=checklist.done_count,
             perfect=checklist.perfect,
+            paused=checklist.paused,
         )
 
 

@@ -14,6 +14,7 @@ from checkins.domain.model import Grid, GridAction, Owner, UserProfile
 from checkins.service import project
 from checkins.store.ports import CheckinsStore
 from mandaact_common.consumer import BatchHandler, Inbound
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.grid_events import placed_actions
 from mandaact_common.outbox import Transaction
 from mandaact_contracts.events import GoalChanged, UserChanged
@@ -64,6 +65,8 @@ def profile_of(event: UserChanged) -> UserProfile:
         timezone=event.timezone,
         locale=event.locale,
         version=event.version,
+        day_starts_at=event.day_starts_at,
+        pauses=tuple(Pause(p.from_, p.to) for p in event.pauses),
     )
 
 

@@ -25,6 +25,7 @@ from checkins.domain.errors import (
     TooManyChanges,
 )
 from mandaact_common.domain.calendar import (
+    DEFAULT_DAY_START,
     DEFAULT_TIMEZONE,
     DateNotAllowed,
     check_date_allowed,
@@ -33,6 +34,7 @@ from mandaact_common.domain.calendar import (
     week_bounds,
 )
 from mandaact_common.domain.owner import Owner as Owner
+from mandaact_common.domain.pauses import Pause, is_paused
 from mandaact_common.domain.schedule import Action, ActionType, Schedule, checklist
 from mandaact_common.paging import decode_cursor, encode_cursor
 
@@ -57,6 +59,8 @@ class UserProfile:
     timezone: str
     locale: str
     version: int
+    day_starts_at: str = DEFAULT_DAY_START
+    pauses: tuple[Pause, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,30 @@ def effective_timezone(profile: UserProfile | None, latest_grid_timezone: str | 
     return latest_grid_timezone or DEFAULT_TIMEZONE
 
 
+@dataclass(frozen=True, slots=True)
+class UserDay:
+    """What makes a user's local date: timezone and day start; and which dates are paused."""
+
+    timezone: str = DEFAULT_TIMEZONE
+    day_starts_at: str = DEFAULT_DAY_START
+    pauses: tuple[Pause, ...] = ()
+
+    def today(self, now: datetime) -> date:
+        """The user's date at `now`."""
+        return today_in(self.timezone, now, self.day_starts_at)
+
+    def paused(self, day: date) -> bool:
+        """Whether nothing is due on `day` (a vacation pause covers it)."""
+        return is_paused(day, self.pauses)
+
+
+def user_day(profile: UserProfile | None, latest_grid_timezone: str | None) -> UserDay:
+    """The user's day rules: from user.changed, else their latest grid's zone, else Seoul."""
+    if profile is None:
+        return UserDay(effective_timezone(None, latest_grid_timezone))
+    return UserDay(profile.timezone, profile.day_starts_at, profile.pauses)
+
+
 def checklist_order(grids: Iterable[Grid]) -> list[GridAction]:
     """The actions of the active grids, oldest grid first, then by sub-goal and action position."""
     live = sorted((g for g in grids if g.on_checklist), key=lambda g: (g.created_at, g.id))
@@ -145,10 +173,16 @@ def checklist_order(grids: Iterable[Grid]) -> list[GridAction]:
 # --- dates -------------------------------------------------------------------------------------
 
 
-def checkin_date(requested: date | None, now: datetime, timezone: str, backfill_days: int) -> date:
+def checkin_date(
+    requested: date | None,
+    now: datetime,
+    timezone: str,
+    backfill_days: int,
+    day_starts_at: str = DEFAULT_DAY_START,
+) -> date:
     """The local date a check-in or undo is for: `requested` (default today) if allowed."""
     # Allowed are the user's today and the `backfill_days` dates before it, in their timezone.
-    today = today_in(timezone, now)
+    today = today_in(timezone, now, day_starts_at)
     day = today if requested is None else requested
     try:
         check_date_allowed(day, today, backfill_days)
@@ -166,10 +200,14 @@ def checkin_date(requested: date | None, now: datetime, timezone: str, backfill_
 
 
 def checkin_range(
-    since: date | None, until: date | None, now: datetime, timezone: str
+    since: date | None,
+    until: date | None,
+    now: datetime,
+    timezone: str,
+    day_starts_at: str = DEFAULT_DAY_START,
 ) -> tuple[date, date]:
     """The dates a listing covers: `until` defaults to today, `since` to 6 days before `until`."""
-    last = until if until is not None else today_in(timezone, now)
+    last = until if until is not None else today_in(timezone, now, day_starts_at)
     first = since if since is not None else max(EARLIEST_DATE, last - timedelta(days=6))
     if first > last:
         raise InvalidInput("query.from", f"must not be after `to` ({first} > {last})")
@@ -300,14 +338,25 @@ class DayChecklist:
     due_count: int
     done_count: int
     perfect: bool
+    paused: bool = False
 
 
 def day_checklist(
-    grids: Iterable[Grid], day: date, done: Mapping[str, Collection[date]]
+    grids: Iterable[Grid],
+    day: date,
+    done: Mapping[str, Collection[date]],
+    *,
+    paused: bool = False,
 ) -> DayChecklist:
-    """The checklist of `day` by the shared due rules, in grid, sub-goal and action order."""
+    """The checklist of `day` by the shared due rules, in grid, sub-goal and action order.
+
+    On a paused date the items are still listed (they can be checked) but nothing is due, so
+    the day is never perfect.
+    """
     actions = checklist_order(grids)
     by_id = {action.id: action for action in actions}
     shared = checklist([action.rule for action in actions], day, done)
     entries = tuple(ChecklistEntry(by_id[item.action_id], item.done) for item in shared.items)
+    if paused:
+        return DayChecklist(day, entries, 0, shared.done_count, perfect=False, paused=True)
     return DayChecklist(day, entries, shared.due_count, shared.done_count, shared.perfect)

@@ -25,6 +25,8 @@ from checkins.domain.model import (
 )
 from checkins.store.ports import GridKey, UnitOfWork
 from mandaact_common import codecs
+from mandaact_common.domain.calendar import DEFAULT_DAY_START
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.keys import compose_key, sub_key
 from mandaact_common.mongo import Doc, find_in
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
@@ -152,6 +154,8 @@ def _profile_doc(profile: UserProfile) -> Doc:
         "timezone": profile.timezone,
         "locale": profile.locale,
         "version": profile.version,
+        "day_starts_at": profile.day_starts_at,
+        "pauses": [[p.start.isoformat(), p.end.isoformat()] for p in profile.pauses],
     }
 
 
@@ -202,7 +206,17 @@ class MongoCheckinsStore(MongoStore):
         )
         if doc is None:
             return None
-        return UserProfile(owner, doc["timezone"], doc["locale"], int(doc["version"]))
+        return UserProfile(
+            owner,
+            doc["timezone"],
+            doc["locale"],
+            int(doc["version"]),
+            doc.get("day_starts_at", DEFAULT_DAY_START),
+            tuple(
+                Pause(date.fromisoformat(start), date.fromisoformat(end))
+                for start, end in doc.get("pauses", [])
+            ),
+        )
 
     async def latest_grid_timezone(self, owner: Owner) -> str | None:
         """The timezone of the user's most recently changed grid (deleted ones count too)."""

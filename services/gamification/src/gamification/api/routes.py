@@ -12,9 +12,14 @@ from gamification.api.schemas import (
     Leaderboard,
     LedgerPage,
     ProgressPublic,
+    StreakRepairCreate,
+    StreakRepairPage,
+    StreakRepairPublic,
 )
 from gamification.domain.progress import Period
 from gamification.service import Locale
+from mandaact_common.http import AdminOwner
+from mandaact_common.paging import CursorQuery, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", tags=["gamification"])
 
@@ -61,3 +66,38 @@ async def get_badges(
 ) -> list[BadgePublic]:
     """The badge catalogue with the caller's unlocks."""
     return [BadgePublic.model_validate(b) for b in await gamification.badges(owner, locale)]
+
+
+# --- tenant admins -----------------------------------------------------------------------------
+
+
+@router.post("/admin/streak-repairs", status_code=201, tags=["admin"])
+async def create_streak_repair(
+    body: StreakRepairCreate, admin: AdminOwner, gamification: Gamification
+) -> StreakRepairPublic:
+    """Repair the tenant's streaks over an outage (role `admin`): at most 7 local dates, none in
+    the future nor more than 30 days back. The same dates for the same users are one repair:
+    sending it again answers the stored one and changes nothing."""
+    repair = await gamification.create_repair(admin.tenant_id, body.to_command())
+    return StreakRepairPublic.model_validate(repair)
+
+
+@router.get("/admin/streak-repairs", tags=["admin"])
+async def list_streak_repairs(
+    admin: AdminOwner,
+    gamification: Gamification,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
+    cursor: CursorQuery = None,
+) -> StreakRepairPage:
+    """The tenant's streak repairs (role `admin`), newest dates first."""
+    repairs = await gamification.repairs(admin.tenant_id)
+    start = 0
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, (str,), "query.cursor")
+        start = next((i + 1 for i, r in enumerate(repairs) if r.id == after), len(repairs))
+    page = repairs[start : start + limit]
+    more = start + limit < len(repairs)
+    return StreakRepairPage(
+        items=[StreakRepairPublic.model_validate(r) for r in page],
+        next_cursor=encode_cursor(page[-1].id) if more and page else None,
+    )

@@ -7,9 +7,12 @@ result's attributes (`from_attributes`) instead of copying them one by one.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from gamification.domain.streaks import RepairCommand
+from mandaact_common.wire import IsoDate
 
 
 class _FromResult(BaseModel):
@@ -17,10 +20,15 @@ class _FromResult(BaseModel):
 
 
 class StreakPublic(_FromResult):
-    """Consecutive local dates with at least one check-in."""
+    """Consecutive local dates with at least one check-in; frozen, paused and repaired dates
+    keep a streak alive without adding to it."""
 
     current: int
     longest: int
+    freezes: int = Field(ge=0, le=2, description="Streak freezes held (0-2).")
+    frozen_dates: list[date] = Field(
+        description="Local dates of the last 30 days on which a freeze kept the streak."
+    )
 
 
 class BadgeEarned(_FromResult):
@@ -108,3 +116,48 @@ class BadgePublic(_FromResult):
     xp_reward: int
     secret: bool
     unlocked_at: datetime | None
+
+
+# --- tenant admins: streak repairs ----------------------------------------------------------
+
+
+class StreakRepairCreate(BaseModel):
+    """Repair the tenant's streaks over an outage: the dates count like frozen ones for every
+    listed user (default: every user of the tenant) without using a freeze."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_: IsoDate = Field(alias="from", description="The first local date repaired.")
+    to: IsoDate = Field(description="The last local date repaired (at most 7 dates, none ahead).")
+    reason: str = Field(min_length=1, max_length=200, description="Why, for the audit trail.")
+    user_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Only these users of the tenant (default: all of them).",
+    )
+
+    def to_command(self) -> RepairCommand:
+        """The domain command."""
+        users = frozenset(self.user_ids) if self.user_ids is not None else None
+        return RepairCommand(self.from_, self.to, self.reason, users)
+
+
+class StreakRepairPublic(_FromResult):
+    """A stored streak repair."""
+
+    model_config = ConfigDict(from_attributes=True, serialize_by_alias=True)
+
+    id: str
+    from_: date = Field(alias="from", validation_alias="start")
+    to: date = Field(validation_alias="end")
+    reason: str
+    user_ids: list[str] | None
+    created_at: datetime | None
+
+
+class StreakRepairPage(BaseModel):
+    """The tenant's streak repairs, newest dates first."""
+
+    items: list[StreakRepairPublic]
+    next_cursor: str | None = None

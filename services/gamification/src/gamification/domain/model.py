@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, NamedTuple, cast
 
 from gamification.domain.badges import Badge, BadgeFamily, by_family, monthly_target
 from gamification.domain.levels import is_milestone, level_for_xp
+from gamification.domain.streaks import NO_RULES, DayRules, StreakState, walk
 from mandaact_common import codecs
 from mandaact_common.domain.calendar import month_bounds, week_bounds
 from mandaact_common.domain.schedule import Action, checklist, is_checkable, is_due
@@ -380,6 +381,8 @@ class _Fold:
         self.perfect_week_keys: list[date] = []
         self.badges: dict[str, BadgeUnlock] = {}
         self.climbed: dict[BadgeFamily, int] = {}
+        self.rules: DayRules = NO_RULES  # the user's pauses and repairs: given, never stored
+        self.streak_carry = StreakState()  # the streak walked over the dates before the floor
 
     def _use_actions(self, actions: Iterable[Action]) -> None:
         self.actions = tuple(a for a in actions if is_checkable(a))
@@ -609,8 +612,8 @@ class _Fold:
 
     def _is_perfect(self, day: date) -> bool:
         """A date is perfect when something was due and every due action was done."""
-        if day not in self.checkins_on:
-            return False
+        if day not in self.checkins_on or self.rules.paused(day):
+            return False  # on a paused date nothing is due
         if self.plain_done.get(day, 0) < self._plain_due_count(day):
             return False  # a shortcut: some daily or weekday routine is still to do
         if self._some_history_action_left(day):
@@ -655,7 +658,8 @@ class _Fold:
         known = self.perfect_weeks.get(monday)
         if known is not None:
             return known
-        days = [monday + timedelta(days=offset) for offset in range(7)]
+        every = (monday + timedelta(days=offset) for offset in range(7))
+        days = [day for day in every if not self.rules.paused(day)]  # unpaused dates count
         checked = sum(self.checkins_on.get(day, 0) for day in days)
         at_least_due = sum(self._plain_due_count(day) for day in days)
         # A shortcut: when even every check-in counted as due and done is too few, skip the lists.
@@ -712,6 +716,10 @@ class _Fold:
         self.checkins_on = {d: n for d, n in self.checkins_on.items() if d >= floor}
         self.plain_done = {d: n for d, n in self.plain_done.items() if d >= floor}
         self.plain_due = {d: n for d, n in self.plain_due.items() if d >= floor}
+        carry = self.streak_carry
+        walked_from = carry.next or date.min
+        before = self.active.between(walked_from.toordinal(), floor.toordinal() - 1)
+        self.streak_carry = walk(carry, map(date.fromordinal, before), self.rules, floor)
         self.active.compact(floor.toordinal())
         month = (floor.year, floor.month)
         self.active_in_month = {m: n for m, n in self.active_in_month.items() if m >= month}
@@ -782,6 +790,7 @@ class _Fold:
             "perfect_weeks": {d.isoformat(): v for d, v in self.perfect_weeks.items()},
             "badges": [[b.code, b.key, _iso(b.local_date)] for b in self.badges.values()],
             "climbed": dict(self.climbed),
+            "streak_carry": self.streak_carry.to_state(),
         }
         state["ids"] = list(ids)  # after every `ref` above
         return state
@@ -839,7 +848,15 @@ class _Fold:
             for code, key, day in state["badges"]
         }
         fold.climbed = {cast(BadgeFamily, k): int(v) for k, v in state["climbed"].items()}
+        fold.streak_carry = StreakState.from_state(state.get("streak_carry"))
         return fold
+
+    def streak(self, today: date) -> StreakState:
+        """The streak with freezes, pauses and repairs, walked from the carry up to `today`."""
+        carry = self.streak_carry
+        first = carry.next or date.min
+        days = self.active.between(first.toordinal(), today.toordinal())
+        return walk(carry, map(date.fromordinal, days), self.rules, today)
 
     # -- the result --
 
@@ -871,6 +888,7 @@ def derive(
     actions: Sequence[Action],
     has_grid: bool,
     today: date | None = None,
+    rules: DayRules = NO_RULES,
 ) -> DerivedState:
     """Replay a user's check-in changes in canonical order into their complete desired state.
 
@@ -878,6 +896,7 @@ def derive(
     made a grid; `today` (their local date) lets a streak that was not kept up read as 0.
     """
     fold = _Fold(tuple(actions), has_grid)
+    fold.rules = rules
     for change in canonical_order(changes):
         fold.apply(change)
     return fold.finish(today)

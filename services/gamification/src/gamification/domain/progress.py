@@ -7,15 +7,30 @@ ledger, the archived facts and the leaderboard windows live in their own collect
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Final, Literal
 
 from gamification.domain.levels import level_for_xp
 from gamification.domain.model import DerivedState, LedgerLine, LineReason
+from gamification.domain.streaks import (
+    DayRules,
+    StreakState,
+    TenantRepair,
+    repairs_for,
+    walk,
+)
 from gamification.domain.user_fold import UserFold
-from mandaact_common.domain.calendar import DEFAULT_TIMEZONE, iso_week
+from mandaact_common.domain.calendar import (
+    DEFAULT_DAY_START,
+    DEFAULT_TIMEZONE,
+    iso_week,
+    local_day_bounds,
+    today_in,
+)
 from mandaact_common.domain.owner import Owner
+from mandaact_common.domain.pauses import Pause
 
 ENTRY_NAMESPACE: Final = uuid.UUID("6f1c2d3e-8a7b-4c5d-9e0f-112233445566")
 
@@ -97,6 +112,19 @@ def held_in(
     return latest[1] if window == latest[0] else None
 
 
+@dataclass(frozen=True, slots=True)
+class StreakTold:
+    """A streak as `streak.changed` tells it."""
+
+    current: int
+    longest: int
+    freezes: int
+    frozen_dates: tuple[date, ...]
+
+
+NOTHING_TOLD: Final = StreakTold(0, 0, 0, ())
+
+
 @dataclass
 class UserProgress:
     """Everything gamification keeps about one user, bounded whatever their history."""
@@ -123,18 +151,58 @@ class UserProgress:
     windows: dict[Period, tuple[str, int]] | None = field(default_factory=dict)
     """The latest week and month the user has a leaderboard row in, with its XP: what a batch
     adds to, known without reading the row. None when not known (the rows are read)."""
+    day_starts_at: str = DEFAULT_DAY_START
+    pauses: tuple[Pause, ...] = ()
+    streak: StreakState = field(default_factory=StreakState)
+    """The streak walked through the last active date: a read walks on from it to today."""
+    streak_told: StreakTold | None = None
+    """What the last `streak.changed` said (None: nothing yet)."""
+    streak_fire_at: datetime | None = None
+    """When the next date that can use a freeze or break the streak ends (None: no run open)."""
+
+    def rules(self, repairs: Sequence[TenantRepair]) -> DayRules:
+        """The user's paused dates and the tenant's repairs that name them."""
+        return DayRules(self.pauses, repairs_for(self.owner.user_id, repairs))
+
+    def today(self, now: datetime) -> date:
+        """The user's local date at `now` (their timezone and day start)."""
+        return today_in(self.effective_timezone, now, self.day_starts_at)
+
+    def streak_now(self, rules: DayRules, now: datetime) -> StreakState:
+        """The streak as it stands at `now`: dates over since the last active one decided."""
+        return walk(self.streak, (), rules, self.today(now))
+
+    def take_streak(self, rules: DayRules, now: datetime) -> StreakTold | None:
+        """Walk the kept fold's streak, set when it is next decided; what to tell, if new."""
+        fold = self.fold
+        assert fold is not None
+        fold.rules = rules
+        last = fold.last_active()
+        self.streak = fold.streak(last) if last is not None else StreakState()
+        self.streak_current, self.streak_longest = self.streak.current, self.streak.longest
+        return self.decide_streak(rules, now)
+
+    def decide_streak(self, rules: DayRules, now: datetime) -> StreakTold | None:
+        """The streak now, compared with what was told; sets the next time a day decides it."""
+        today = self.today(now)
+        seen = walk(self.streak, (), rules, today)
+        told = StreakTold(seen.current, seen.longest, seen.freezes, tuple(seen.frozen_since(today)))
+        if seen.current and seen.next is not None:
+            # The first date not decided yet is decided when it ends.
+            self.streak_fire_at = local_day_bounds(
+                max(seen.next, today), self.effective_timezone, self.day_starts_at
+            )[1]
+        else:
+            self.streak_fire_at = None
+        if told == (self.streak_told or NOTHING_TOLD):
+            return None
+        self.streak_told = told
+        return told
 
     @property
     def effective_timezone(self) -> str:
         """The user's timezone, or the default one while none is known."""
         return self.timezone or DEFAULT_TIMEZONE
-
-    def current_streak(self, today: date) -> int:
-        """The streak as seen today: it lapses when neither today nor yesterday was active."""
-        last = self.last_active_date
-        if last is None or last < today - timedelta(days=1):
-            return 0
-        return self.streak_current
 
     def entry_of(
         self, line: LedgerLine, amount: int, n: int, trigger: str, now: datetime

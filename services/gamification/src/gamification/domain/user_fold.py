@@ -32,6 +32,7 @@ from gamification.domain.model import (
     _Fold,
     canonical_order,
 )
+from gamification.domain.streaks import NO_RULES, DayRules, StreakState
 from mandaact_common import codecs
 from mandaact_common.domain.schedule import Action
 
@@ -121,12 +122,22 @@ class UserFold:
 
     # -- facts in --
 
+    @property
+    def rules(self) -> DayRules:
+        """The user's paused and repaired dates the fold judges by (given, never stored)."""
+        return self._fold.rules
+
+    @rules.setter
+    def rules(self, rules: DayRules) -> None:
+        self._fold.rules = rules
+
     @classmethod
     def rebuild(
-        cls, facts: Iterable[Fact], accept_days: int = 2
+        cls, facts: Iterable[Fact], accept_days: int = 2, rules: DayRules = NO_RULES
     ) -> tuple[UserFold, list[LedgerLine]]:
         """The fold of every fact from scratch, and every line it produces."""
         fold = cls(accept_days)
+        fold.rules = rules
         lines = fold._apply_ordered(_ordered(facts))
         fold._compact()
         return fold, lines
@@ -250,6 +261,15 @@ class UserFold:
             self._fold.lines = lines
         levels = [LevelUp(up.level, "") for up in state.levels_reached]
         return dataclasses.replace(state, levels_reached=levels)
+
+    def streak(self, today: date) -> StreakState:
+        """The streak with freezes as of `today` (the user's date), from the facts applied."""
+        return self._fold.streak(today)
+
+    def last_active(self) -> date | None:
+        """The latest date with a check-in held."""
+        last = self._fold.active.last()
+        return date.fromordinal(last) if last is not None else None
 
     def weight(self) -> int:
         """How much detail the fold keeps (about one per check-in still held in detail)."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from gamification.domain.progress import BoardDelta, KeySum, LedgerEntry, Period, UserProgress
+from gamification.domain.streaks import TenantRepair
 from gamification.domain.user_fold import Fact, GridFact, UserFold, digest
 from gamification.store.ports import BoardRow, Standings
 from mandaact_common.domain.owner import Owner
@@ -29,6 +31,8 @@ class Tables(MemoryTables):
     facts: dict[tuple[Owner, str], Fact] = field(default_factory=dict)
     ledger: dict[str, LedgerEntry] = field(default_factory=dict)
     boards: dict[BoardKey, int] = field(default_factory=dict)
+    repairs: dict[str, TenantRepair] = field(default_factory=dict)
+    repairs_pending: dict[str, str | None] = field(default_factory=dict)
 
 
 def _stored(progress: UserProgress, with_fold: bool) -> UserProgress:
@@ -106,6 +110,64 @@ class InMemoryGamificationStore(InMemoryStore[Tables]):
                 continue
             key = (d.owner.tenant_id, d.period, d.window, d.owner.user_id)
             self.tables.boards[key] = self.tables.boards.get(key, 0) + d.xp
+
+    async def streaks_due(self, now: datetime, limit: int) -> list[UserProgress]:
+        """Users whose streak decision time has come, soonest first."""
+        due = [
+            p
+            for p in self.tables.progress.values()
+            if p.streak_fire_at is not None and p.streak_fire_at <= now
+        ]
+        due.sort(key=lambda p: (p.streak_fire_at, p.owner.key))
+        return [_stored(p, with_fold=False) for p in due[:limit]]
+
+    async def mark_streaks(self, progress: Sequence[UserProgress]) -> None:
+        """Store the told streak and the next decision time."""
+        for p in progress:
+            held = self.tables.progress[p.owner]
+            self.tables.progress[p.owner] = dataclasses.replace(
+                held, streak_told=p.streak_told, streak_fire_at=p.streak_fire_at
+            )
+
+    async def repairs_of(self, tenant_ids: Collection[str]) -> dict[str, list[TenantRepair]]:
+        """The tenants' repairs."""
+        out: dict[str, list[TenantRepair]] = {}
+        for repair in self.tables.repairs.values():
+            if repair.tenant_id in tenant_ids:
+                out.setdefault(repair.tenant_id, []).append(repair)
+        return out
+
+    async def add_repair(self, repair: TenantRepair, now: datetime) -> TenantRepair:
+        """Keep the repair (once) and mark it to be applied."""
+        held = self.tables.repairs.get(repair.id)
+        if held is not None:
+            return held
+        self.tables.repairs[repair.id] = repair
+        self.tables.repairs_pending[repair.id] = None
+        return repair
+
+    async def pending_repair(self) -> tuple[TenantRepair, str | None] | None:
+        """The first repair still to apply."""
+        for repair_id, last in self.tables.repairs_pending.items():
+            return self.tables.repairs[repair_id], last
+        return None
+
+    async def tenant_users(
+        self, tenant_id: str, after: str | None, limit: int
+    ) -> list[UserProgress]:
+        """The tenant's users after `after`, by user id."""
+        users = sorted(
+            (p for o, p in self.tables.progress.items() if o.tenant_id == tenant_id),
+            key=lambda p: p.owner.user_id,
+        )
+        return [_stored(p, True) for p in users if after is None or p.owner.user_id > after][:limit]
+
+    async def repair_applied(self, repair: TenantRepair, last: str | None) -> None:
+        """Note the progress of the repair, or drop it from the pending ones."""
+        if last is None:
+            self.tables.repairs_pending.pop(repair.id, None)
+        else:
+            self.tables.repairs_pending[repair.id] = last
 
     async def ledger_page(self, owner: Owner, limit: int, before: int | None) -> list[LedgerEntry]:
         """A user's ledger entries, newest first."""

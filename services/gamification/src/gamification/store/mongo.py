@@ -40,14 +40,18 @@ from gamification.domain.progress import (
     KeySum,
     LedgerEntry,
     Period,
+    StreakTold,
     UserProgress,
     bucket_at,
     bucket_end,
 )
+from gamification.domain.streaks import StreakState, TenantRepair
 from gamification.domain.user_fold import Fact, GridFact, UserFold
 from gamification.store.ports import BoardRow, Standings
 from mandaact_common import codecs
+from mandaact_common.domain.calendar import DEFAULT_DAY_START
 from mandaact_common.domain.owner import Owner
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.keys import compose_key
 from mandaact_common.mongo import Doc, find_in
 from mandaact_common.outbox import Transaction
@@ -60,6 +64,7 @@ FACTS_PER_DOC = 200
 """Facts per archive document: a few tens of KiB, whatever a batch brings."""
 BOARDS = "leaderboards"
 BUCKETS = "leaderboard_buckets"
+REPAIRS = "streak_repairs"
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
@@ -73,6 +78,12 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
         [("tenant_id", ASCENDING), ("xp_total", DESCENDING), ("user_id", ASCENDING)],
         name="all_time_board",
     )
+    await db[USER_STATE].create_index([("streak_fire_at", ASCENDING)], name="streak_sweep")
+    await db[USER_STATE].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING)], name="tenant_users"
+    )
+    await db[REPAIRS].create_index([("tenant_id", ASCENDING), ("from", ASCENDING)])
+    await db[REPAIRS].create_index([("pending", ASCENDING), ("created_at", ASCENDING)])
     await db[BOARDS].create_index(
         [
             ("tenant_id", ASCENDING),
@@ -185,6 +196,11 @@ def progress_doc(progress: UserProgress) -> Doc:
         "badges": [{"code": c, "unlocked_at": at} for c, at in progress.badges.items()],
         "updated_at": progress.updated_at,
         "reusable": [[k, n] for k, n in progress.reusable.items()],
+        "day_starts_at": progress.day_starts_at,
+        "pauses": [[p.start.isoformat(), p.end.isoformat()] for p in progress.pauses],
+        "streak": progress.streak.to_state(),
+        "streak_told": _told_doc(progress.streak_told),
+        "streak_fire_at": progress.streak_fire_at,
     }
     if progress.windows is not None:
         doc["windows"] = [[p, w, xp] for p, (w, xp) in sorted(progress.windows.items())]
@@ -214,6 +230,62 @@ def progress_from(doc: Doc, fold: UserFold | None = None) -> UserProgress:
         updated_at=codecs.utc(doc["updated_at"]) if doc.get("updated_at") else None,
         reusable={k: int(n) for k, n in doc.get("reusable", [])},
         windows=({p: (w, int(xp)) for p, w, xp in doc["windows"]} if "windows" in doc else None),
+        day_starts_at=doc.get("day_starts_at", DEFAULT_DAY_START),
+        pauses=tuple(
+            Pause(date.fromisoformat(a), date.fromisoformat(b)) for a, b in doc.get("pauses", [])
+        ),
+        streak=StreakState.from_state(doc.get("streak")),
+        streak_told=_told_from(doc.get("streak_told")),
+        streak_fire_at=codecs.utc(doc["streak_fire_at"]) if doc.get("streak_fire_at") else None,
+    )
+
+
+def _told_doc(told: StreakTold | None) -> Doc | None:
+    if told is None:
+        return None
+    return {
+        "current": told.current,
+        "longest": told.longest,
+        "freezes": told.freezes,
+        "frozen_dates": [d.isoformat() for d in told.frozen_dates],
+    }
+
+
+def _told_from(doc: Doc | None) -> StreakTold | None:
+    if doc is None:
+        return None
+    return StreakTold(
+        int(doc["current"]),
+        int(doc["longest"]),
+        int(doc["freezes"]),
+        tuple(date.fromisoformat(d) for d in doc["frozen_dates"]),
+    )
+
+
+def repair_doc(repair: TenantRepair) -> Doc:
+    """A tenant's streak repair as stored."""
+    return {
+        "_id": repair.id,
+        "tenant_id": repair.tenant_id,
+        "from": repair.start.isoformat(),
+        "to": repair.end.isoformat(),
+        "reason": repair.reason,
+        "user_ids": sorted(repair.user_ids) if repair.user_ids is not None else None,
+        "created_at": repair.created_at,
+    }
+
+
+def repair_from(doc: Doc) -> TenantRepair:
+    """A repair from its stored form."""
+    users = doc.get("user_ids")
+    return TenantRepair(
+        id=doc["_id"],
+        tenant_id=doc["tenant_id"],
+        start=date.fromisoformat(doc["from"]),
+        end=date.fromisoformat(doc["to"]),
+        reason=doc["reason"],
+        user_ids=frozenset(users) if users is not None else None,
+        created_at=codecs.utc(doc["created_at"]) if doc.get("created_at") else None,
     )
 
 
@@ -421,6 +493,88 @@ class MongoGamificationStore(MongoStore):
                     doc["revision"] = self._folds.put(p.owner.key, p.fold)
             ops.append(ReplaceOne({"_id": p.owner.key}, doc, upsert=True))
         await self._db[USER_STATE].bulk_write(ops, ordered=False, session=self._session)
+
+    async def streaks_due(self, now: datetime, limit: int) -> list[UserProgress]:
+        """Users whose streak decision time has come, soonest first (by the sweep index)."""
+        cursor = (
+            self._db[USER_STATE]
+            .find(
+                {"streak_fire_at": {"$lte": now}},
+                {"fold": 0, "fold_cold": 0},
+                session=self._session,
+            )
+            .sort("streak_fire_at", ASCENDING)
+            .limit(limit)
+        )
+        return [progress_from(doc) async for doc in cursor]
+
+    async def mark_streaks(self, progress: Sequence[UserProgress]) -> None:
+        """Set the told streak and the next decision time of these users."""
+        ops = [
+            UpdateOne(
+                {"_id": p.owner.key},
+                {
+                    "$set": {
+                        "streak_told": _told_doc(p.streak_told),
+                        "streak_fire_at": p.streak_fire_at,
+                    }
+                },
+            )
+            for p in progress
+        ]
+        if ops:
+            await self._db[USER_STATE].bulk_write(ops, ordered=False, session=self._session)
+
+    async def repairs_of(self, tenant_ids: Collection[str]) -> dict[str, list[TenantRepair]]:
+        """Every repair of these tenants (a few a year: outages)."""
+        out: dict[str, list[TenantRepair]] = {}
+        if not tenant_ids:
+            return out
+        cursor = self._db[REPAIRS].find(
+            {"tenant_id": {"$in": sorted(tenant_ids)}}, session=self._session
+        )
+        async for doc in cursor:
+            repair = repair_from(doc)
+            out.setdefault(repair.tenant_id, []).append(repair)
+        return out
+
+    async def add_repair(self, repair: TenantRepair, now: datetime) -> TenantRepair:
+        """Insert the repair, pending; the stored one when its id is taken (the same repair)."""
+        held = await self._db[REPAIRS].find_one({"_id": repair.id}, session=self._session)
+        if held is not None:
+            return repair_from(held)
+        doc = repair_doc(repair) | {"pending": True, "applied_after": None}
+        await self._db[REPAIRS].insert_one(doc, session=self._session)
+        return repair
+
+    async def pending_repair(self) -> tuple[TenantRepair, str | None] | None:
+        """The oldest repair not applied to all its users yet."""
+        doc = await self._db[REPAIRS].find_one(
+            {"pending": True}, sort=[("created_at", ASCENDING)], session=self._session
+        )
+        return None if doc is None else (repair_from(doc), doc.get("applied_after"))
+
+    async def tenant_users(
+        self, tenant_id: str, after: str | None, limit: int
+    ) -> list[UserProgress]:
+        """The tenant's users by user id after `after`, with their folds."""
+        query: Doc = {"tenant_id": tenant_id}
+        if after is not None:
+            query["user_id"] = {"$gt": after}
+        cursor = (
+            self._db[USER_STATE]
+            .find(query, session=self._session)
+            .sort("user_id", ASCENDING)
+            .limit(limit)
+        )
+        return [progress_from(doc) async for doc in cursor]
+
+    async def repair_applied(self, repair: TenantRepair, last: str | None) -> None:
+        """Note how far the repair got, or that every user has it."""
+        change = {"applied_after": last} if last is not None else {"pending": False}
+        await self._db[REPAIRS].update_one(
+            {"_id": repair.id}, {"$set": change}, session=self._session
+        )
 
     async def archive(self, facts: Sequence[tuple[Owner, Fact]]) -> None:
         """Insert the facts, a user's together, `FACTS_PER_DOC` to a document.

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from gamification.domain.progress import BoardDelta, KeySum, LedgerEntry, Period, UserProgress
+from gamification.domain.streaks import TenantRepair
 from gamification.domain.user_fold import Fact
 from mandaact_common.domain.owner import Owner
 from mandaact_common.outbox import Transaction
@@ -70,6 +72,38 @@ class GamificationStore(Protocol):
 
     async def add_to_boards(self, deltas: Sequence[BoardDelta]) -> None:
         """Add XP to users' standings in leaderboard windows."""
+        ...
+
+    # -- streaks decided by the end of a day, and tenants' repairs --
+
+    async def streaks_due(self, now: datetime, limit: int) -> list[UserProgress]:
+        """Up to `limit` users whose streak is decided by a date that ended by `now` (no fold)."""
+        ...
+
+    async def mark_streaks(self, progress: Sequence[UserProgress]) -> None:
+        """Store these users' told streak and next decision time (nothing else of them)."""
+        ...
+
+    async def repairs_of(self, tenant_ids: Collection[str]) -> dict[str, list[TenantRepair]]:
+        """Every streak repair of these tenants."""
+        ...
+
+    async def add_repair(self, repair: TenantRepair, now: datetime) -> TenantRepair:
+        """Store the repair, to be applied to the tenant's users; the stored one if it is."""
+        ...
+
+    async def pending_repair(self) -> tuple[TenantRepair, str | None] | None:
+        """A repair not yet applied to every user of its tenant, and the last user it was."""
+        ...
+
+    async def tenant_users(
+        self, tenant_id: str, after: str | None, limit: int
+    ) -> list[UserProgress]:
+        """The tenant's users by user id after `after` (with their folds)."""
+        ...
+
+    async def repair_applied(self, repair: TenantRepair, last: str | None) -> None:
+        """Note how far the repair got (`last` user id), or that it is done (None)."""
         ...
 
     # -- reads for the API --

@@ -16,6 +16,8 @@ from goals.api.schemas import (
     MandalartPage,
     MandalartPublic,
     MandalartUpdate,
+    PausesPublic,
+    PausesPut,
     SubGoalPut,
     UserSettingsPublic,
     UserSettingsUpdate,
@@ -91,6 +93,29 @@ async def put_me(
 ) -> UserSettingsPublic:
     """Change the caller's settings (fields left out keep their value); emits user.changed."""
     return _settings(response, await goals.change_settings(owner, body.to_command(), if_match))
+
+
+@router.get("/me/pauses")
+async def get_pauses(owner: CurrentOwner, goals: Goals, response: Response) -> PausesPublic:
+    """The caller's vacation pauses (local dates), oldest first."""
+    settings = await goals.get_settings(owner)
+    response.headers["ETag"] = etag(settings.version)
+    return PausesPublic.from_domain(settings)
+
+
+@router.put("/me/pauses", responses=SETTINGS_ERRORS)
+async def put_pauses(
+    body: PausesPut,
+    owner: CurrentOwner,
+    goals: Goals,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> PausesPublic:
+    """Replace the caller's pauses: each at most 30 days, no overlaps, at most 60 days a year,
+    none before yesterday. Nothing is due on a paused date. Emits user.changed on a change."""
+    settings = await goals.set_pauses(owner, body.to_domain(), if_match)
+    response.headers["ETag"] = etag(settings.version)
+    return PausesPublic.from_domain(settings)
 
 
 # --- grids -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from the document sends only what is accepted.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal, Self
@@ -31,6 +32,7 @@ from goals.domain.errors import InvalidInput
 from goals.domain.model import (
     DESCRIPTION_MAX_LENGTH,
     DISPLAY_NAME_MAX_LENGTH,
+    PAUSE_REASON_MAX_LENGTH,
     SLOTS,
     TITLE_MAX_LENGTH,
     UNSET,
@@ -39,6 +41,8 @@ from goals.domain.model import (
     Cell,
     Mandalart,
     MandalartDraft,
+    NotificationPrefs,
+    QuietHours,
     SubGoal,
     SubGoalDraft,
     Unset,
@@ -47,6 +51,7 @@ from goals.domain.model import (
 )
 from goals.service import ChangeSettings, EditMandalart
 from mandaact_common.domain.calendar import is_valid_timezone
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.domain.schedule import InvalidSchedule, Schedule, shape_fault
 from mandaact_common.wire import IsoDate, json_integer, left_out
 
@@ -408,14 +413,68 @@ class MandalartUpdate(_Input):
         )
 
 
+DAY_START_PATTERN: Final = r"^((0\d|1[01]):[0-5]\d|12:00)$"
+CLOCK_TIME_PATTERN: Final = r"^([01]\d|2[0-3]):[0-5]\d$"
+MAX_PAUSES: Final = 50
+"""More ranges than two years' 60 paused days each could hold as separate, non-touching dates."""
+
+DayStart = Annotated[
+    str,
+    StringConstraints(pattern=DAY_START_PATTERN),
+    Field(
+        description="When the user's day starts (HH:MM, 00:00-12:00): a check-in before it "
+        "counts for the day before.",
+        examples=["04:00"],
+    ),
+]
+ClockTime = Annotated[
+    str,
+    StringConstraints(pattern=CLOCK_TIME_PATTERN),
+    Field(description="A local wall-clock time HH:MM.", examples=["20:00"]),
+]
+
+
+class QuietHoursIn(_Input):
+    """Local hours without notifications; `from` after `to` wraps midnight."""
+
+    from_: ClockTime = Field(alias="from")
+    to: ClockTime
+
+
+class NotificationsIn(_Input):
+    """Which notification kinds the user wants; a kind left out keeps its value."""
+
+    daily_reminder: StrictBool | None = left_out()
+    streak_at_risk: StrictBool | None = left_out()
+    comeback: StrictBool | None = left_out()
+    report_ready: StrictBool | None = left_out()
+    badge_unlocked: StrictBool | None = left_out()
+    level_reached: StrictBool | None = left_out()
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        return _refuse_null(value)
+
+    def sent(self) -> dict[str, bool]:
+        """The kinds the caller sent, by name."""
+        return {name: bool(getattr(self, name)) for name in self.model_fields_set}
+
+
 class UserSettingsUpdate(_Input):
     """The settings PUT /v1/me changes; a field left out keeps its value."""
 
     timezone: Timezone | None = left_out()
     locale: Locale | None = left_out()
     display_name: DisplayName | None = Field(default=None, description="null clears it.")
+    day_starts_at: DayStart | None = left_out()
+    reminder_time: ClockTime | None = left_out()
+    quiet_hours: QuietHoursIn | None = left_out()
+    notifications: NotificationsIn | None = left_out()
 
-    @field_validator("timezone", "locale")
+    @field_validator(
+        "timezone", "locale", "day_starts_at", "reminder_time", "quiet_hours", "notifications"
+    )
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         return _refuse_null(value)
@@ -431,7 +490,45 @@ class UserSettingsUpdate(_Input):
             timezone=pick("timezone", self.timezone),
             locale=pick("locale", self.locale),
             display_name=self.display_name if "display_name" in sent else UNSET,
+            day_starts_at=pick("day_starts_at", self.day_starts_at),
+            reminder_time=pick("reminder_time", self.reminder_time),
+            quiet_hours=(
+                QuietHours(self.quiet_hours.from_, self.quiet_hours.to)
+                if self.quiet_hours is not None
+                else UNSET
+            ),
+            notifications=self.notifications.sent() if self.notifications is not None else UNSET,
         )
+
+
+PauseReason = Annotated[
+    str,
+    StringConstraints(max_length=PAUSE_REASON_MAX_LENGTH),
+    AfterValidator(_empty_to_none),
+    Field(description="Why (up to 200 characters; blank means none)."),
+]
+
+
+class PauseIn(_Input):
+    """A vacation pause: local dates `from`..`to`, both included (at most 30 days)."""
+
+    from_: IsoDate = Field(alias="from")
+    to: IsoDate
+    reason: PauseReason | None = None
+
+    def to_domain(self) -> Pause:
+        """The domain pause."""
+        return Pause(self.from_, self.to, self.reason)
+
+
+class PausesPut(_Input):
+    """The whole list of the caller's pauses (it replaces the stored one)."""
+
+    items: list[PauseIn] = Field(max_length=MAX_PAUSES)
+
+    def to_domain(self) -> list[Pause]:
+        """The domain pauses."""
+        return [item.to_domain() for item in self.items]
 
 
 # --- outputs -----------------------------------------------------------------------------------
@@ -585,14 +682,73 @@ class UserSettingsPublic(BaseModel):
     locale: Locale
     display_name: str | None
     version: int
+    day_starts_at: str
+    reminder_time: str
+    quiet_hours: QuietHoursOut
+    notifications: NotificationsOut
 
     @classmethod
     def from_domain(cls, settings: UserSettings) -> UserSettingsPublic:
         """The public form of settings."""
+        quiet = settings.quiet_hours
         return cls(
             user_id=settings.owner.user_id,
             timezone=settings.timezone,
             locale=settings.locale,
             display_name=settings.display_name,
+            version=settings.version,
+            day_starts_at=settings.day_starts_at,
+            reminder_time=settings.reminder_time,
+            quiet_hours=QuietHoursOut.model_validate({"from": quiet.start, "to": quiet.end}),
+            notifications=NotificationsOut.from_domain(settings.notifications),
+        )
+
+
+class QuietHoursOut(BaseModel):
+    """Local hours without notifications."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+
+
+class NotificationsOut(BaseModel):
+    """Which notification kinds the user wants."""
+
+    daily_reminder: bool
+    streak_at_risk: bool
+    comeback: bool
+    report_ready: bool
+    badge_unlocked: bool
+    level_reached: bool
+
+    @classmethod
+    def from_domain(cls, prefs: NotificationPrefs) -> NotificationsOut:
+        """The public form."""
+        return cls(**dataclasses.asdict(prefs))
+
+
+class PauseOut(BaseModel):
+    """A stored vacation pause."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    from_: date = Field(alias="from")
+    to: date
+    reason: str | None
+
+
+class PausesPublic(BaseModel):
+    """The caller's pauses, oldest first, and the settings version they belong to."""
+
+    items: list[PauseOut]
+    version: int
+
+    @classmethod
+    def from_domain(cls, settings: UserSettings) -> PausesPublic:
+        """The public form of a user's pauses."""
+        return cls(
+            items=[PauseOut(from_=p.start, to=p.end, reason=p.reason) for p in settings.pauses],
             version=settings.version,
         )

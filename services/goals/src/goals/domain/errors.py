@@ -12,6 +12,7 @@ __all__ = [
     "GridLimitReached",
     "InvalidInput",
     "NotFound",
+    "PauseNotAllowed",
     "VersionMismatch",
 ]
 
@@ -27,6 +28,15 @@ class VersionMismatch(PreconditionFailed):
 
 class ConcurrentChange(Conflict):
     """Another writer changed the document between our read and our write."""
+
+
+class PauseNotAllowed(RuleBroken):
+    """A pause list that breaks a rule of SPEC §6 (length, overlap, yearly cap, the past)."""
+
+    code = "pause-not-allowed"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field, message)
 
 
 class GridLimitReached(RuleBroken):

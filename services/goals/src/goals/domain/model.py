@@ -10,15 +10,27 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from types import MappingProxyType
 from typing import Final, Literal, TypeGuard, get_args
 
-from goals.domain.errors import GridLimitReached, InvalidInput, NotFound, VersionMismatch
+from goals.domain.errors import (
+    GridLimitReached,
+    InvalidInput,
+    NotFound,
+    PauseNotAllowed,
+    VersionMismatch,
+)
 from mandaact_common.clock import NewId
-from mandaact_common.domain.calendar import DEFAULT_TIMEZONE, is_valid_timezone
+from mandaact_common.domain.calendar import (
+    DEFAULT_DAY_START,
+    DEFAULT_TIMEZONE,
+    day_start_offset,
+    is_valid_timezone,
+)
 from mandaact_common.domain.owner import Owner as Owner
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.domain.schedule import Action as DueRuleAction
 from mandaact_common.domain.schedule import ActionType, Schedule, shape_fault
 from mandaact_common.paging import decode_cursor, encode_cursor
@@ -26,6 +38,9 @@ from mandaact_contracts.events import (
     ActionSnapshot,
     GoalChanged,
     MandalartSnapshot,
+    NotificationSettingsSnapshot,
+    PauseSnapshot,
+    QuietHoursSnapshot,
     ScheduleSnapshot,
     SubGoalSnapshot,
     UserChanged,
@@ -526,6 +541,111 @@ def _is_locale(value: str) -> TypeGuard[Locale]:
     return value in LOCALES
 
 
+DEFAULT_REMINDER_TIME: Final = "20:00"
+MAX_PAUSE_DAYS: Final = 30
+"""The longest one pause may be (dates, both ends included)."""
+MAX_PAUSED_DAYS_PER_YEAR: Final = 60
+PAUSE_REASON_MAX_LENGTH: Final = 200
+PAUSES_KEPT_FROM_YEARS_BACK: Final = 1
+"""A stored list keeps pauses that end in this calendar year or the one before (bounded)."""
+
+
+def _check_clock_time(value: str, field: str) -> str:
+    hours, sep, minutes = value.partition(":")
+    if not (sep and len(hours) == len(minutes) == 2 and hours.isdigit() and minutes.isdigit()):
+        raise InvalidInput(field, f"must be HH:MM, got {value!r}")
+    if int(hours) > 23 or int(minutes) > 59:
+        raise InvalidInput(field, f"must be a time of day 00:00-23:59, got {value!r}")
+    return value
+
+
+def _check_day_start(value: str) -> str:
+    try:
+        day_start_offset(value)
+    except ValueError:
+        message = f"must be HH:MM from 00:00 to 12:00, got {value!r}"
+        raise InvalidInput("day_starts_at", message) from None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """Local wall-clock hours without notifications, `start` to `end` (may wrap midnight)."""
+
+    start: str = "22:00"
+    end: str = "08:00"
+
+    def __post_init__(self) -> None:
+        _check_clock_time(self.start, "quiet_hours.from")
+        _check_clock_time(self.end, "quiet_hours.to")
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationPrefs:
+    """Which notification kinds a user wants (SPEC §8); all of them by default."""
+
+    daily_reminder: bool = True
+    streak_at_risk: bool = True
+    comeback: bool = True
+    report_ready: bool = True
+    badge_unlocked: bool = True
+    level_reached: bool = True
+
+
+def check_pauses(
+    pauses: Iterable[Pause], *, stored: Iterable[Pause], today: date
+) -> tuple[Pause, ...]:
+    """Return `pauses` sorted, refusing a list that breaks a rule of SPEC §6.
+
+    Each range is at most 30 dates and ranges do not overlap; no calendar year has more than 60
+    paused dates; and the dates before yesterday are history: the new list must pause exactly
+    the dates before yesterday the stored list paused (a pause that is under way may be ended
+    early, not moved into the past).
+    """
+    ordered = tuple(sorted(pauses, key=lambda p: (p.start, p.end)))
+    for index, pause in enumerate(ordered):
+        field = f"items.{index}"
+        if pause.end < pause.start:
+            raise PauseNotAllowed(field, f"'to' {pause.end} is before 'from' {pause.start}")
+        if pause.days > MAX_PAUSE_DAYS:
+            raise PauseNotAllowed(field, f"a pause is at most {MAX_PAUSE_DAYS} days ({pause.days})")
+        if index and ordered[index - 1].end >= pause.start:
+            previous = ordered[index - 1]
+            raise PauseNotAllowed(
+                field, f"{pause.start}..{pause.end} overlaps {previous.start}..{previous.end}"
+            )
+    per_year: dict[int, int] = {}
+    for pause in ordered:
+        for offset in range(pause.days):
+            year = (pause.start + timedelta(days=offset)).year
+            per_year[year] = per_year.get(year, 0) + 1
+    for year, days in sorted(per_year.items()):
+        if days > MAX_PAUSED_DAYS_PER_YEAR:
+            raise PauseNotAllowed(
+                "items", f"{days} paused days in {year}; at most {MAX_PAUSED_DAYS_PER_YEAR} a year"
+            )
+    yesterday = today - timedelta(days=1)
+    if _dates_before(ordered, yesterday) != _dates_before(stored, yesterday):
+        raise PauseNotAllowed(
+            "items", f"dates before yesterday ({yesterday}) cannot be paused or unpaused"
+        )
+    return ordered
+
+
+def _dates_before(pauses: Iterable[Pause], limit: date) -> set[date]:
+    dates: set[date] = set()
+    for pause in pauses:
+        last = min(pause.end, limit - timedelta(days=1))
+        for offset in range((last - pause.start).days + 1):
+            dates.add(pause.start + timedelta(days=offset))
+    return dates
+
+
+def _kept_pauses(pauses: tuple[Pause, ...], today: date) -> tuple[Pause, ...]:
+    first_kept_year = today.year - PAUSES_KEPT_FROM_YEARS_BACK
+    return tuple(p for p in pauses if p.end.year >= first_kept_year)
+
+
 @dataclass(frozen=True, slots=True)
 class UserSettings:
     """A user's settings; version 0 means never stored (the defaults apply)."""
@@ -536,6 +656,11 @@ class UserSettings:
     display_name: str | None = None
     version: int = 0
     updated_at: datetime | None = None
+    day_starts_at: str = DEFAULT_DAY_START
+    reminder_time: str = DEFAULT_REMINDER_TIME
+    quiet_hours: QuietHours = QuietHours()
+    notifications: NotificationPrefs = NotificationPrefs()
+    pauses: tuple[Pause, ...] = ()
 
     def change(
         self,
@@ -543,6 +668,10 @@ class UserSettings:
         timezone: str | Unset = UNSET,
         locale: str | Unset = UNSET,
         display_name: str | Unset | None = UNSET,
+        day_starts_at: str | Unset = UNSET,
+        reminder_time: str | Unset = UNSET,
+        quiet_hours: QuietHours | Unset = UNSET,
+        notifications: Mapping[str, bool] | Unset = UNSET,
         now: datetime,
     ) -> UserSettings:
         """Apply the given fields; the first save, or any real change, bumps the version."""
@@ -558,6 +687,28 @@ class UserSettings:
         if not isinstance(display_name, Unset):
             name = clean_optional_text(display_name, "display_name", DISPLAY_NAME_MAX_LENGTH)
             candidate = dataclasses.replace(candidate, display_name=name)
+        if not isinstance(day_starts_at, Unset):
+            candidate = dataclasses.replace(
+                candidate, day_starts_at=_check_day_start(day_starts_at)
+            )
+        if not isinstance(reminder_time, Unset):
+            reminder = _check_clock_time(reminder_time, "reminder_time")
+            candidate = dataclasses.replace(candidate, reminder_time=reminder)
+        if not isinstance(quiet_hours, Unset):
+            candidate = dataclasses.replace(candidate, quiet_hours=quiet_hours)
+        if not isinstance(notifications, Unset):
+            prefs = dataclasses.replace(candidate.notifications, **notifications)
+            candidate = dataclasses.replace(candidate, notifications=prefs)
+        return self._saved(candidate, now)
+
+    def with_pauses(self, pauses: Iterable[Pause], *, today: date, now: datetime) -> UserSettings:
+        """Replace the pauses (checked against the rules and the stored history)."""
+        # Pauses that ended before last year are dropped (bounded), from both lists alike.
+        wanted = _kept_pauses(tuple(pauses), today)
+        checked = check_pauses(wanted, stored=_kept_pauses(self.pauses, today), today=today)
+        return self._saved(dataclasses.replace(self, pauses=checked), now)
+
+    def _saved(self, candidate: UserSettings, now: datetime) -> UserSettings:
         if candidate == self and self.version > 0:
             return self
         return dataclasses.replace(candidate, version=self.version + 1, updated_at=now)
@@ -565,6 +716,7 @@ class UserSettings:
     def changed_event(self) -> UserChanged:
         """The `user.changed` event for this state."""
         assert self.updated_at is not None, "only stored settings are announced"
+        quiet = self.quiet_hours
         return UserChanged(
             tenant_id=self.owner.tenant_id,
             user_id=self.owner.user_id,
@@ -573,4 +725,12 @@ class UserSettings:
             locale=self.locale,
             display_name=self.display_name,
             changed_at=self.updated_at,
+            day_starts_at=self.day_starts_at,
+            pauses=[
+                PauseSnapshot.model_validate({"from": p.start, "to": p.end, "reason": p.reason})
+                for p in self.pauses
+            ],
+            reminder_time=self.reminder_time,
+            quiet_hours=QuietHoursSnapshot.model_validate({"from": quiet.start, "to": quiet.end}),
+            notifications=NotificationSettingsSnapshot(**dataclasses.asdict(self.notifications)),
         )

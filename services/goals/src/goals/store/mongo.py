@@ -6,21 +6,29 @@ Writes of a changed document are conditional on the version that was read.
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import date
+
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from goals.domain.errors import ConcurrentChange
 from goals.domain.model import (
+    DEFAULT_REMINDER_TIME,
     Action,
     Mandalart,
+    NotificationPrefs,
     Owner,
     PageCursor,
+    QuietHours,
     SubGoal,
     UserSettings,
 )
 from goals.store.ports import UnitOfWork
 from mandaact_common import codecs
+from mandaact_common.domain.calendar import DEFAULT_DAY_START
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import ensure_idempotency_indexes
 from mandaact_common.mongo import Doc
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
@@ -126,10 +134,19 @@ def _settings_doc(settings: UserSettings) -> Doc:
         "display_name": settings.display_name,
         "version": settings.version,
         "updated_at": settings.updated_at,
+        "day_starts_at": settings.day_starts_at,
+        "reminder_time": settings.reminder_time,
+        "quiet_hours": {"from": settings.quiet_hours.start, "to": settings.quiet_hours.end},
+        "notifications": dataclasses.asdict(settings.notifications),
+        "pauses": [
+            {"from": p.start.isoformat(), "to": p.end.isoformat(), "reason": p.reason}
+            for p in settings.pauses
+        ],
     }
 
 
 def _settings_from(doc: Doc) -> UserSettings:
+    quiet = doc.get("quiet_hours")
     return UserSettings(
         owner=Owner(doc["tenant_id"], doc["user_id"]),
         timezone=doc["timezone"],
@@ -137,6 +154,14 @@ def _settings_from(doc: Doc) -> UserSettings:
         display_name=doc.get("display_name"),
         version=int(doc["version"]),
         updated_at=codecs.utc(doc["updated_at"]) if doc.get("updated_at") else None,
+        day_starts_at=doc.get("day_starts_at", DEFAULT_DAY_START),
+        reminder_time=doc.get("reminder_time", DEFAULT_REMINDER_TIME),
+        quiet_hours=QuietHours(quiet["from"], quiet["to"]) if quiet else QuietHours(),
+        notifications=NotificationPrefs(**doc.get("notifications", {})),
+        pauses=tuple(
+            Pause(date.fromisoformat(p["from"]), date.fromisoformat(p["to"]), p.get("reason"))
+            for p in doc.get("pauses", [])
+        ),
     )
 
 

@@ -11,11 +11,18 @@ Nothing here reads a clock or does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
-from mandaact_common.domain.calendar import DEFAULT_TIMEZONE, iso_week, local_date
+from mandaact_common.domain.calendar import (
+    DEFAULT_DAY_START,
+    DEFAULT_TIMEZONE,
+    iso_week,
+    local_date,
+)
+from mandaact_common.domain.pauses import Pause, is_paused
 from mandaact_common.domain.schedule import Action
 
 DEFAULT_LOCALE: Literal["ko"] = "ko"
@@ -36,6 +43,8 @@ class CheckinState:
     mandalart_id: str
     sub_goal_position: int
     local_hour: int
+    sub_goal_title: str = ""
+    """The sub-goal's title at the check-in (names it when no grid version of the week does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,8 @@ class UserFacts:
     version: int = 0
     timezone: str | None = None
     locale: Locale | None = None
+    day_starts_at: str = DEFAULT_DAY_START
+    pauses: tuple[Pause, ...] = ()
     checkin_timezone: str | None = None
     checkin_timezone_at: datetime | None = None
     missions: dict[tuple[str, date], tuple[int, bool]] = field(default_factory=dict)
@@ -154,12 +165,24 @@ class UserFacts:
     levels: dict[int, datetime] = field(default_factory=dict)
     undated_xp: dict[str, tuple[int, datetime]] = field(default_factory=dict)
 
-    def record_settings(self, version: int, timezone: str, locale: Locale) -> bool:
+    def record_settings(
+        self,
+        version: int,
+        timezone: str,
+        locale: Locale,
+        day_starts_at: str = DEFAULT_DAY_START,
+        pauses: tuple[Pause, ...] = (),
+    ) -> bool:
         """Keep the settings with the highest version."""
         if version <= self.version:
             return False
         self.version, self.timezone, self.locale = version, timezone, locale
+        self.day_starts_at, self.pauses = day_starts_at, pauses
         return True
+
+    def unpaused(self, days: Iterable[date]) -> list[date]:
+        """The dates no vacation pause covers (only they have anything due)."""
+        return [day for day in days if not is_paused(day, self.pauses)]
 
     def record_checkin_timezone(self, timezone: str, at: datetime) -> bool:
         """Remember the latest check-in's timezone while the user's settings are unknown."""
@@ -222,4 +245,4 @@ class UserFacts:
 
     def week_of(self, instant: datetime) -> str:
         """The ISO week an instant falls in, in the user's timezone."""
-        return iso_week(local_date(instant, self.effective_timezone))
+        return iso_week(local_date(instant, self.effective_timezone, self.day_starts_at))

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
-from mandaact_common.domain.calendar import parse_iso_week, zone
+from mandaact_common.domain.calendar import (
+    DEFAULT_DAY_START,
+    local_day_bounds,
+    parse_iso_week,
+    zone,
+)
 from mandaact_common.domain.owner import Owner
 from mandaact_common.keys import sub_key
 from reports.domain.facts import Locale
@@ -67,11 +72,13 @@ def budget_month(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m")
 
 
-def report_due_at(week: str, timezone: str) -> datetime:
-    """The instant (UTC) the report of `week` is due: the next Monday 06:00 local."""
+def report_due_at(week: str, timezone: str, day_starts_at: str = DEFAULT_DAY_START) -> datetime:
+    """The instant (UTC) the report of `week` is due: the next Monday 06:00 local, or when the
+    user's Monday begins if their day starts later (their Sunday is not over before)."""
     _, sunday = parse_iso_week(week)
     local = datetime.combine(sunday + timedelta(days=1), REPORT_TIME, zone(timezone))
-    return local.astimezone(UTC)
+    monday_begins, _ = local_day_bounds(sunday + timedelta(days=1), timezone, day_starts_at)
+    return max(local.astimezone(UTC), monday_begins)
 
 
 def report_id(uk: str, week: str) -> str:

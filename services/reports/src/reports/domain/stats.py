@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mandaact_common.domain.calendar import iso_week, month_bounds, parse_iso_week, week_bounds
 from mandaact_common.domain.schedule import WEEKDAY_CODES, action_due_and_done, due_and_done
-from reports.domain.facts import Grid, GridBucket, UserFacts, WeekFacts
+from reports.domain.facts import CheckinState, Grid, GridBucket, UserFacts, WeekFacts
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 RATE_DIGITS = 4
@@ -66,7 +66,8 @@ class TimeOfDay(_Model):
 
 
 class SubGoalStat(_Model):
-    """Due and done counts of one sub-goal's actions over the week."""
+    """One sub-goal's week: its check-ins (`done`), its due actions (`due`, unpaused dates
+    only) and the share of those done (`rate`, None when nothing was due)."""
 
     mandalart_id: str
     position: int = Field(ge=1, le=8)
@@ -209,6 +210,67 @@ def _xp_gained(week: str, facts: WeekFacts | None, user: UserFacts) -> int:
     return dated + undated
 
 
+LAST_WEEK: Final = "9999-W52"
+"""Later than every week: `grids_as_of` it gives every grid as it stands now."""
+
+
+def _by_sub_goal(
+    counted: Sequence[Grid],
+    due_days: Sequence[date],
+    done_dates: Mapping[str, set[date]],
+    checkins: Sequence[CheckinState],
+    latest: Sequence[Grid],
+) -> list[SubGoalStat]:
+    """Every sub-goal with a due action or a check-in in the week: `done` counts its check-ins,
+    `due` its due actions, `rate` the due actions done over `due` (None when nothing was due).
+
+    A sub-goal checked in on but with nothing due that week (a grid written after the week, its
+    check-ins backfilled onto it) is named by the grid as it stands now, else by the check-in.
+    """
+    due_of: dict[tuple[str, int], tuple[int, int]] = {}
+    title_of: dict[tuple[str, int], str] = {}
+    order: list[tuple[str, int]] = []
+    for grid in counted:
+        for sg in sorted(grid.sub_goals, key=lambda s: s.position):
+            due = done = 0
+            for action in sg.actions:
+                a_due, a_done = action_due_and_done(
+                    action, due_days, done_dates.get(action.id, set())
+                )
+                due, done = due + a_due, done + a_done
+            key = (grid.id, sg.position)
+            title_of[key] = sg.title
+            if due:
+                due_of[key] = (due, done)
+                order.append(key)
+    checked: dict[tuple[str, int], int] = {}
+    for c in checkins:
+        key = (c.mandalart_id, c.sub_goal_position)
+        checked[key] = checked.get(key, 0) + 1
+    named = {(g.id, sg.position): sg.title for g in latest for sg in g.sub_goals}
+    for key in sorted(checked, key=lambda k: (k not in title_of, k)):
+        if key not in due_of:
+            order.append(key)
+            if key not in title_of:
+                told = (c for c in checkins if (c.mandalart_id, c.sub_goal_position) == key)
+                fallback = next((c.sub_goal_title for c in told), "")
+                title_of[key] = named.get(key) or fallback
+    out = []
+    for key in order:
+        due, due_done = due_of.get(key, (0, 0))
+        out.append(
+            SubGoalStat(
+                mandalart_id=key[0],
+                position=key[1],
+                title=title_of.get(key, ""),
+                due=due,
+                done=checked.get(key, 0),
+                rate=rate(due_done, due),
+            )
+        )
+    return out
+
+
 class _WeekFigures:
     """Everything of one week except the comparison with the previous one."""
 
@@ -218,6 +280,7 @@ class _WeekFigures:
         weeks: Mapping[str, WeekFacts],
         grids: Sequence[Grid],
         user: UserFacts,
+        latest: Sequence[Grid] = (),
     ) -> None:
         monday, _ = parse_iso_week(week)
         self.days = [monday + timedelta(days=i) for i in range(7)]
@@ -226,29 +289,14 @@ class _WeekFigures:
         done_dates = _done_dates(weeks, user)
         counted = [g for g in grids if g.counts]
         actions = [a for g in counted for sg in g.sub_goals for a in sg.actions]
-        self.due_done = due_and_done(actions, self.days, done_dates)
+        # Nothing is due on a paused date; check-ins made on one still count as check-ins.
+        due_days = user.unpaused(self.days)
+        self.due_done = due_and_done(actions, due_days, done_dates)
+        for day in self.days:
+            self.due_done.setdefault(day, (0, 0))
         self.due_total = sum(due for due, _ in self.due_done.values())
         self.done_total = sum(done for _, done in self.due_done.values())
-        self.by_sub_goal: list[SubGoalStat] = []
-        for grid in counted:
-            for sg in sorted(grid.sub_goals, key=lambda s: s.position):
-                due = done = 0
-                for action in sg.actions:
-                    a_due, a_done = action_due_and_done(
-                        action, self.days, done_dates.get(action.id, set())
-                    )
-                    due, done = due + a_due, done + a_done
-                if due:
-                    self.by_sub_goal.append(
-                        SubGoalStat(
-                            mandalart_id=grid.id,
-                            position=sg.position,
-                            title=sg.title,
-                            due=due,
-                            done=done,
-                            rate=rate(done, due),
-                        )
-                    )
+        self.by_sub_goal = _by_sub_goal(counted, due_days, done_dates, self.done, latest)
         self.xp_gained = _xp_gained(week, facts, user)
         self.streak = facts.streak if facts else None
 
@@ -265,7 +313,8 @@ def weekly_stats(
     user: UserFacts,
 ) -> WeeklyStats:
     """Derive the fold of `week` from the facts of `context_weeks(week)`, grids and user."""
-    this = _WeekFigures(week, weeks, grids_as_of(buckets, week), user)
+    latest = grids_as_of(buckets, LAST_WEEK)
+    this = _WeekFigures(week, weeks, grids_as_of(buckets, week), user, latest)
     prev_week = previous_week(week)
     prev = _WeekFigures(prev_week, weeks, grids_as_of(buckets, prev_week), user).core
 

@@ -24,7 +24,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mandaact_common.codecs import action_doc, action_from, utc
+from mandaact_common.domain.calendar import DEFAULT_DAY_START
 from mandaact_common.domain.owner import Owner
+from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import ensure_idempotency_indexes
 from mandaact_common.keys import compose_key, owner_of
 from mandaact_common.mongo import Doc
@@ -100,6 +102,7 @@ def week_to_doc(uk: str, facts: WeekFacts) -> Doc:
                 "m": c.mandalart_id,
                 "p": c.sub_goal_position,
                 "h": c.local_hour,
+                "t": c.sub_goal_title,
             }
             for c in facts.checkins.values()
         ],
@@ -129,6 +132,7 @@ def week_from_doc(doc: Doc) -> WeekFacts:
             mandalart_id=c["m"],
             sub_goal_position=int(c["p"]),
             local_hour=int(c["h"]),
+            sub_goal_title=c.get("t", ""),
         )
         facts.checkins[(state.action_id, state.local_date)] = state
     facts.xp = {x["id"]: int(x["amount"]) for x in doc.get("xp", [])}
@@ -147,6 +151,8 @@ def user_to_doc(uk: str, user: UserFacts) -> Doc:
         "version": user.version,
         "timezone": user.timezone,
         "locale": user.locale,
+        "day_starts_at": user.day_starts_at,
+        "pauses": [[p.start.isoformat(), p.end.isoformat()] for p in user.pauses],
         "checkin_timezone": user.checkin_timezone,
         "checkin_timezone_at": user.checkin_timezone_at,
         "missions": [
@@ -169,6 +175,10 @@ def user_from_doc(doc: Doc) -> UserFacts:
         version=int(doc.get("version", 0)),
         timezone=doc.get("timezone"),
         locale=cast(Locale | None, doc.get("locale")),
+        day_starts_at=doc.get("day_starts_at", DEFAULT_DAY_START),
+        pauses=tuple(
+            Pause(date.fromisoformat(a), date.fromisoformat(b)) for a, b in doc.get("pauses", [])
+        ),
         checkin_timezone=doc.get("checkin_timezone"),
         checkin_timezone_at=doc.get("checkin_timezone_at"),
         missions={

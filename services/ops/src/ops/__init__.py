@@ -1,0 +1,1 @@
+"""MandaAct ops: operators' overview, dead letters, live events and the web console."""
