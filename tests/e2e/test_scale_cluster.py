@@ -313,6 +313,13 @@ async def test_check_ins_survive_a_broker_kill_and_worker_restarts_exactly_once(
         assert credited == faulty.acknowledged[name], name  # each check-in exactly once
     assert faulty.ledgers == reference.ledgers
     assert faulty.progress == reference.progress
+    differing = {
+        (name, key): (value, reference.reports[name]["stats"].get(key))
+        for name in USERS
+        for key, value in faulty.reports[name]["stats"].items()
+        if reference.reports[name]["stats"].get(key) != value
+    }
+    assert not differing, differing
     assert faulty.reports == reference.reports
     assert faulty.notifications == reference.notifications
     assert any(faulty.notifications.values())  # badges and levels were told

@@ -195,7 +195,17 @@ def strimzi_crds(work: Path, java: str) -> list[Path]:
         "</dependencies></project>\n"
     )
     lib = work / "strimzi-lib"
-    run(["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={lib}"])
+    run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib}",
+        ]
+    )
     crds = [work / f"strimzi-{kind.lower()}.yaml" for kind in STRIMZI_CLASSES]
     run(
         [
