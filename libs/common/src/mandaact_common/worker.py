@@ -16,7 +16,6 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
-from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -36,6 +35,7 @@ from mandaact_common.mongo import Doc, make_client
 from mandaact_common.observability import configure_logging
 from mandaact_common.outbox import OutboxRelay, make_producer
 from mandaact_common.settings import ServiceSettings
+from mandaact_contracts.asyncapi import asyncapi_document as contract_asyncapi
 from mandaact_contracts.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -248,11 +248,48 @@ def _subscribe(
 
 
 def asyncapi_document(spec: WorkerSpec, settings: ServiceSettings) -> dict[str, Any]:
-    """The service's AsyncAPI 3.0 document, generated from its declared subscribers."""
-    broker = build_broker(spec, settings, {})
-    document = AsyncAPI(broker, title=f"mandaact-{spec.service}", version="1.0.0")
-    result: dict[str, Any] = document.to_specification().to_jsonable()
-    return result
+    """The service's AsyncAPI 3.0 document: the contracts' channels it publishes and consumes,
+    with their payload schemas and CloudEvents headers, and its groups' dead-letter topics."""
+    whole = contract_asyncapi()
+    consumed = {t: c.group for c in spec.consumers for t in c.topics}
+    keep = [t for t in whole["channels"] if t in consumed or t in spec.publishes]
+    operations: dict[str, Any] = {}
+    for topic in keep:
+        channel = whole["channels"][topic]
+        messages = [{"$ref": f"#/channels/{topic}/messages/{m}"} for m in channel["messages"]]
+        if topic in spec.publishes:
+            operations[f"send.{topic}"] = {
+                "action": "send",
+                "title": f"{spec.service} publishes {topic} (outbox relay)",
+                "channel": {"$ref": f"#/channels/{topic}"},
+                "messages": messages,
+            }
+        if topic in consumed:
+            operations[f"receive.{topic}"] = {
+                "action": "receive",
+                "title": f"{spec.service} consumes {topic} (group {consumed[topic]})",
+                "channel": {"$ref": f"#/channels/{topic}"},
+                "messages": messages,
+            }
+    channels = {t: whole["channels"][t] for t in keep}
+    if spec.consumers:
+        channels["dead-letter"] = whole["channels"]["dead-letter"]
+        operations["send.dead-letter"] = whole["operations"]["send.dead-letter"]
+    used = {m.split("/")[-1] for c in channels.values() for m in _refs(c["messages"])}
+    return {
+        **whole,
+        "info": {**whole["info"], "title": f"mandaact-{spec.service}"},
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "schemas": whole["components"]["schemas"],
+            "messages": {k: v for k, v in whole["components"]["messages"].items() if k in used},
+        },
+    }
+
+
+def _refs(messages: Mapping[str, Any]) -> list[str]:
+    return [str(m["$ref"]) for m in messages.values()]
 
 
 async def run_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:

@@ -41,3 +41,18 @@ def test_the_asyncapi_document_lists_every_channel() -> None:
     channels = " ".join(document["channels"])
     for topic in (*CONSUMES, *PUBLISHES):
         assert topic in channels
+
+
+def test_the_asyncapi_document_describes_the_real_messages() -> None:
+    document = asyncapi_document(worker_spec(), Settings(env="test"))
+    messages = document["components"]["messages"]
+    for topic in (*CONSUMES, *PUBLISHES):
+        (ref,) = document["channels"][topic]["messages"].values()
+        message = messages[ref["$ref"].split("/")[-1]]
+        schema = message["payload"]["$ref"].split("/")[-1]
+        assert "tenant_id" in document["components"]["schemas"][schema]["properties"]
+        assert {"ce_id", "ce_type", "ce_tenantid"} <= set(message["headers"]["properties"])
+    kinds = {op["action"] for op in document["operations"].values()}
+    assert kinds == {"send", "receive"}
+    assert "EmptyPayload" not in str(document)
+    assert "correlation_id" not in str(document)

@@ -45,6 +45,15 @@ from mandaact_devstack.procs import (
     stop_process_group,
     tail_file,
 )
+from mandaact_devstack.prometheus import (
+    MARKER as PROMETHEUS_MARKER,
+)
+from mandaact_devstack.prometheus import (
+    PROMETHEUS_PORT,
+    prometheus_wanted,
+    start_prometheus,
+)
+from mandaact_devstack.prometheus import pid_file as prometheus_pid_file
 from mandaact_devstack.services import (
     KINDS,
     SERVICE_PORTS,
@@ -345,6 +354,9 @@ def up(
         for _name, port, proc in apis:
             url = f"http://127.0.0.1:{port}/readyz"
             wait_http_ready(url, timeout=max(1.0, deadline - time.monotonic()), proc=proc)
+        if prometheus_wanted():
+            started.append(start_prometheus(run_dir, [(name, port) for name, port, _ in apis]))
+            wait_http_ready(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready", timeout=60)
         for proc in started:
             if not proc.alive():
                 raise DevstackError(f"{proc.name} exited; log tail:\n{proc.log_tail()}")
@@ -378,6 +390,8 @@ def up(
             f"  {name:<13} http://127.0.0.1:{port}  (docs: /docs, AsyncAPI: /asyncapi.json,"
             f" worker metrics: http://127.0.0.1:{port + 1000}/metrics)"
         )
+    if prometheus_wanted():
+        print(f"  prometheus    http://127.0.0.1:{PROMETHEUS_PORT}  (alerts: /alerts)")
     print(f"  logs: {run_dir / 'logs'}")
     return 0
 
@@ -404,7 +418,9 @@ def _stop_quietly(proc: ManagedProcess) -> None:
 def down(run_dir: Path) -> int:
     """Stop the services, then Kafka and SecantusDB (only what `up` started)."""
     leftovers: list[str] = []
-    targets: list[tuple[str, Path, str]] = []
+    targets: list[tuple[str, Path, str]] = [
+        (PROMETHEUS_MARKER, prometheus_pid_file(run_dir), PROMETHEUS_MARKER)
+    ]
     for name in reversed(list(SERVICE_PORTS)):
         for kind in ("worker", "api"):
             # every instance `up` may have started (MANDAACT_WORKER_INSTANCES)
