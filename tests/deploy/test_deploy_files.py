@@ -411,7 +411,7 @@ def test_prometheus_scrapes_every_api_and_worker(services: dict[str, dict[str, A
         for group in job["static_configs"]
         for target in group["targets"]
     }
-    expected = {f"{svc}-api:{port}" for svc, port in PORTS.items()}
+    expected = {f"{svc}-api:{port}" for svc, port in {**PORTS, **API_ONLY}.items()}
     expected |= {f"{svc}-worker:{WORKER_METRICS_PORT}" for svc in SERVICES}
     assert targets == expected
     assert all(job["metrics_path"] == "/metrics" for job in config["scrape_configs"])
