@@ -7,18 +7,9 @@ from typing import Annotated
 from fastapi import Depends
 
 from mandaact_common import http
-from mandaact_common.http import CurrentPrincipal
+from mandaact_common.http import CurrentPrincipal, NotAnAdmin
 from mandaact_common.openapi import answers
-from mandaact_common.problems import ProblemError
 from webhooks.service import WebhooksService
-
-
-class NotAnAdmin(ProblemError):
-    """The token is valid but does not carry the tenant's `admin` role (403)."""
-
-    status = 403
-    slug = "forbidden"
-    title = "Forbidden"
 
 
 @answers(403)
