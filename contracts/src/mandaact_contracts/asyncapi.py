@@ -26,6 +26,9 @@ PRODUCERS: Final[dict[str, str]] = {
     topics.STREAK_CHANGED: "gamification",
     topics.REPORT_GENERATED: "reports",
     topics.NOTIFICATION_REQUESTED: "notifications",
+    topics.USER_DELETED: "goals",
+    topics.USER_ERASED: "checkins, gamification, reports, webhooks, notifications and goals",
+    topics.TENANT_DELETED: "goals",
 }
 
 CONSUMERS: Final[dict[str, tuple[str, ...]]] = {
@@ -40,6 +43,9 @@ CONSUMERS: Final[dict[str, tuple[str, ...]]] = {
     topics.STREAK_CHANGED: ("reports", "webhooks", "notifications"),
     topics.REPORT_GENERATED: ("webhooks", "notifications"),
     topics.NOTIFICATION_REQUESTED: ("webhooks",),
+    topics.USER_DELETED: ("checkins", "gamification", "reports", "webhooks", "notifications"),
+    topics.USER_ERASED: ("goals",),
+    topics.TENANT_DELETED: ("checkins", "gamification", "reports", "webhooks", "notifications"),
 }
 
 _SCHEMA_REF: Final = "#/components/schemas/{model}"

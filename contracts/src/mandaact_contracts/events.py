@@ -309,6 +309,36 @@ class NotificationRequested(EventPayload):
     created_at: UtcDatetime
 
 
+# --- data lifecycle (SPEC §9) ---------------------------------------------------------------
+
+ErasureScope = Literal["user", "tenant"]
+
+
+class UserDeleted(EventPayload):
+    """The user asked to be forgotten (`DELETE /v1/me`): every service erases what it holds."""
+
+    deletion_id: str = Field(description="A keyed hash of tenant and user: the deletion record.")
+    requested_at: UtcDatetime
+
+
+class TenantDeleted(EventPayload):
+    """A tenant admin deleted the whole tenant (`DELETE /v1/admin/tenant`); `user_id` is the
+    admin who asked."""
+
+    deletion_id: str = Field(description="A keyed hash of the tenant: the deletion record.")
+    requested_at: UtcDatetime
+
+
+class UserErased(EventPayload):
+    """One service has erased a user's (scope `user`) or a whole tenant's (scope `tenant`)
+    documents; for a tenant, `user_id` is the admin who asked."""
+
+    service: str = Field(min_length=1)
+    scope: ErasureScope = "user"
+    deletion_id: str
+    erased_at: UtcDatetime
+
+
 # --- registry --------------------------------------------------------------------------------
 
 
@@ -338,6 +368,9 @@ EVENT_TYPES: Final[dict[str, EventSpec]] = dict(
         _spec(topics.STREAK_CHANGED, StreakChanged),
         _spec(topics.REPORT_GENERATED, ReportGenerated),
         _spec(topics.NOTIFICATION_REQUESTED, NotificationRequested),
+        _spec(topics.USER_DELETED, UserDeleted),
+        _spec(topics.USER_ERASED, UserErased),
+        _spec(topics.TENANT_DELETED, TenantDeleted),
     ]
 )
 

@@ -15,6 +15,9 @@ BADGE_UNLOCKED: Final = "badge.unlocked"
 STREAK_CHANGED: Final = "streak.changed"
 REPORT_GENERATED: Final = "report.generated"
 NOTIFICATION_REQUESTED: Final = "notification.requested"
+USER_DELETED: Final = "user.deleted"
+USER_ERASED: Final = "user.erased"
+TENANT_DELETED: Final = "tenant.deleted"
 
 ALL_TOPICS: Final[tuple[str, ...]] = (
     USER_CHANGED,
@@ -28,6 +31,9 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
     STREAK_CHANGED,
     REPORT_GENERATED,
     NOTIFICATION_REQUESTED,
+    USER_DELETED,
+    USER_ERASED,
+    TENANT_DELETED,
 )
 
 TOPIC_PARTITIONS: Final[dict[str, int]] = dict.fromkeys(ALL_TOPICS, 3)
@@ -42,7 +48,22 @@ def dead_letter_topic(group: str) -> str:
     return f"{group}{DEAD_LETTER_SUFFIX}"
 
 
+LIFECYCLE_TOPICS: Final[frozenset[str]] = frozenset({USER_DELETED, USER_ERASED, TENANT_DELETED})
+"""The data-lifecycle topics (SPEC §9): never dropped for an erased subject."""
+
+ERASING_SERVICES: Final[tuple[str, ...]] = (
+    "goals",
+    "checkins",
+    "gamification",
+    "reports",
+    "webhooks",
+    "notifications",
+)
+"""The services that hold users' data and answer `user.erased` for each erasure (SPEC §9);
+a deletion is complete when every one of them has answered."""
+
 CONSUMER_GROUPS: Final[tuple[str, ...]] = (
+    "goals",
     "checkins",
     "gamification",
     "reports",

@@ -49,9 +49,30 @@ def _completed(**overrides: object) -> ActionCompleted:
 
 def test_every_topic_is_registered_with_three_partitions() -> None:
     assert set(topics.TOPIC_PARTITIONS) == set(topics.ALL_TOPICS) == set(EVENT_TYPES)
-    assert len(topics.ALL_TOPICS) == 11
+    assert len(topics.ALL_TOPICS) == 14
     assert set(topics.TOPIC_PARTITIONS.values()) == {3}
     assert topics.USER_CHANGED == "user.changed"
+
+
+def test_the_data_lifecycle_topics_of_spec_9() -> None:
+    assert {topics.USER_DELETED, topics.USER_ERASED, topics.TENANT_DELETED} == {
+        "user.deleted",
+        "user.erased",
+        "tenant.deleted",
+    }
+    assert set(topics.ALL_TOPICS) >= topics.LIFECYCLE_TOPICS
+    erased = EVENT_TYPES[topics.USER_ERASED].model.model_validate(
+        {
+            "tenant_id": "t1",
+            "user_id": "u1",
+            "service": "checkins",
+            "deletion_id": "u:abc",
+            "erased_at": NOW,
+        }
+    )
+    assert erased.model_dump()["scope"] == "user"
+    assert "goals" in topics.CONSUMER_GROUPS
+    assert set(topics.ERASING_SERVICES) <= {"goals", *topics.CONSUMER_GROUPS}
 
 
 def test_dead_letter_topic() -> None:

@@ -31,6 +31,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure
 
+from mandaact_common.lifecycle import DELETION_TOPICS, Eraser, ensure_lifecycle_indexes
 from mandaact_common.logs import log_context
 from mandaact_common.mongo import Doc, find_in, is_deadline, is_transient, ping
 from mandaact_common.observability import (
@@ -44,7 +45,7 @@ from mandaact_common.outbox import Transaction, ensure_outbox_indexes, transact
 from mandaact_common.tracing import Message, message_spans
 from mandaact_contracts.envelope import Envelope, InvalidEvent, from_kafka, parse_payload
 from mandaact_contracts.events import EventPayload
-from mandaact_contracts.topics import dead_letter_topic
+from mandaact_contracts.topics import LIFECYCLE_TOPICS, dead_letter_topic
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,10 @@ class IdempotentConsumer:
         max_retries: int = 4,
         backoff_seconds: float = 0.2,
         policy: RetryPolicy | None = None,
+        eraser: Eraser | None = None,
     ) -> None:
         self.group = group
+        self._eraser = eraser
         self._client = client
         self._db = db
         self._handler = handler
@@ -289,20 +292,54 @@ class IdempotentConsumer:
             )
 
         async def apply(tx: Transaction, fresh: list[Inbound]) -> int:
-            await self._handler(tx, fresh)
+            handled = fresh
+            if self._eraser is not None:
+                handled = []
+                for item in fresh:
+                    if item.record.topic in DELETION_TOPICS:
+                        await self._eraser.accept(tx, item.payload)
+                    else:
+                        handled.append(item)
+            if handled:
+                await self._handler(tx, handled)
             return len(fresh)
+
+        async def admitted(tx: Transaction, fresh: list[Inbound]) -> list[Inbound]:
+            # Events of an erased user or tenant are dropped, and nothing of them is recorded:
+            # a late event, a replay or a redriven dead letter changes nothing (SPEC §9).
+            if self._eraser is None:
+                return fresh
+            eraser = self._eraser
+            erased = await eraser.erased_among(
+                tx, (i.payload for i in fresh if i.record.topic not in LIFECYCLE_TOPICS)
+            )
+            if not erased:
+                return fresh
+            kept: list[Inbound] = []
+            for i in fresh:
+                if i.record.topic in LIFECYCLE_TOPICS or not eraser.is_erased(i.payload, erased):
+                    kept.append(i)
+                else:
+                    dropped.add(i.envelope.id)
+            return kept
+
+        dropped: set[str] = set()
 
         async def optimistic(tx: Transaction) -> int:
             # The usual case is no repeat: claim every id first; a repeat fails the unique
             # index, which aborts this transaction before any effect is written.
-            fresh = list(keys.values())
+            dropped.clear()
+            fresh = await admitted(tx, list(keys.values()))
+            if not fresh:
+                return 0
             await record_processed(tx, fresh)
             return await apply(tx, fresh)
 
         async def filtered(tx: Transaction) -> int:
             found = await find_in(tx.db[PROCESSED], "_id", keys, {"_id": 1}, session=tx.session)
             seen = {doc["_id"] for doc in found}
-            fresh = [item for key, item in keys.items() if key not in seen]
+            dropped.clear()
+            fresh = await admitted(tx, [item for key, item in keys.items() if key not in seen])
             if not fresh:
                 return 0
             await record_processed(tx, fresh)
@@ -321,8 +358,13 @@ class IdempotentConsumer:
                 if codes != {DUPLICATE_KEY}:
                     raise
                 applied = await transact(self._client, self._db, self.group, filtered)
+        if self._eraser is not None and any(i.record.topic in DELETION_TOPICS for i in items):
+            self._eraser.wake.set()  # an erasure job was committed: run it when due
         for item in items:
-            EVENTS_CONSUMED.labels(self.group, item.record.topic, "applied").inc()
+            outcome = "erased" if item.envelope.id in dropped else "applied"
+            EVENTS_CONSUMED.labels(self.group, item.record.topic, outcome).inc()
+        if dropped:
+            log.info("%d events of erased users or tenants dropped", len(dropped))
         if applied < len(items):
             log.debug("%d duplicate deliveries dropped", len(items) - applied)
 
@@ -425,6 +467,7 @@ async def ensure_delivery_indexes(
     """The indexes the outbox relay and the idempotent consumer need (every service, at start)."""
     await ensure_outbox_indexes(db)
     await ensure_processed_ttl(db, processed_ttl_seconds)
+    await ensure_lifecycle_indexes(db)
 
 
 def raw_records(raw: Any) -> Sequence[Record]:

@@ -8,13 +8,14 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import uvicorn
 from aiokafka import AIOKafkaClient
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -26,6 +27,8 @@ from mandaact_common.auth import Authenticator, Principal
 from mandaact_common.consumer import ensure_delivery_indexes
 from mandaact_common.domain.owner import Owner
 from mandaact_common.kafka import client_security
+from mandaact_common.keys import deletion_id
+from mandaact_common.lifecycle import TOMBSTONES, Lifecycle, export_chunks
 from mandaact_common.limits import ensure_rate_limit_indexes, include_routers, install_limits
 from mandaact_common.mongo import Doc, make_client, ping
 from mandaact_common.observability import (
@@ -122,6 +125,71 @@ def admin_owner(principal: CurrentPrincipal) -> Owner:
 
 AdminOwner = Annotated[Owner, Depends(admin_owner)]
 """An admin caller: the verified token's tenant and user, holding the role `admin`."""
+
+
+class Erased(ProblemError):
+    """The caller, or the caller's tenant, was erased (410): nothing may be stored for them."""
+
+    status = 410
+    slug = "erased"
+    title = "Erased"
+
+
+STARTS_ERASURE = "__mandaact_starts_erasure__"
+"""The mark of a route that asks for an erasure (`DELETE /v1/me`): asking again is allowed."""
+
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def starts_erasure(endpoint: EndpointT) -> EndpointT:
+    """Mark a route that asks for an erasure: the erased guard lets it through."""
+    setattr(endpoint, STARTS_ERASURE, True)
+    return endpoint
+
+
+@answers(410)
+async def refuse_erased(request: Request, principal: CurrentPrincipal) -> None:
+    """Mutating routes of a service that keeps users' data: an erased user (or tenant) gets a
+    410 problem, and nothing is stored for them again (checked before the rate limits, so a
+    refused request leaves nothing behind either)."""
+    if getattr(request.scope.get("endpoint"), STARTS_ERASURE, False):
+        return
+    state = app_state(request)
+    key = state.settings.erasure_key
+    secret = key.get_secret_value().encode() if key else b""
+    user = deletion_id(secret, principal.tenant_id, principal.user_id)
+    tenant = deletion_id(secret, principal.tenant_id)
+    found = await state.db[TOMBSTONES].find_one({"_id": {"$in": [user, tenant]}}, {"_id": 1})
+    if found is None:
+        return
+    if found["_id"] == tenant:
+        raise Erased("this tenant was deleted: nothing is stored for it any more")
+    raise Erased("this user was erased (DELETE /v1/me): nothing is stored for them any more")
+
+
+def lifecycle_router(lifecycle: Lifecycle) -> APIRouter:
+    """`GET /v1/me/export`: all the service holds about the caller, as one JSON document."""
+    router = APIRouter(tags=["data lifecycle"])
+
+    @router.get(
+        "/v1/me/export",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/json": {}}}},
+    )
+    async def export_me(request: Request, owner: CurrentOwner) -> StreamingResponse:
+        """Every document this service keeps about the caller, by collection (SPEC §9)."""
+        state = app_state(request)
+        now = datetime.now(UTC)
+        chunks = export_chunks(state.db, lifecycle, owner.tenant_id, owner.user_id, now)
+        filename = f"mandaact-{lifecycle.service}-export.json"
+        return StreamingResponse(
+            chunks,
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    return router
+
 
 ServiceT = TypeVar("ServiceT")
 ServiceFactory = Callable[[AppState], ServiceT]
@@ -287,6 +355,9 @@ def create_app(
     app.state.service_factory = service_factory
     app.state.authenticator = Authenticator.from_settings(settings)
     limited = install_limits(app, settings, current_principal, lambda r: app_state(r).db)
+    lifecycle = events.lifecycle if events is not None else None
+    if lifecycle is not None:
+        limited = [Depends(refuse_erased), *limited]
     app.middleware("http")(http_middleware(settings.service_name))
     _install_cors(app, settings)
     install_problem_handlers(app)
@@ -324,6 +395,8 @@ def create_app(
             """The service's AsyncAPI 3.0 document (what its worker consumes and publishes)."""
             return asyncapi_document(spec, settings)
 
+    if lifecycle is not None:
+        app.include_router(lifecycle_router(lifecycle))
     include_routers(app, routers, mutating=limited)
     return app
 

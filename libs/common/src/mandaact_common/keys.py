@@ -6,6 +6,8 @@ different part lists give one key, and a key splits back into its parts one way 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from urllib.parse import quote, unquote
 
@@ -46,3 +48,15 @@ def owner_of(key: str) -> str:
 def parts_of(key: str) -> list[str]:
     """The decoded parts after the owner key of a `sub_key`."""
     return [unquote(p) for p in key.split(PART_SEPARATOR)[1:]]
+
+
+def deletion_id(key: bytes, tenant_id: str, user_id: str | None = None) -> str:
+    """The keyed hash (HMAC-SHA256) naming an erased user (`u:…`) or tenant (`t:…`).
+
+    Without the key nobody can tell whose it is; with the key a service can tell whether an id
+    it is given was erased. It is what tombstones and deletion records keep instead of the ids.
+    """
+    if user_id is None:
+        return "t:" + hmac.new(key, f"t\x1f{tenant_id}".encode(), hashlib.sha256).hexdigest()
+    message = f"u\x1f{tenant_id}\x1f{user_id}".encode()
+    return "u:" + hmac.new(key, message, hashlib.sha256).hexdigest()

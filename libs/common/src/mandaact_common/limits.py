@@ -6,9 +6,10 @@ the cap, whatever the app made of the truncated body.
 
 The rate limits are GCRA buckets kept in MongoDB, so every API replica shares them: one small
 document per (tenant, user) and one per tenant in the service's `rate_limits` collection, keyed
-by `_id`, each moved by a single conditional `findOneAndUpdate` carrying the theoretical arrival
-time (`tat`). Both buckets are updated concurrently (one round trip of latency); a request refused
-by its user's bucket gives the tenant's token back. Documents expire (TTL on `expires_at`) once
+by `_id` (a keyed hash of the ids, `keys.deletion_id`: a bucket names nobody), each moved by
+a single conditional `findOneAndUpdate` carrying the theoretical arrival time (`tat`). Both
+buckets are updated concurrently (one round trip of latency); a request refused by its user's
+bucket gives the tenant's token back. Documents expire (TTL on `expires_at`) once
 their bucket is full again.
 """
 
@@ -25,15 +26,17 @@ from typing import Any, Final, Protocol
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
+from pydantic import SecretStr
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mandaact_common.auth import Principal
+from mandaact_common.keys import deletion_id
 from mandaact_common.mongo import Doc
 from mandaact_common.openapi import answers
 from mandaact_common.problems import TooManyRequests, problem_response
-from mandaact_common.settings import ServiceSettings
+from mandaact_common.settings import DEV_ERASURE_KEY, ServiceSettings
 
 MAX_BODY_BYTES: Final = 64 * 1024
 """The largest request body any API accepts (64 KiB); larger ones get 413 before parsing."""
@@ -175,7 +178,7 @@ class Bucket:
         )
         return decision, new_tat
 
-    def update(self, tenant_id: str, now: int) -> list[dict[str, Any]]:
+    def update(self, now: int) -> list[dict[str, Any]]:
         """The one pipeline update that moves the stored `tat` exactly as `decide` does."""
         base = {"$max": [{"$ifNull": ["$tat", now]}, now]}
         passes = {"$lte": [{"$subtract": [base, now]}, self.tolerance - self.interval]}
@@ -183,7 +186,6 @@ class Bucket:
         return [
             {
                 "$set": {
-                    "tenant_id": tenant_id,
                     "tat": {"$cond": [passes, {"$add": [base, self.interval]}, base]},
                     "expires_at": expires + timedelta(seconds=1),
                 }
@@ -194,7 +196,7 @@ class Bucket:
 class BucketStore(Protocol):
     """Where buckets live: each call moves one bucket atomically and returns its `tat` before."""
 
-    async def take(self, key: str, bucket: Bucket, tenant_id: str, now: int) -> int | None:
+    async def take(self, key: str, bucket: Bucket, now: int) -> int | None:
         """Spend one request of bucket `key` if it passes (`Bucket.decide`); the `tat` before."""
         ...
 
@@ -209,11 +211,11 @@ class MongoBuckets:
 
     db: AsyncDatabase[Doc]
 
-    async def take(self, key: str, bucket: Bucket, tenant_id: str, now: int) -> int | None:
+    async def take(self, key: str, bucket: Bucket, now: int) -> int | None:
         """One conditional findOneAndUpdate (upserting) that carries the new `tat`."""
         before = await self.db[RATE_LIMITS].find_one_and_update(
             {"_id": key},
-            bucket.update(tenant_id, now),
+            bucket.update(now),
             projection={"tat": True},
             upsert=True,
             return_document=ReturnDocument.BEFORE,
@@ -234,7 +236,7 @@ class InMemoryBuckets:
 
     tats: dict[str, int] = field(default_factory=dict)
 
-    async def take(self, key: str, bucket: Bucket, tenant_id: str, now: int) -> int | None:
+    async def take(self, key: str, bucket: Bucket, now: int) -> int | None:
         """Spend one request if it passes; the `tat` before."""
         before = self.tats.get(key)
         self.tats[key] = bucket.decide(before, now)[1]
@@ -255,6 +257,8 @@ class RateLimiter:
     enabled: bool = True
     clock: Seconds = field(default=time.time)
     store: BucketStore | None = None
+    key: bytes = DEV_ERASURE_KEY.encode()
+    """The keyed hash of bucket ids: a bucket names no tenant or user (docs/data-lifecycle.md)."""
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> RateLimiter:
@@ -263,17 +267,18 @@ class RateLimiter:
             user=Bucket(settings.rate_limit_user_per_s, settings.rate_limit_user_burst),
             tenant=Bucket(settings.rate_limit_tenant_per_s, settings.rate_limit_tenant_burst),
             enabled=settings.rate_limit_enabled,
+            key=(settings.erasure_key or SecretStr(DEV_ERASURE_KEY)).get_secret_value().encode(),
         )
 
     async def check(self, db: AsyncDatabase[Doc], principal: Principal) -> Decision:
         """Spend one request of the caller's and the tenant's buckets; the binding decision."""
         now = round(self.clock() * MICROS)
         store = self.store or MongoBuckets(db)
-        tenant_key = f"t:{principal.tenant_id}"
-        user_key = f"u:{principal.tenant_id}:{principal.user_id}"
+        tenant_key = deletion_id(self.key, principal.tenant_id)
+        user_key = deletion_id(self.key, principal.tenant_id, principal.user_id)
         user_tat, tenant_tat = await asyncio.gather(
-            store.take(user_key, self.user, principal.tenant_id, now),
-            store.take(tenant_key, self.tenant, principal.tenant_id, now),
+            store.take(user_key, self.user, now),
+            store.take(tenant_key, self.tenant, now),
         )
         user = self.user.decide(user_tat, now)[0]
         tenant = self.tenant.decide(tenant_tat, now)[0]

@@ -31,6 +31,7 @@ DESCRIPTIONS: Final[Mapping[int, str]] = {
     403: "The token is valid but lacks the role this operation needs.",
     404: "Nothing of that id for the caller (unknown, another user's or tenant's, or deleted).",
     409: "Another request changed the same data at the same moment; retry.",
+    410: "The caller (or their tenant) was erased (SPEC §9): nothing of theirs is kept any more.",
     412: "`If-Match` named a version other than the current one (`ETag` gives the current one).",
     413: "The request body is larger than the service accepts.",
     422: "Invalid input (`errors` names each field at fault) or a broken rule (`type` names it).",

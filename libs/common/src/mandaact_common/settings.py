@@ -13,6 +13,9 @@ from mandaact_common.kafka import KafkaClientSettings
 DEV_JWT_SECRET = "mandaact-dev-secret-change-me-0123456789"
 """The documented development secret; refused outside local and test modes."""
 
+DEV_ERASURE_KEY = "mandaact-dev-erasure-key-change-me-0123456789"
+"""The documented development key of erasure hashes; refused outside local and test modes."""
+
 DEV_MODES = ("local", "test")
 """The modes that may run on the development secret (`MANDAACT_ENV`, default `production`)."""
 
@@ -179,13 +182,30 @@ class ServiceSettings(KafkaClientSettings):
             "MANDAACT_RATE_LIMIT_TENANT_BURST", "rate_limit_tenant_burst"
         ),
     )
+    # Data lifecycle (docs/data-lifecycle.md).
+    erasure_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MANDAACT_ERASURE_KEY", "erasure_key")
+    )
+    """The HMAC key of the hashes that stand for erased users and tenants (tombstones,
+    deletion records, rate-limit buckets); the same in every service. Unset in local and test
+    modes: the development key."""
+    erasure_grace_seconds: float = Field(
+        40.0,
+        ge=0,
+        validation_alias=AliasChoices("MANDAACT_ERASURE_GRACE_S", "erasure_grace_seconds"),
+    )
+    """How long after its tombstone an erasure starts: longer than a consumer batch may last
+    (`MANDAACT_CONSUMER_BATCH_DEADLINE_S`), so no transaction that began before it is still
+    writing."""
     cors_origins: str | None = Field(
         None, validation_alias=AliasChoices("MANDAACT_CORS_ORIGINS", "cors_origins")
     )
     """Browser origins allowed to call this API (comma-separated; the ops console's). Unset:
     none in production, any loopback origin in local and test modes (docs/ops.md)."""
 
-    @field_validator("jwt_secret", "jwt_jwks_url", "jwt_audience", "jwt_issuer", mode="before")
+    @field_validator(
+        "jwt_secret", "jwt_jwks_url", "jwt_audience", "jwt_issuer", "erasure_key", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `MANDAACT_JWT_SECRET=` (set but empty, as compose and Kubernetes secrets often leave
@@ -225,6 +245,25 @@ class ServiceSettings(KafkaClientSettings):
             )
         if len(secret) < 32:
             raise ValueError("MANDAACT_JWT_SECRET must be at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _fail_closed_on_the_erasure_key(self) -> Self:
+        if self.erasure_key is None:
+            if self.env not in DEV_MODES:
+                raise ValueError(
+                    f"MANDAACT_ENV={self.env} needs MANDAACT_ERASURE_KEY (at least 32 characters,"
+                    " the same in every service; e.g. `openssl rand -hex 32`)"
+                )
+            self.erasure_key = SecretStr(DEV_ERASURE_KEY)
+        key = self.erasure_key.get_secret_value()
+        if self.env not in DEV_MODES and key == DEV_ERASURE_KEY:
+            raise ValueError(
+                "MANDAACT_ERASURE_KEY is the documented development key, accepted only with"
+                f" MANDAACT_ENV=local or test (MANDAACT_ENV is {self.env})"
+            )
+        if len(key) < 32:
+            raise ValueError("MANDAACT_ERASURE_KEY must be at least 32 characters")
         return self
 
     @model_validator(mode="after")

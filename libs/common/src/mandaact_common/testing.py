@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
@@ -24,7 +24,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from mandaact_common.auth import mint_token
 from mandaact_common.consumer import Record
-from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_common.keys import deletion_id
+from mandaact_common.settings import DEV_ERASURE_KEY, DEV_JWT_SECRET
 from mandaact_contracts.envelope import (
     Envelope,
     encode_value,
@@ -32,7 +33,13 @@ from mandaact_contracts.envelope import (
     partition_key,
     to_kafka_headers,
 )
-from mandaact_contracts.events import EVENT_TYPES, EventPayload, spec_for_ce_type
+from mandaact_contracts.events import (
+    EVENT_TYPES,
+    EventPayload,
+    TenantDeleted,
+    UserDeleted,
+    spec_for_ce_type,
+)
 
 _TOPIC_OF_MODEL = {spec.model: topic for topic, spec in EVENT_TYPES.items()}
 
@@ -192,3 +199,36 @@ class JwksServer:
         self._http.shutdown()
         self._http.server_close()
         self._thread.join(timeout=10)
+
+
+async def documents_naming(db: Any, *needles: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every document of every collection of `db` whose text holds one of `needles` anywhere
+    (a field, a key, a nested value): what "no document with that user's id" is checked by."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name in sorted(await db.list_collection_names()):
+        async for doc in db[name].find({}):
+            text = json.dumps(doc, default=str, ensure_ascii=False)
+            if any(needle in text for needle in needles):
+                found.append((name, doc))
+    return found
+
+
+def erasure_of(
+    tenant_id: str, user_id: str | None = None, *, at: datetime | None = None
+) -> EventPayload:
+    """The `user.deleted` (or, without a user, `tenant.deleted`) event goals would publish."""
+    key = DEV_ERASURE_KEY.encode()
+    when = at or datetime.now(UTC)
+    if user_id is None:
+        return TenantDeleted(
+            tenant_id=tenant_id,
+            user_id="admin",
+            deletion_id=deletion_id(key, tenant_id),
+            requested_at=when,
+        )
+    return UserDeleted(
+        tenant_id=tenant_id,
+        user_id=user_id,
+        deletion_id=deletion_id(key, tenant_id, user_id),
+        requested_at=when,
+    )

@@ -30,6 +30,7 @@ from mandaact_common.consumer import (
 )
 from mandaact_common.kafka import broker_security, client_security
 from mandaact_common.lag import LagMonitor
+from mandaact_common.lifecycle import DELETION_TOPICS, Eraser, Lifecycle, eraser_from_settings
 from mandaact_common.liveness import Heartbeat, ProbeServer
 from mandaact_common.mongo import Doc, make_client
 from mandaact_common.observability import configure_logging
@@ -39,6 +40,10 @@ from mandaact_contracts.asyncapi import asyncapi_document as contract_asyncapi
 from mandaact_contracts.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
+
+ERASURE_STARTERS = frozenset({"goals"})
+"""Services that start erasures in their own requests (goals: `DELETE /v1/me`) rather than
+hearing of them on `user.deleted`."""
 
 
 @dataclass
@@ -80,6 +85,21 @@ class WorkerSpec:
     """Topics read with no consumer group (ops: the dead-letter topics, the live tail)."""
     describes_groups: tuple[str, ...] = ()
     """Consumer groups whose committed offsets the service reads (ops: every group's lag)."""
+    lifecycle: Lifecycle | None = None
+    """Where the service keeps users' documents: its consumers drop events of erased users,
+    its worker runs their erasures, its API serves `GET /v1/me/export` (SPEC §9)."""
+
+    def __post_init__(self) -> None:
+        if self.lifecycle is None:
+            return
+        if self.lifecycle.service != self.service:
+            raise ValueError(f"{self.service}: its lifecycle names {self.lifecycle.service}")
+        consumed = {t for c in self.consumers for t in c.topics}
+        if not consumed & DELETION_TOPICS and self.service not in ERASURE_STARTERS:
+            raise ValueError(
+                f"{self.service} keeps users' data but consumes neither user.deleted nor"
+                " tenant.deleted: it would never erase them"
+            )
 
 
 async def _keep_raw(message: StreamMessage[Any]) -> Any:
@@ -336,6 +356,9 @@ async def run_components(
     if spec.on_start:
         await spec.on_start(deps)
     policy = retry_policy(settings)
+    eraser: Eraser | None = None
+    if spec.lifecycle is not None:
+        eraser = eraser_from_settings(spec.lifecycle, client, db, settings)
     consumers = {
         c.group: IdempotentConsumer(
             group=c.group,
@@ -344,6 +367,7 @@ async def run_components(
             handler=c.handler(deps),
             dead_letters=KafkaDeadLetterSink(producer, c.group),
             policy=policy,
+            eraser=eraser,
         )
         for c in spec.consumers
     }
@@ -363,6 +387,8 @@ async def run_components(
     )
     tasks = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
     tasks += [asyncio.create_task(job(deps, stop)) for job in spec.background]
+    if eraser is not None:
+        tasks.append(asyncio.create_task(eraser.run(stop), name="erasure"))
     if (lag := lag_monitor(spec, settings, "worker")) is not None:
         tasks.append(asyncio.create_task(lag.run(stop), name="consumer-lag"))
     if spec.consumers:
