@@ -282,7 +282,11 @@ class IdempotentConsumer:
                 [
                     {
                         "_id": f"{self.group}:{i.envelope.id}",
-                        "tenant_id": i.envelope.tenant_id,
+                        # A deletion's own events may arrive after its erasure: theirs name
+                        # no tenant, or a deleted tenant's id would come back (SPEC §9).
+                        "tenant_id": None
+                        if i.record.topic in LIFECYCLE_TOPICS
+                        else i.envelope.tenant_id,
                         "topic": i.record.topic,
                         "at": now,
                     }

@@ -28,7 +28,7 @@ from mandaact_common.consumer import ensure_delivery_indexes
 from mandaact_common.domain.owner import Owner
 from mandaact_common.kafka import client_security
 from mandaact_common.keys import deletion_id
-from mandaact_common.lifecycle import TOMBSTONES, Lifecycle, export_chunks
+from mandaact_common.lifecycle import Lifecycle, MongoTombstones, Tombstones, export_chunks
 from mandaact_common.limits import ensure_rate_limit_indexes, include_routers, install_limits
 from mandaact_common.mongo import Doc, make_client, ping
 from mandaact_common.observability import (
@@ -159,10 +159,11 @@ async def refuse_erased(request: Request, principal: CurrentPrincipal) -> None:
     secret = key.get_secret_value().encode() if key else b""
     user = deletion_id(secret, principal.tenant_id, principal.user_id)
     tenant = deletion_id(secret, principal.tenant_id)
-    found = await state.db[TOMBSTONES].find_one({"_id": {"$in": [user, tenant]}}, {"_id": 1})
+    tombstones: Tombstones = request.app.state.tombstones or MongoTombstones(state.db)
+    found = await tombstones.first_erased([user, tenant])
     if found is None:
         return
-    if found["_id"] == tenant:
+    if found == tenant:
         raise Erased("this tenant was deleted: nothing is stored for it any more")
     raise Erased("this user was erased (DELETE /v1/me): nothing is stored for them any more")
 
@@ -353,6 +354,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service_factory = service_factory
+    app.state.tombstones = None  # None: the request's service database (tests set a twin)
     app.state.authenticator = Authenticator.from_settings(settings)
     limited = install_limits(app, settings, current_principal, lambda r: app_state(r).db)
     lifecycle = events.lifecycle if events is not None else None

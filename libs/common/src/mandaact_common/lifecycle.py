@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from bson import ObjectId
 from bson.decimal128 import Decimal128
@@ -166,7 +166,68 @@ async def ensure_lifecycle_indexes(db: AsyncDatabase[Doc]) -> None:
     await db[PROCESSED].create_index([("tenant_id", ASCENDING)])
 
 
-# --- the erasure ---------------------------------------------------------------------------------
+# --- tombstones ------------------------------------------------------------------------------
+
+
+class Tombstones(Protocol):
+    """Where an API looks up whether a caller was erased."""
+
+    async def first_erased(self, deletion_ids: list[str]) -> str | None:
+        """The first of these deletion ids that has a tombstone, None if none has."""
+        ...
+
+
+@dataclass
+class MongoTombstones:
+    """Tombstones in the service's `erased_subjects` collection."""
+
+    db: AsyncDatabase[Doc]
+
+    async def first_erased(self, deletion_ids: list[str]) -> str | None:
+        """One indexed read by `_id`."""
+        found = await self.db[TOMBSTONES].find_one({"_id": {"$in": deletion_ids}}, {"_id": 1})
+        return None if found is None else str(found["_id"])
+
+
+@dataclass
+class InMemoryTombstones:
+    """The in-memory twin of `MongoTombstones`, for tests without a database."""
+
+    ids: set[str] = field(default_factory=set)
+
+    async def first_erased(self, deletion_ids: list[str]) -> str | None:
+        """The first id held."""
+        return next((i for i in deletion_ids if i in self.ids), None)
+
+
+# --- the erasure -------------------------------------------------------------------------------
+
+
+async def schedule_erasure(
+    tx: Transaction, did: str, subject: Subject, requested_at: datetime, due: datetime
+) -> None:
+    """In `tx`: the subject's tombstone (from now on its events are dropped, its writes refused)
+    and its erasure job, due at `due`. Idempotent: asking twice keeps the first."""
+    await tx.db[TOMBSTONES].update_one(
+        {"_id": did},
+        {"$setOnInsert": {"scope": subject.scope, "at": requested_at}},
+        upsert=True,
+        session=tx.session,
+    )
+    await tx.db[ERASURE_JOBS].update_one(
+        {"_id": did},
+        {
+            "$setOnInsert": {
+                "tenant_id": subject.tenant_id,
+                "user_id": subject.user_id,
+                "scope": subject.scope,
+                "requested_at": requested_at,
+                "lease_until": due,
+            }
+        },
+        upsert=True,
+        session=tx.session,
+    )
 
 
 @dataclass
@@ -207,27 +268,7 @@ class Eraser:
     async def begin(self, tx: Transaction, subject: Subject, requested_at: datetime) -> str:
         """Tombstone the subject and schedule its erasure (idempotent); its deletion id."""
         did = deletion_id(self.key, subject.tenant_id, subject.user_id)
-        await tx.db[TOMBSTONES].update_one(
-            {"_id": did},
-            {"$setOnInsert": {"scope": subject.scope, "at": requested_at}},
-            upsert=True,
-            session=tx.session,
-        )
-        due = self.clock() + self.grace
-        await tx.db[ERASURE_JOBS].update_one(
-            {"_id": did},
-            {
-                "$setOnInsert": {
-                    "tenant_id": subject.tenant_id,
-                    "user_id": subject.user_id,
-                    "scope": subject.scope,
-                    "requested_at": requested_at,
-                    "lease_until": due,
-                }
-            },
-            upsert=True,
-            session=tx.session,
-        )
+        await schedule_erasure(tx, did, subject, requested_at, self.clock() + self.grace)
         return did
 
     async def accept(self, tx: Transaction, payload: EventPayload) -> None:

@@ -25,6 +25,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from mandaact_common.auth import mint_token
 from mandaact_common.consumer import Record
 from mandaact_common.keys import deletion_id
+from mandaact_common.lifecycle import InMemoryTombstones
+from mandaact_common.limits import InMemoryBuckets
 from mandaact_common.settings import DEV_ERASURE_KEY, DEV_JWT_SECRET
 from mandaact_contracts.envelope import (
     Envelope,
@@ -232,3 +234,10 @@ def erasure_of(
         deletion_id=deletion_id(key, tenant_id, user_id),
         requested_at=when,
     )
+
+
+def offline(app: Any) -> None:
+    """Let an app built for unit tests (fake use cases, no database) take mutating requests:
+    in-memory rate-limit buckets and tombstones instead of the service database's."""
+    app.state.rate_limiter.store = InMemoryBuckets()
+    app.state.tombstones = InMemoryTombstones()

@@ -11,11 +11,12 @@ from pydantic import SecretStr, ValidationError
 from mandaact_common.auth import Authenticator, mint_token
 from mandaact_common.entrypoints import load_settings
 from mandaact_common.problems import Unauthorized
-from mandaact_common.settings import DEV_JWT_SECRET, ServiceSettings
+from mandaact_common.settings import DEV_ERASURE_KEY, DEV_JWT_SECRET, ServiceSettings
 
 pytestmark = pytest.mark.unit
 
 REAL_SECRET = "a-real-secret-of-at-least-32-characters-0001"
+REAL_ERASURE_KEY = "a-real-erasure-key-of-at-least-32-characters"
 JWT_VARIABLES = (
     "MANDAACT_ENV",
     "MANDAACT_JWT_SECRET",
@@ -29,6 +30,25 @@ JWT_VARIABLES = (
 def no_token_settings_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in JWT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _an_erasure_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests are about tokens; production also needs the erasure key (tested below).
+    monkeypatch.setenv("MANDAACT_ERASURE_KEY", REAL_ERASURE_KEY)
+
+
+def test_production_needs_an_erasure_key_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MANDAACT_ERASURE_KEY")
+    with pytest.raises(ValidationError, match="needs MANDAACT_ERASURE_KEY"):
+        ServiceSettings(jwt_secret=REAL_SECRET)
+    with pytest.raises(ValidationError, match="documented development key"):
+        ServiceSettings(jwt_secret=REAL_SECRET, erasure_key=DEV_ERASURE_KEY)
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        ServiceSettings(jwt_secret=REAL_SECRET, erasure_key="short")
+    assert ServiceSettings(env="test").erasure_key == SecretStr(DEV_ERASURE_KEY)
+    real = ServiceSettings(jwt_secret=REAL_SECRET, erasure_key=REAL_ERASURE_KEY)
+    assert REAL_ERASURE_KEY not in repr(real)
 
 
 def test_mandaact_env_defaults_to_production() -> None:

@@ -44,11 +44,15 @@ async def test_test_mode_refuses_another_origin() -> None:
 async def test_production_allows_no_origin_unless_named() -> None:
     secret = SecretStr("s" * 40)
     closed = await preflight(
-        ServiceSettings(env="production", jwt_secret=secret), "http://127.0.0.1:8007"
+        ServiceSettings(env="production", jwt_secret=secret, erasure_key=secret),
+        "http://127.0.0.1:8007",
     )
     assert "access-control-allow-origin" not in closed.headers
     named = ServiceSettings(
-        env="production", jwt_secret=secret, cors_origins="https://console.example.com"
+        env="production",
+        jwt_secret=secret,
+        erasure_key=secret,
+        cors_origins="https://console.example.com",
     )
     opened = await preflight(named, "https://console.example.com")
     assert opened.headers["access-control-allow-origin"] == "https://console.example.com"

@@ -2,38 +2,80 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from goals.api.deps import ServiceFactory
 from goals.api.routes import router
+from goals.consumers import make_handler
 from goals.service import GoalsService
 from goals.settings import Settings
-from goals.store.mongo import ensure_indexes, unit_of_work
+from goals.store.mongo import LIFECYCLE, MongoGoalsStore, ensure_indexes, unit_of_work
+from mandaact_common.consumer import BatchHandler
 from mandaact_common.http import AppState, create_app
 from mandaact_common.mongo import Doc
-from mandaact_common.worker import WorkerSpec
+from mandaact_common.outbox import Transaction
+from mandaact_common.settings import ServiceSettings
+from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
+
+GROUP = "goals"
+CONSUMES = (topics.USER_ERASED,)
+PUBLISHES = (
+    topics.USER_CHANGED,
+    topics.GOAL_CHANGED,
+    topics.USER_DELETED,
+    topics.TENANT_DELETED,
+    topics.USER_ERASED,
+)
+
+
+def erasure_key(settings: ServiceSettings) -> bytes:
+    """The key of deletion ids (`MANDAACT_ERASURE_KEY`)."""
+    assert settings.erasure_key is not None  # the settings fill it in (dev key) or refuse
+    return settings.erasure_key.get_secret_value().encode()
+
+
+def answers_handler(deps: WorkerDeps) -> BatchHandler:
+    """The consumer's handler over the Mongo store of the consumer's own transaction."""
+
+    def store_in(tx: Transaction) -> MongoGoalsStore:
+        return MongoGoalsStore(tx.db, tx)
+
+    return make_handler(store_in, erasure_key(deps.settings))
 
 
 def worker_spec() -> WorkerSpec:
-    """Goals consumes nothing; its worker relays `user.changed` and `goal.changed`."""
+    """Goals relays `user.changed`, `goal.changed` and the deletions it starts, runs its own
+    erasures, and records every service's `user.erased` answer (SPEC §9)."""
     return WorkerSpec(
         service="goals",
-        publishes=(topics.USER_CHANGED, topics.GOAL_CHANGED),
+        consumers=(ConsumerSpec(GROUP, CONSUMES, answers_handler),),
+        publishes=PUBLISHES,
         ensure_indexes=ensure_indexes,
+        lifecycle=LIFECYCLE,
     )
 
 
-def mongo_service(state: AppState) -> GoalsService:
-    """The use cases over the process's MongoDB client."""
-    return GoalsService(unit_of_work(state.client, state.db))
+def mongo_service(settings: ServiceSettings) -> ServiceFactory:
+    """A factory of the use cases over the process's MongoDB client."""
+
+    def factory(state: AppState) -> GoalsService:
+        return GoalsService(
+            unit_of_work(state.client, state.db),
+            erasure_key=erasure_key(settings),
+            erasure_grace=timedelta(seconds=settings.erasure_grace_seconds),
+        )
+
+    return factory
 
 
 def build_app(
     settings: Settings,
     client: AsyncMongoClient[Doc] | None = None,
-    service_factory: ServiceFactory = mongo_service,
+    service_factory: ServiceFactory | None = None,
 ) -> FastAPI:
     """The goals HTTP app (tests pass their own client, or a factory with fakes)."""
     return create_app(
@@ -42,5 +84,5 @@ def build_app(
         routers=[router],
         events=worker_spec(),
         client=client,
-        service_factory=service_factory,
+        service_factory=service_factory or mongo_service(settings),
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
+from goals.domain.deletion import Deletion
 from goals.domain.errors import NotFound
 from goals.domain.model import (
     UNSET,
@@ -32,7 +33,11 @@ from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
 from mandaact_common.domain.calendar import today_in
 from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import IdempotentRequest, StoredResponse
+from mandaact_common.keys import deletion_id
+from mandaact_common.lifecycle import Subject
+from mandaact_common.settings import DEV_ERASURE_KEY
 from mandaact_contracts import topics
+from mandaact_contracts.events import TenantDeleted, UserDeleted, UserErased
 
 Presenter = Callable[[Mandalart], StoredResponse]
 Change = Callable[[Mandalart, date, datetime], Mandalart]
@@ -75,10 +80,20 @@ def _grid_not_found(mandalart_id: str) -> NotFound:
 class GoalsService:
     """The goals use cases over a unit of work."""
 
-    def __init__(self, uow: UnitOfWork, *, clock: Clock = utc_now, new_id: NewId = new_uuid):
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        clock: Clock = utc_now,
+        new_id: NewId = new_uuid,
+        erasure_key: bytes = DEV_ERASURE_KEY.encode(),
+        erasure_grace: timedelta = timedelta(seconds=40),
+    ):
         self._uow = uow
         self._clock = clock
         self._new_id = new_id
+        self._erasure_key = erasure_key
+        self._erasure_grace = erasure_grace
 
     # --- settings ------------------------------------------------------------------------------
 
@@ -267,6 +282,73 @@ class GoalsService:
 
         return await self._change(owner, mandalart_id, if_match, change)
 
+    # --- data lifecycle (SPEC §9) ---------------------------------------------------------------
+
+    async def delete_me(self, owner: Owner) -> Deletion:
+        """Forget the user: tombstone, erasure job and `user.deleted`, in one unit. Asking
+        again changes nothing and answers the same record."""
+        did = deletion_id(self._erasure_key, owner.tenant_id, owner.user_id)
+
+        async def work(store: GoalsStore) -> Deletion:
+            held = await store.get_deletion(did)
+            if held is not None:
+                return held
+            now = self._clock()
+            deletion = Deletion.requested(did, "user", now)
+            subject = Subject(owner.tenant_id, owner.user_id)
+            await store.begin_deletion(deletion, subject, now + self._erasure_grace)
+            store.emit(
+                topics.USER_DELETED,
+                UserDeleted(
+                    tenant_id=owner.tenant_id,
+                    user_id=owner.user_id,
+                    deletion_id=did,
+                    requested_at=now,
+                ),
+            )
+            return deletion
+
+        return await self._uow.run(work)
+
+    async def delete_tenant(self, admin: Owner) -> Deletion:
+        """Forget the whole tenant (its admin asked): as `delete_me`, with `tenant.deleted`."""
+        did = deletion_id(self._erasure_key, admin.tenant_id)
+
+        async def work(store: GoalsStore) -> Deletion:
+            held = await store.get_deletion(did)
+            if held is not None:
+                return held
+            now = self._clock()
+            deletion = Deletion.requested(did, "tenant", now)
+            subject = Subject(admin.tenant_id, None)
+            await store.begin_deletion(deletion, subject, now + self._erasure_grace)
+            store.emit(
+                topics.TENANT_DELETED,
+                TenantDeleted(
+                    tenant_id=admin.tenant_id,
+                    user_id=admin.user_id,
+                    deletion_id=did,
+                    requested_at=now,
+                ),
+            )
+            return deletion
+
+        return await self._uow.run(work)
+
+    async def deletion_of(self, owner: Owner, *, tenant: bool = False) -> Deletion:
+        """The caller's deletion record (or, `tenant`, their tenant's); NotFound without one."""
+        user = None if tenant else owner.user_id
+        did = deletion_id(self._erasure_key, owner.tenant_id, user)
+
+        async def work(store: GoalsStore) -> Deletion | None:
+            return await store.get_deletion(did)
+
+        found = await self._uow.read(work)
+        if found is None:
+            whose = "this tenant" if tenant else "this user"
+            raise NotFound(f"no deletion was asked for {whose}")
+        return found
+
     # --- helpers -------------------------------------------------------------------------------
 
     @staticmethod
@@ -312,3 +394,19 @@ class GoalsService:
     @staticmethod
     def _announce(store: GoalsStore, grid: Mandalart, timezone: str) -> None:
         store.emit(topics.GOAL_CHANGED, grid.changed_event(timezone), f"mandalarts/{grid.id}")
+
+
+async def record_erasures(
+    store: GoalsStore, answers: list[UserErased], *, erasure_key: bytes
+) -> None:
+    """Each service's `user.erased`, in the consumer's unit: the deletion records' answers
+    (an answer for a deletion goals never asked for is ignored)."""
+    for answer in answers:
+        user = None if answer.scope == "tenant" else answer.user_id
+        did = deletion_id(erasure_key, answer.tenant_id, user)
+        held = await store.get_deletion(did)
+        if held is None:
+            continue
+        changed = held.erased_by(answer.service, answer.erased_at)
+        if changed is not held:
+            await store.save_deletion(changed)

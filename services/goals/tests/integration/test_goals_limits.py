@@ -16,8 +16,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from goals.bootstrap import build_app
 from goals.settings import Settings
+from mandaact_common.keys import deletion_id
 from mandaact_common.limits import MAX_BODY_BYTES, RATE_LIMITS, RateLimiter
 from mandaact_common.mongo import Doc
+from mandaact_common.settings import DEV_ERASURE_KEY
+from mandaact_common.testing import documents_naming
 
 pytestmark = pytest.mark.integration
 
@@ -218,16 +221,18 @@ async def test_the_tenant_limit_binds_every_user_of_the_tenant(
         await mongo_client.drop_database(unique_db_name)
 
 
-async def test_buckets_are_small_documents_of_their_tenant_that_expire(
+async def test_buckets_are_small_documents_that_name_nobody_and_expire(
     http: httpx.AsyncClient, auth: Auth, clock: StepClock, db: AsyncDatabase[Doc]
 ) -> None:
     await delete_unknown(http, auth("acme", "alice"))
     buckets = await db[RATE_LIMITS].find({}).sort("_id", 1).to_list()
-    assert [b["_id"] for b in buckets] == ["t:acme", "u:acme:alice"]
-    assert all(
-        b["tenant_id"] == "acme" and set(b) == {"_id", "tenant_id", "tat", "expires_at"}
-        for b in buckets
+    key = DEV_ERASURE_KEY.encode()
+    # Keyed hashes of the tenant and of the user (SPEC §9: an erased user leaves no id behind).
+    assert [b["_id"] for b in buckets] == sorted(
+        [deletion_id(key, "acme"), deletion_id(key, "acme", "alice")]
     )
+    assert all(set(b) == {"_id", "tat", "expires_at"} for b in buckets)
+    assert await documents_naming(db, "acme", "alice") == []
     indexes = await db[RATE_LIMITS].index_information()
     assert any(
         spec["key"] == [("expires_at", 1)] and spec.get("expireAfterSeconds") == 0

@@ -15,9 +15,8 @@ from goals.service import GoalsService
 from goals.settings import Settings
 from goals.store.memory import InMemoryUnitOfWork
 from mandaact_common.http import AppState
-from mandaact_common.limits import InMemoryBuckets
 from mandaact_common.mongo import make_client
-from mandaact_common.testing import SettableClock, auth_header
+from mandaact_common.testing import SettableClock, auth_header, offline
 from mandaact_contracts import topics
 
 pytestmark = pytest.mark.unit
@@ -56,7 +55,7 @@ async def http(uow: InMemoryUnitOfWork) -> AsyncIterator[httpx.AsyncClient]:
     app: FastAPI = build_app(Settings(env="test"), service_factory=lambda _state: service)
     client = make_client("mongodb://127.0.0.1:9/?directConnection=true")  # never contacted
     app.state.mandaact = AppState(Settings(env="test"), client, client["unused"])
-    app.state.rate_limiter.store = InMemoryBuckets()  # no database in unit tests
+    offline(app)  # no database in unit tests
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://goals") as http:
         yield http

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from goals.api.deps import CurrentOwner, Goals, IfMatchHeader, etag
 from goals.api.schemas import (
     ActionPut,
+    DeletionPublic,
     MandalartCreate,
     MandalartDetail,
     MandalartPage,
@@ -27,6 +28,7 @@ from goals.domain.model import Mandalart, PageCursor, UserSettings
 from goals.service import GoalsService
 from mandaact_common.domain.owner import Owner
 from mandaact_common.errors import Conflict
+from mandaact_common.http import AdminOwner, starts_erasure
 from mandaact_common.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
@@ -116,6 +118,41 @@ async def put_pauses(
     settings = await goals.set_pauses(owner, body.to_domain(), if_match)
     response.headers["ETag"] = etag(settings.version)
     return PausesPublic.from_domain(settings)
+
+
+# --- data lifecycle (SPEC §9) -------------------------------------------------------------------
+
+NO_DELETION = problems(404, described={404: "No deletion was asked for."})
+
+
+@router.delete("/me", status_code=202, response_model=DeletionPublic)
+@starts_erasure
+async def delete_me(owner: CurrentOwner, goals: Goals, response: Response) -> DeletionPublic:
+    """Forget the caller: every service erases what it holds about them (`user.deleted`), and
+    from now on their writes are refused (410). Asking again answers the same deletion."""
+    response.headers["Location"] = "/v1/me/deletion"
+    return DeletionPublic.from_domain(await goals.delete_me(owner))
+
+
+@router.get("/me/deletion", responses=NO_DELETION)
+async def get_my_deletion(owner: CurrentOwner, goals: Goals) -> DeletionPublic:
+    """Where the caller's erasure stands: each service's answer, `complete` once all erased."""
+    return DeletionPublic.from_domain(await goals.deletion_of(owner))
+
+
+@router.delete("/admin/tenant", status_code=202, response_model=DeletionPublic)
+@starts_erasure
+async def delete_tenant(admin: AdminOwner, goals: Goals, response: Response) -> DeletionPublic:
+    """Forget the caller's whole tenant (role `admin`): every service erases every document of
+    it (`tenant.deleted`); from now on the tenant's writes are refused (410)."""
+    response.headers["Location"] = "/v1/admin/tenant/deletion"
+    return DeletionPublic.from_domain(await goals.delete_tenant(admin))
+
+
+@router.get("/admin/tenant/deletion", responses=NO_DELETION)
+async def get_tenant_deletion(admin: AdminOwner, goals: Goals) -> DeletionPublic:
+    """Where the tenant's erasure stands (role `admin`)."""
+    return DeletionPublic.from_domain(await goals.deletion_of(admin, tenant=True))
 
 
 # --- grids -------------------------------------------------------------------------------------

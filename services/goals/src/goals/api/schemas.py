@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from goals.domain.deletion import Deletion
 from goals.domain.errors import InvalidInput
 from goals.domain.model import (
     DESCRIPTION_MAX_LENGTH,
@@ -751,4 +752,27 @@ class PausesPublic(BaseModel):
         return cls(
             items=[PauseOut(from_=p.start, to=p.end, reason=p.reason) for p in settings.pauses],
             version=settings.version,
+        )
+
+
+class DeletionPublic(BaseModel):
+    """A deletion (SPEC §9): `complete` once every service has erased its documents."""
+
+    status: Literal["pending", "complete"]
+    scope: Literal["user", "tenant"]
+    requested_at: datetime
+    completed_at: datetime | None
+    services: dict[str, datetime | None] = Field(
+        description="Each service that holds users' data: when it erased them (null: not yet)."
+    )
+
+    @classmethod
+    def from_domain(cls, deletion: Deletion) -> DeletionPublic:
+        """The public form of a deletion record."""
+        return cls(
+            status=deletion.status,
+            scope=deletion.scope,
+            requested_at=deletion.requested_at,
+            completed_at=deletion.completed_at,
+            services=dict(deletion.services),
         )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from goals.domain.deletion import Deletion
 from goals.domain.errors import ConcurrentChange
 from goals.domain.model import Mandalart, Owner, PageCursor, UserSettings
 from mandaact_common import unit_of_work
+from mandaact_common.lifecycle import Subject
 
 
 @dataclass
@@ -15,6 +18,9 @@ class Tables(unit_of_work.MemoryTables):
 
     settings: dict[Owner, UserSettings] = field(default_factory=dict)
     mandalarts: dict[str, Mandalart] = field(default_factory=dict)
+    deletions: dict[str, Deletion] = field(default_factory=dict)
+    erasures: dict[str, tuple[Subject, datetime]] = field(default_factory=dict)
+    """Scheduled erasures (tombstone and job) by deletion id, with their due time."""
 
 
 class InMemoryGoalsStore(unit_of_work.InMemoryStore[Tables]):
@@ -66,6 +72,19 @@ class InMemoryGoalsStore(unit_of_work.InMemoryStore[Tables]):
         if after is not None:
             live = [m for m in live if (m.created_at, m.id) < (after.created_at, after.id)]
         return live[:limit]
+
+    async def get_deletion(self, deletion_id: str) -> Deletion | None:
+        """The deletion record of this id."""
+        return self.tables.deletions.get(deletion_id)
+
+    async def begin_deletion(self, deletion: Deletion, subject: Subject, due: datetime) -> None:
+        """Store the record and schedule the erasure (first one kept)."""
+        self.tables.deletions.setdefault(deletion.id, deletion)
+        self.tables.erasures.setdefault(deletion.id, (subject, due))
+
+    async def save_deletion(self, deletion: Deletion) -> None:
+        """Store the record's answers."""
+        self.tables.deletions[deletion.id] = deletion
 
 
 class InMemoryUnitOfWork(unit_of_work.InMemoryUnitOfWork[Tables, InMemoryGoalsStore]):

@@ -7,12 +7,14 @@ Writes of a changed document are conditional on the version that was read.
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import date, datetime
+from types import MappingProxyType
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from goals.domain.deletion import Deletion
 from goals.domain.errors import ConcurrentChange
 from goals.domain.model import (
     DEFAULT_REMINDER_TIME,
@@ -30,6 +32,7 @@ from mandaact_common import codecs
 from mandaact_common.domain.calendar import DEFAULT_DAY_START
 from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import ensure_idempotency_indexes
+from mandaact_common.lifecycle import Lifecycle, Subject, by_fields, schedule_erasure
 from mandaact_common.mongo import Doc
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 
@@ -37,7 +40,16 @@ USERS = "users"
 MANDALARTS = "mandalarts"
 GRID_CREATES = "grid_creates"
 """One small document per user that every grid create writes: the cap's serialization point."""
+DELETIONS = "deletions"
+"""Deletion records by deletion id (a keyed hash): what `GET /v1/me/deletion` reads; nothing
+in them names the user or tenant."""
 SOURCE = "goals"
+
+LIFECYCLE = Lifecycle(
+    SOURCE,
+    holdings=(by_fields(USERS), by_fields(MANDALARTS), by_fields(GRID_CREATES, export=False)),
+)
+"""Where goals keeps users' documents (SPEC §9): settings, grids and the create markers."""
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
@@ -55,6 +67,7 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
         ],
         name="owner_newest_first",
     )
+    await db[GRID_CREATES].create_index([("tenant_id", ASCENDING)], name="tenant")
     await ensure_idempotency_indexes(db)
 
 
@@ -165,6 +178,28 @@ def _settings_from(doc: Doc) -> UserSettings:
     )
 
 
+def _deletion_doc(deletion: Deletion) -> Doc:
+    return {
+        "_id": deletion.id,
+        "scope": deletion.scope,
+        "requested_at": deletion.requested_at,
+        "services": dict(deletion.services),
+        "completed_at": deletion.completed_at,
+    }
+
+
+def _deletion_from(doc: Doc) -> Deletion:
+    return Deletion(
+        id=doc["_id"],
+        scope=doc["scope"],
+        requested_at=codecs.utc(doc["requested_at"]),
+        services=MappingProxyType(
+            {k: codecs.utc(v) if v else None for k, v in doc["services"].items()}
+        ),
+        completed_at=codecs.utc(doc["completed_at"]) if doc.get("completed_at") else None,
+    )
+
+
 def _owner_filter(owner: Owner) -> Doc:
     return {"tenant_id": owner.tenant_id, "user_id": owner.user_id}
 
@@ -260,6 +295,24 @@ class MongoGoalsStore(MongoStore):
             .limit(limit)
         )
         return [mandalart_from(doc) async for doc in cursor]
+
+    async def get_deletion(self, deletion_id: str) -> Deletion | None:
+        """The deletion record of this id."""
+        doc = await self._db[DELETIONS].find_one({"_id": deletion_id}, session=self._session)
+        return _deletion_from(doc) if doc else None
+
+    async def begin_deletion(self, deletion: Deletion, subject: Subject, due: datetime) -> None:
+        """The record, the tombstone and the erasure job, in this unit's transaction."""
+        if self._tx is None:
+            raise RuntimeError("a deletion begins inside a transaction")
+        await self._db[DELETIONS].insert_one(_deletion_doc(deletion), session=self._session)
+        await schedule_erasure(self._tx, deletion.id, subject, deletion.requested_at, due)
+
+    async def save_deletion(self, deletion: Deletion) -> None:
+        """Replace the record with its new answers."""
+        await self._db[DELETIONS].replace_one(
+            {"_id": deletion.id}, _deletion_doc(deletion), session=self._session
+        )
 
 
 def unit_of_work(client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> UnitOfWork:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
+from goals.domain.deletion import Deletion
 from goals.domain.model import Mandalart, Owner, PageCursor, UserSettings
 from mandaact_common import unit_of_work
+from mandaact_common.lifecycle import Subject
 from mandaact_contracts.events import EventPayload
 
 
@@ -41,6 +44,19 @@ class GoalsStore(Protocol):
         self, owner: Owner, *, limit: int, after: PageCursor | None, active: bool | None
     ) -> list[Mandalart]:
         """The owner's live grids, newest first, starting after `after`."""
+        ...
+
+    async def get_deletion(self, deletion_id: str) -> Deletion | None:
+        """The deletion record of this id (a keyed hash), None if none was asked for."""
+        ...
+
+    async def begin_deletion(self, deletion: Deletion, subject: Subject, due: datetime) -> None:
+        """Store a new deletion record, the subject's tombstone and its erasure job (due at
+        `due`): from this unit's commit on, the subject's writes are refused (410)."""
+        ...
+
+    async def save_deletion(self, deletion: Deletion) -> None:
+        """Store a deletion record's new answers."""
         ...
 
     def emit(self, topic: str, payload: EventPayload, subject: str | None = None) -> None:
