@@ -51,7 +51,7 @@ def consumer_of(
     goals_settings: Settings, mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
 ) -> tuple[IdempotentConsumer, Eraser]:
     eraser = Eraser(LIFECYCLE, mongo_client, db, DEV_ERASURE_KEY.encode(), grace=timedelta(0))
-    deps = WorkerDeps(goals_settings, mongo_client, db, producer=None)  # type: ignore[arg-type]
+    deps = WorkerDeps(goals_settings, mongo_client, db, producer=None)
     consumer = IdempotentConsumer(
         group="goals",
         client=mongo_client,

@@ -1,19 +1,36 @@
 """`mandaact` developer CLI: mint a dev token, seed a demo tenant, tail a topic, handle dead
-letters (`mandaact dlt list|redrive|discard`, through the ops API)."""
+letters (`mandaact dlt list|redrive|discard`, through the ops API), export a user's data
+(`mandaact export`, every service's `GET /v1/me/export` in one zip)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import uuid
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from mandaact_common.auth import mint_token
 from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_contracts.topics import ERASING_SERVICES
+
+DEFAULT_SERVICE_URLS: dict[str, str] = {
+    "goals": "http://127.0.0.1:8001",
+    "checkins": "http://127.0.0.1:8002",
+    "gamification": "http://127.0.0.1:8003",
+    "reports": "http://127.0.0.1:8004",
+    "webhooks": "http://127.0.0.1:8005",
+    "notifications": "http://127.0.0.1:8006",
+}
+"""Where `make up` serves each API; `MANDAACT_SERVICE_URLS` or `--service name=url` override."""
+EXPORT_FORMAT = "mandaact-export/1"
 
 DEMO_GRID: dict[str, Any] = {
     "title": "Design an event-driven system",
@@ -152,6 +169,91 @@ def _dlt(args: argparse.Namespace) -> int:
     return 0
 
 
+def service_urls(overrides: list[str]) -> dict[str, str]:
+    """Each service's base URL: the defaults, then `MANDAACT_SERVICE_URLS`
+    (`name=url,name=url`), then `--service name=url`."""
+    urls = dict(DEFAULT_SERVICE_URLS)
+    given = [p for p in os.environ.get("MANDAACT_SERVICE_URLS", "").split(",") if p.strip()]
+    for pair in [*given, *overrides]:
+        name, sep, url = pair.strip().partition("=")
+        if not sep or name not in urls:
+            raise ValueError(f"not a service=url pair of {sorted(urls)}: {pair!r}")
+        urls[name] = url.rstrip("/")
+    return urls
+
+
+def _documents(part: dict[str, Any]) -> dict[str, int]:
+    return {name: len(docs) for name, docs in part.get("collections", {}).items()}
+
+
+def export_bundle(
+    tenant: str, user: str, out: Path, urls: dict[str, str], token: str, http: httpx.Client
+) -> dict[str, Any]:
+    """Fetch every service's export of the user and write them, with a manifest, to `out` (a
+    zip); nothing is written unless every service answered for that very user."""
+    headers = {"Authorization": f"Bearer {token}"}
+    parts: dict[str, bytes] = {}
+    for service in ERASING_SERVICES:
+        response = http.get(f"{urls[service]}/v1/me/export", headers=headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"{service} answered {response.status_code}: {response.text}")
+        part = response.json()
+        if (part.get("tenant_id"), part.get("user_id")) != (tenant, user):
+            raise RuntimeError(f"{service} exported another user than {tenant}/{user}")
+        parts[service] = response.content
+    manifest: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "tenant_id": tenant,
+        "user_id": user,
+        "exported_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "parts": {
+            service: {
+                "file": f"{service}.json",
+                "bytes": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "documents": _documents(json.loads(body)),
+            }
+            for service, body in parts.items()
+        },
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+        for service, body in parts.items():
+            bundle.writestr(f"{service}.json", body)
+    partial.replace(out)
+    return manifest
+
+
+def _export(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("MANDAACT_TOKEN", "").strip()
+    token = token or _dev_token(args.tenant, args.user, ttl_seconds=600)
+    try:
+        urls = service_urls(args.service)
+        with httpx.Client(timeout=120) as http:
+            manifest = export_bundle(args.tenant, args.user, Path(args.out), urls, token, http)
+    except (ValueError, RuntimeError, httpx.HTTPError) as exc:
+        print(f"export failed, nothing written: {exc}")
+        return 1
+    total = sum(sum(p["documents"].values()) for p in manifest["parts"].values())
+    print(f"wrote {args.out}: {total} documents from {len(manifest['parts'])} services")
+    return 0
+
+
+def _add_export(sub: Any) -> None:
+    export = sub.add_parser(
+        "export", help="bundle every service's export of a user into one zip (SPEC §9)"
+    )
+    export.add_argument("--tenant", required=True)
+    export.add_argument("--user", required=True)
+    export.add_argument("--out", required=True, help="the zip to write, e.g. alice.zip")
+    export.add_argument("--token", help="the user's token (default: MANDAACT_TOKEN, else dev)")
+    export.add_argument(
+        "--service", action="append", default=[], help="name=url of a service (repeatable)"
+    )
+
+
 def _add_dlt(sub: Any) -> None:
     dlt = sub.add_parser("dlt", help="dead letters through the ops API (role operator)")
     dlt.add_argument(
@@ -191,9 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, default=0)
     _add_dlt(sub)
+    _add_export(sub)
     args = parser.parse_args(argv)
     if args.command == "dlt":
         return _dlt(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "token":
         return _token(args)
     if args.command == "seed":

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from types import MappingProxyType
 from typing import Literal
 
 from mandaact_contracts.events import ErasureScope
@@ -32,7 +31,7 @@ class Deletion:
     @classmethod
     def requested(cls, deletion_id: str, scope: ErasureScope, at: datetime) -> Deletion:
         """A new request: no service has answered yet."""
-        services = MappingProxyType(dict.fromkeys(ERASING_SERVICES))
+        services: dict[str, datetime | None] = dict.fromkeys(ERASING_SERVICES)
         return cls(id=deletion_id, scope=scope, requested_at=at, services=services)
 
     @property
@@ -48,4 +47,4 @@ class Deletion:
         services = {**self.services, service: at}
         done = all(when is not None for when in services.values())
         completed = max(w for w in services.values() if w is not None) if done else None
-        return replace(self, services=MappingProxyType(services), completed_at=completed)
+        return replace(self, services=services, completed_at=completed)

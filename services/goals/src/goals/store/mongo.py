@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime
-from types import MappingProxyType
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -193,9 +192,7 @@ def _deletion_from(doc: Doc) -> Deletion:
         id=doc["_id"],
         scope=doc["scope"],
         requested_at=codecs.utc(doc["requested_at"]),
-        services=MappingProxyType(
-            {k: codecs.utc(v) if v else None for k, v in doc["services"].items()}
-        ),
+        services={k: codecs.utc(v) if v else None for k, v in doc["services"].items()},
         completed_at=codecs.utc(doc["completed_at"]) if doc.get("completed_at") else None,
     )
 
