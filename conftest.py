@@ -11,12 +11,14 @@ import pytest
 
 # Tests pass `env="test"` (or MANDAACT_ENV=test to the processes they start) and sign their tokens
 # with the development secret: token settings exported in the shell running them must not change
-# what the services under test accept.
+# what the services under test accept. Likewise the erasure key: the test process and the
+# services it starts must hash erased ids alike, with the development key.
 for _name in (
     "MANDAACT_JWT_SECRET",
     "MANDAACT_JWT_JWKS_URL",
     "MANDAACT_JWT_AUDIENCE",
     "MANDAACT_JWT_ISSUER",
+    "MANDAACT_ERASURE_KEY",
 ):
     os.environ.pop(_name, None)
 

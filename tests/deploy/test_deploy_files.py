@@ -23,13 +23,18 @@ import yaml
 from pydantic import SecretStr
 
 from mandaact_common.kafka_acls import Acl, kafka_principal
-from mandaact_common.settings import DEV_JWT_SECRET, ServiceSettings
+from mandaact_common.settings import DEV_ERASURE_KEY, DEV_JWT_SECRET, ServiceSettings
+from mandaact_contracts.asyncapi import CONSUMERS, PRODUCERS
 from mandaact_contracts.topics import (
     ALL_TOPICS,
+    CONSUMER_GROUPS,
+    ERASING_SERVICES,
     TOPIC_PARTITIONS,
+    USER_ERASED,
     dead_letter_topic,
     topics_to_create,
 )
+from mandaact_devstack.kafka import FALLBACK_TOPICS
 from mandaact_devstack.kafka_sasl import stack_acls
 
 pytestmark = pytest.mark.unit
@@ -54,7 +59,6 @@ API_ONLY = {"ops": 8007}
 """Services with an HTTP API and no worker (docs/ops.md)."""
 PRINCIPALS = (*SERVICES, *API_ONLY)
 """Every service: each has its own Kafka principal."""
-CONSUMER_GROUPS = ("checkins", "gamification", "reports", "notifications", "webhooks")
 WORKER_METRICS_PORT = 9100
 INFRA = ("kafka", "mongo")
 ONE_SHOT = ("kafka-format", "kafka-init")
@@ -66,11 +70,16 @@ APP_ENV_KEYS = (
     "MANDAACT_JWT_JWKS_URL",
     "MANDAACT_JWT_AUDIENCE",
     "MANDAACT_JWT_ISSUER",
+    "MANDAACT_ERASURE_KEY",
+    "MANDAACT_ERASURE_GRACE_S",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
 )
-TOKEN_ENV_KEYS = APP_ENV_KEYS[3:7]
-"""Passed through from the shell running compose, never given a default there."""
+TOKEN_ENV_KEYS = APP_ENV_KEYS[3:9]
+"""Passed through from the shell running compose, never given a default there: the token
+settings and the erasure key (with its grace)."""
+REAL_JWT_SECRET = "0123456789abcdef" * 4
+REAL_ERASURE_KEY = "fedcba9876543210" * 4
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -325,8 +334,10 @@ def test_compose_ships_no_dev_secret_and_runs_in_production_unless_told(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Decision (docs/security.md): `docker compose up` with nothing set refuses to start; the
-    dev secret is used only with MANDAACT_ENV=local (or test) set explicitly in the shell."""
+    dev secret and the dev erasure key are used only with MANDAACT_ENV=local (or test) set
+    explicitly in the shell."""
     assert DEV_JWT_SECRET not in COMPOSE_FILE.read_text()
+    assert DEV_ERASURE_KEY not in COMPOSE_FILE.read_text()
     env = _env(services["goals-api"])
     assert env["MANDAACT_ENV"] == "${MANDAACT_ENV:-production}"
     for service in SERVICES:
@@ -338,12 +349,40 @@ def test_compose_ships_no_dev_secret_and_runs_in_production_unless_told(
     local_shell = {**KAFKA_PASSWORDS, "MANDAACT_ENV": "local"}
     local = _settings_from(_container_env(env, local_shell), monkeypatch)
     assert local.env == "local"
-    real = "0123456789abcdef" * 4
-    production = _settings_from(
-        _container_env(env, {**KAFKA_PASSWORDS, "MANDAACT_JWT_SECRET": real}), monkeypatch
-    )
+    assert local.erasure_key == SecretStr(DEV_ERASURE_KEY)
+    jwt_only = {**KAFKA_PASSWORDS, "MANDAACT_JWT_SECRET": REAL_JWT_SECRET}
+    with pytest.raises(ValueError, match="needs MANDAACT_ERASURE_KEY"):
+        _settings_from(_container_env(env, jwt_only), monkeypatch)
+    shell = {**jwt_only, "MANDAACT_ERASURE_KEY": REAL_ERASURE_KEY}
+    production = _settings_from(_container_env(env, shell), monkeypatch)
     assert production.env == "production"
-    assert production.jwt_secret == SecretStr(real)
+    assert production.jwt_secret == SecretStr(REAL_JWT_SECRET)
+    assert production.erasure_key == SecretStr(REAL_ERASURE_KEY)
+    assert production.erasure_grace_seconds == 40
+
+
+def test_compose_passes_the_erasure_key_and_grace_to_every_app_alike(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every service's hashes of erased users must match: one key, from the shell, for all."""
+    shell = {
+        **KAFKA_PASSWORDS,
+        "MANDAACT_JWT_SECRET": REAL_JWT_SECRET,
+        "MANDAACT_ERASURE_KEY": REAL_ERASURE_KEY,
+        "MANDAACT_ERASURE_GRACE_S": "5",
+    }
+    apps = [f"{svc}-{kind}" for svc in SERVICES for kind in ("api", "worker")]
+    for app in [*apps, *(f"{svc}-api" for svc in API_ONLY)]:
+        settings = _settings_from(_container_env(_env(services[app]), shell), monkeypatch)
+        assert settings.erasure_key == SecretStr(REAL_ERASURE_KEY), app
+        assert settings.erasure_grace_seconds == 5, app
+    with pytest.raises(ValueError, match="documented development key"):
+        _settings_from(
+            _container_env(
+                _env(services["goals-worker"]), {**shell, "MANDAACT_ERASURE_KEY": DEV_ERASURE_KEY}
+            ),
+            monkeypatch,
+        )
 
 
 def test_kafka_is_a_single_kraft_node_reachable_in_the_network(
@@ -675,10 +714,15 @@ def test_k8s_config_and_secret_template(k8s_docs: list[dict[str, Any]]) -> None:
     secret = _by_kind(k8s_docs, "Secret")["mandaact-secrets"]
     assert "data" not in secret
     values = secret["stringData"]
-    assert {"MANDAACT_JWT_SECRET", "OPENAI_API_KEY"} <= set(values)
-    # A placeholder the services refuse (fewer than 32 characters), never a usable secret.
+    assert {"MANDAACT_JWT_SECRET", "MANDAACT_ERASURE_KEY", "OPENAI_API_KEY"} <= set(values)
+    # Placeholders the services refuse (fewer than 32 characters), never a usable secret.
     assert len(values["MANDAACT_JWT_SECRET"]) < 32
+    assert len(values["MANDAACT_ERASURE_KEY"]) < 32
     assert values["OPENAI_API_KEY"] == ""
+    # One Secret for every pod: the same erasure key in every service.
+    for deployment in _by_kind(k8s_docs, "Deployment").values():
+        env_names = {item["name"] for item in _container(deployment)["env"]}
+        assert not {"MANDAACT_ERASURE_KEY", "MANDAACT_JWT_SECRET"} & env_names
 
 
 def test_k8s_pods_refuse_to_start_until_the_real_secret_is_made(
@@ -689,14 +733,23 @@ def test_k8s_pods_refuse_to_start_until_the_real_secret_is_made(
     pod = _pod_kafka_env(_container(_by_kind(k8s_docs, "Deployment")["goals-api"]))
     secret = {**_by_kind(k8s_docs, "Secret")["mandaact-secrets"]["stringData"], **pod}
     assert config["MANDAACT_ENV"] == "production"
-    with pytest.raises(ValueError, match="at least 32 characters"):
+    with pytest.raises(ValueError, match="MANDAACT_JWT_SECRET must be at least 32 characters"):
         _settings_from({**config, **secret}, monkeypatch)
     with pytest.raises(ValueError, match="documented development secret"):
         _settings_from({**config, **secret, "MANDAACT_JWT_SECRET": DEV_JWT_SECRET}, monkeypatch)
-    made = {**config, **secret, "MANDAACT_JWT_SECRET": "0123456789abcdef" * 4}
+    jwt_made = {**config, **secret, "MANDAACT_JWT_SECRET": REAL_JWT_SECRET}
+    with pytest.raises(ValueError, match="MANDAACT_ERASURE_KEY must be at least 32 characters"):
+        _settings_from(jwt_made, monkeypatch)
+    with pytest.raises(ValueError, match="documented development key"):
+        _settings_from({**jwt_made, "MANDAACT_ERASURE_KEY": DEV_ERASURE_KEY}, monkeypatch)
+    without_key = {k: v for k, v in jwt_made.items() if k != "MANDAACT_ERASURE_KEY"}
+    with pytest.raises(ValueError, match="needs MANDAACT_ERASURE_KEY"):
+        _settings_from(without_key, monkeypatch)
+    made = {**jwt_made, "MANDAACT_ERASURE_KEY": REAL_ERASURE_KEY}
     assert _settings_from(made, monkeypatch).env == "production"
     for path in K8S_DIR.glob("*.yaml"):
         assert DEV_JWT_SECRET not in path.read_text(), path
+        assert DEV_ERASURE_KEY not in path.read_text(), path
 
 
 def test_k8s_kafka_topics_are_every_contract_and_dead_letter_topic(
@@ -707,6 +760,11 @@ def test_k8s_kafka_topics_are_every_contract_and_dead_letter_topic(
     for doc in topics.values():
         assert doc["apiVersion"] == "kafka.strimzi.io/v1"
         assert doc["metadata"]["labels"]["strimzi.io/cluster"] == "mandaact"
+
+
+def test_devstack_fallback_topics_are_the_contract_ones() -> None:
+    """devstack's built-in copy (used when the contracts are not installed) has not drifted."""
+    assert topics_to_create() == FALLBACK_TOPICS
 
 
 # --- Kafka: SASL/SCRAM principals and ACLs (SPEC §11) ---------------------------------------
@@ -743,6 +801,42 @@ def test_each_service_can_write_only_what_it_publishes_and_read_only_what_it_con
         assert all(a.resource == "topic" for a in rules if a.operation == "Write"), principal
         groups = {a.name for a in rules if a.resource == "group"}
         assert writes - {dead_letter_topic(g) for g in groups} <= set(ALL_TOPICS), principal
+
+
+def _services_named(text: str) -> set[str]:
+    """`PRODUCERS` values name one service or several ("a, b and c")."""
+    return {
+        name.strip() for part in text.split(",") for name in part.split(" and ") if name.strip()
+    }
+
+
+def test_the_workers_declare_what_the_asyncapi_document_says() -> None:
+    """Who may write and read each topic (the ACLs, from the WorkerSpecs) is who the contract
+    says produces and consumes it (ops, which re-publishes and reads everything, aside)."""
+    acls = _declared_acls()
+    for topic in ALL_TOPICS:
+        writers = {
+            principal.removeprefix("mandaact-")
+            for principal, rules in acls.items()
+            if Acl("topic", topic, "Write") in rules
+        }
+        readers = {
+            principal.removeprefix("mandaact-")
+            for principal, rules in acls.items()
+            if Acl("topic", topic, "Read") in rules
+        }
+        assert writers - set(API_ONLY) == _services_named(PRODUCERS[topic]), topic
+        assert readers - set(API_ONLY) == set(CONSUMERS[topic]), topic
+
+
+def test_every_erasing_service_answers_on_user_erased_and_has_a_dead_letter_topic() -> None:
+    acls = _declared_acls()
+    for service in ERASING_SERVICES:
+        assert Acl("topic", USER_ERASED, "Write") in acls[kafka_principal(service)], service
+    for group in CONSUMER_GROUPS:
+        assert dead_letter_topic(group) in topics_to_create()
+    groups = {a.name for rules in acls.values() for a in rules if a.resource == "group"}
+    assert groups == set(CONSUMER_GROUPS)
 
 
 def test_compose_kafka_init_creates_exactly_the_declared_acls(

@@ -13,6 +13,10 @@ from typing import Any
 import pytest
 
 SERVICES = ("goals", "checkins", "gamification", "reports", "notifications")
+ERASURE_GRACE_S = os.environ.get("MANDAACT_TEST_ERASURE_GRACE_S", "").strip() or "2"
+"""Seconds from a deletion request to its erasure in the stack (40 in production): short, so the
+tests of SPEC §9 wait little. `MANDAACT_TEST_ERASURE_GRACE_S` changes it for the whole stack,
+`Stack.start(svc, kind, {"MANDAACT_ERASURE_GRACE_S": ...})` for one process."""
 
 
 @dataclass
@@ -104,6 +108,8 @@ def stack(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         "MANDAACT_DB_PREFIX": f"e2e_{uuid.uuid4().hex[:8]}",
         "MANDAACT_API_RELAY": "true",  # as `make up` runs them (the test process turns it off)
         "MANDAACT_BACKFILL_DAYS": "14",  # lets tests check in over last week
+        # No MANDAACT_ERASURE_KEY: MANDAACT_ENV=test uses the dev key, in every process alike.
+        "MANDAACT_ERASURE_GRACE_S": ERASURE_GRACE_S,
         "OPENAI_API_KEY": "",
     }
     stack = Stack(infra, run_dir, env, {s: free_port() for s in SERVICES})

@@ -331,7 +331,7 @@ class TenantDeleted(EventPayload):
 
 class UserErased(EventPayload):
     """One service has erased a user's (scope `user`) or a whole tenant's (scope `tenant`)
-    documents; for a tenant, `user_id` is the admin who asked."""
+    documents; a tenant's erasure names nobody: its `user_id` is the tenant id."""
 
     service: str = Field(min_length=1)
     scope: ErasureScope = "user"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mandaact_contracts.envelope import Envelope, new_envelope
-from mandaact_contracts.events import EventPayload, GoalChanged, UserChanged
+from mandaact_contracts.events import EVENT_TYPES, EventPayload, GoalChanged, UserChanged
 
 CREATED_AT = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
@@ -103,10 +103,13 @@ def user_changed(
     )
 
 
+_TOPIC_OF = {spec.model: topic for topic, spec in EVENT_TYPES.items()}
+
+
 def envelope_of(payload: EventPayload) -> Envelope:
-    """A new CloudEvent from goals for a user.changed or goal.changed payload."""
-    topic = "goal.changed" if isinstance(payload, GoalChanged) else "user.changed"
-    return new_envelope(topic, payload, "goals", subject="test")
+    """A new CloudEvent from goals for a payload on its topic (user.changed, goal.changed,
+    user.deleted, tenant.deleted)."""
+    return new_envelope(_TOPIC_OF[type(payload)], payload, "goals", subject="test")
 
 
 Feed = Callable[..., Awaitable[list[Envelope]]]

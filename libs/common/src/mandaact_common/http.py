@@ -155,8 +155,7 @@ async def refuse_erased(request: Request, principal: CurrentPrincipal) -> None:
     if getattr(request.scope.get("endpoint"), STARTS_ERASURE, False):
         return
     state = app_state(request)
-    key = state.settings.erasure_key
-    secret = key.get_secret_value().encode() if key else b""
+    secret = state.settings.erasure_secret
     user = deletion_id(secret, principal.tenant_id, principal.user_id)
     tenant = deletion_id(secret, principal.tenant_id)
     tombstones: Tombstones = request.app.state.tombstones or MongoTombstones(state.db)

@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -41,6 +41,7 @@ from mandaact_common.idempotency import IDEMPOTENCY_KEYS
 from mandaact_common.keys import OWNER_SEPARATOR, PART_SEPARATOR, deletion_id, owner_key
 from mandaact_common.mongo import Doc, find_in
 from mandaact_common.outbox import Transaction, transact
+from mandaact_common.settings import ServiceSettings
 from mandaact_contracts import topics
 from mandaact_contracts.events import (
     ErasureScope,
@@ -134,12 +135,20 @@ COMMON_HOLDINGS: Final[tuple[Holding, ...]] = (
 processed event ids. Rate-limit buckets are keyed by keyed hashes and expire: nothing to erase."""
 
 
+Prepare = Callable[[AsyncMongoClient[Doc], AsyncDatabase[Doc], "Subject"], Awaitable[None]]
+"""A step an erasure runs before it deletes anything (e.g. take a user's rows out of counts kept
+in shared documents); it may run again when a crashed erasure is resumed, so it must be
+idempotent."""
+
+
 @dataclass(frozen=True, slots=True)
 class Lifecycle:
     """Where a service keeps documents about users (its own holdings plus the common ones)."""
 
     service: str
     holdings: tuple[Holding, ...]
+    prepare: Prepare | None = None
+    """Run by each erasure first (see `Prepare`)."""
 
     @property
     def every_holding(self) -> tuple[Holding, ...]:
@@ -288,8 +297,9 @@ class Eraser:
             finished += 1
         return finished
 
-    async def run(self, stop: asyncio.Event, poll_seconds: float = 5.0) -> None:
-        """Run due jobs until `stop`: woken by a new job in this process, else every poll."""
+    async def run(self, stop: asyncio.Event, poll_seconds: float = 30.0) -> None:
+        """Run due jobs until `stop`: woken by a job this process's consumer committed, else
+        every poll (at most the grace: goals' jobs are committed by its API process)."""
         while not stop.is_set():
             self.wake.clear()
             try:
@@ -321,6 +331,8 @@ class Eraser:
 
     async def _erase(self, job: Doc) -> None:
         subject = Subject(job["tenant_id"], job.get("user_id"))
+        if self.lifecycle.prepare is not None:
+            await self.lifecycle.prepare(self.client, self.db, subject)
         erased = 0
         for holding in self.lifecycle.every_holding:
             where = holding.filter(subject.tenant_id, subject.user_id)
@@ -369,7 +381,7 @@ def eraser_from_settings(
     lifecycle: Lifecycle,
     client: AsyncMongoClient[Doc],
     db: AsyncDatabase[Doc],
-    settings: Any,
+    settings: ServiceSettings,
     clock: Clock = utc_now,
 ) -> Eraser:
     """The service's `Eraser` with the key and grace of its settings."""
@@ -377,7 +389,7 @@ def eraser_from_settings(
         lifecycle,
         client,
         db,
-        key=settings.erasure_key.get_secret_value().encode(),
+        key=settings.erasure_secret,
         grace=timedelta(seconds=settings.erasure_grace_seconds),
         clock=clock,
     )

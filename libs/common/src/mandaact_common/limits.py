@@ -26,7 +26,6 @@ from typing import Any, Final, Protocol
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
-from pydantic import SecretStr
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -267,7 +266,7 @@ class RateLimiter:
             user=Bucket(settings.rate_limit_user_per_s, settings.rate_limit_user_burst),
             tenant=Bucket(settings.rate_limit_tenant_per_s, settings.rate_limit_tenant_burst),
             enabled=settings.rate_limit_enabled,
-            key=(settings.erasure_key or SecretStr(DEV_ERASURE_KEY)).get_secret_value().encode(),
+            key=settings.erasure_secret,
         )
 
     async def check(self, db: AsyncDatabase[Doc], principal: Principal) -> Decision:

@@ -247,6 +247,11 @@ class ServiceSettings(KafkaClientSettings):
             raise ValueError("MANDAACT_JWT_SECRET must be at least 32 characters")
         return self
 
+    @property
+    def erasure_secret(self) -> bytes:
+        """The erasure key's bytes (the validators fill in the dev key or refuse to start)."""
+        return (self.erasure_key or SecretStr(DEV_ERASURE_KEY)).get_secret_value().encode()
+
     @model_validator(mode="after")
     def _fail_closed_on_the_erasure_key(self) -> Self:
         if self.erasure_key is None:

@@ -241,3 +241,10 @@ def offline(app: Any) -> None:
     in-memory rate-limit buckets and tombstones instead of the service database's."""
     app.state.rate_limiter.store = InMemoryBuckets()
     app.state.tombstones = InMemoryTombstones()
+
+
+async def drain_outbox(db: Any) -> None:
+    """What the outbox relay does once Kafka acknowledged the rows: delete them (an app in a
+    test process does not relay, see the root conftest)."""
+    await db["outbox_events"].delete_many({})
+    await db["outbox"].delete_many({})

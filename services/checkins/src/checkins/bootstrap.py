@@ -10,7 +10,7 @@ from checkins.api.routes import router
 from checkins.consumers.handler import make_handler
 from checkins.service import CheckinsService
 from checkins.settings import Settings
-from checkins.store.mongo import MongoCheckinsStore, ensure_indexes, unit_of_work
+from checkins.store.mongo import LIFECYCLE, MongoCheckinsStore, ensure_indexes, unit_of_work
 from mandaact_common.clock import Clock, utc_now
 from mandaact_common.consumer import BatchHandler
 from mandaact_common.http import AppState, create_app
@@ -20,8 +20,8 @@ from mandaact_common.worker import ConsumerSpec, WorkerDeps, WorkerSpec
 from mandaact_contracts import topics
 
 GROUP = "checkins"
-CONSUMES = (topics.USER_CHANGED, topics.GOAL_CHANGED)
-PUBLISHES = (topics.ACTION_COMPLETED, topics.ACTION_UNCOMPLETED)
+CONSUMES = (topics.USER_CHANGED, topics.GOAL_CHANGED, topics.USER_DELETED, topics.TENANT_DELETED)
+PUBLISHES = (topics.ACTION_COMPLETED, topics.ACTION_UNCOMPLETED, topics.USER_ERASED)
 
 
 def read_model_handler(deps: WorkerDeps) -> BatchHandler:
@@ -34,12 +34,15 @@ def read_model_handler(deps: WorkerDeps) -> BatchHandler:
 
 
 def worker_spec() -> WorkerSpec:
-    """Checkins keeps a read model of users and grids and relays its check-in events."""
+    """Checkins keeps a read model of users and grids, relays its check-in events and erases
+    the users and tenants that are deleted (the consumer absorbs `user.deleted` and
+    `tenant.deleted`, the worker runs the erasures)."""
     return WorkerSpec(
         service="checkins",
         consumers=(ConsumerSpec(GROUP, CONSUMES, read_model_handler),),
         publishes=PUBLISHES,
         ensure_indexes=ensure_indexes,
+        lifecycle=LIFECYCLE,
     )
 
 

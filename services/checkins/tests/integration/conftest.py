@@ -15,7 +15,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from checkins.bootstrap import GROUP, build_app, read_model_handler
 from checkins.settings import Settings
+from checkins.store.mongo import LIFECYCLE
 from mandaact_common.consumer import IdempotentConsumer
+from mandaact_common.lifecycle import Eraser, eraser_from_settings
 from mandaact_common.mongo import Doc
 from mandaact_common.testing import RecordingDeadLetters, SettableClock, record_of
 from mandaact_common.worker import WorkerDeps
@@ -32,8 +34,14 @@ def clock() -> SettableClock:
 
 @pytest.fixture
 def checkins_settings(infra: Any, unique_db_name: str) -> Settings:
-    """Settings pointing at the test server, with a database of this test's own."""
-    return Settings(env="test", mongodb_url=infra.mongodb_url, mongodb_database=unique_db_name)
+    """Settings pointing at the test server, with a database of this test's own (erasures
+    start at once: no grace period)."""
+    return Settings(
+        env="test",
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=unique_db_name,
+        erasure_grace_seconds=0,
+    )
 
 
 @pytest.fixture
@@ -68,14 +76,24 @@ def dead_letters() -> RecordingDeadLetters:
 
 
 @pytest.fixture
+def eraser(
+    checkins_settings: Settings, mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+) -> Eraser:
+    """The service's erasure, as its worker builds it (the consumer's and the jobs')."""
+    return eraser_from_settings(LIFECYCLE, mongo_client, db, checkins_settings)
+
+
+@pytest.fixture
 def feed(
     checkins_app: FastAPI,
     checkins_settings: Settings,
     mongo_client: AsyncMongoClient[Doc],
     db: AsyncDatabase[Doc],
     dead_letters: RecordingDeadLetters,
+    eraser: Eraser,
 ) -> Feed:
-    """Delivers events as one batch through the real idempotent consumer and our handler."""
+    """Delivers events as one batch through the real idempotent consumer and our handler (with
+    the service's eraser, as the worker runs it)."""
     # Payloads get a new envelope (a new ce_id); envelopes are re-delivered as they are.
     # The handler does not touch the producer; the dead letters are recorded instead.
     deps = WorkerDeps(checkins_settings, mongo_client, db, cast(AIOKafkaProducer, None))
@@ -87,6 +105,7 @@ def feed(
         dead_letters=dead_letters,
         max_retries=1,
         backoff_seconds=0.01,
+        eraser=eraser,
     )
     offsets = itertools.count()
 

@@ -19,9 +19,9 @@ from checkins.settings import Settings
 from checkins.store.memory import InMemoryCheckinsStore, InMemoryUnitOfWork
 from mandaact_common.auth import mint_token
 from mandaact_common.http import AppState
-from mandaact_common.limits import InMemoryBuckets
 from mandaact_common.mongo import make_client
 from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_common.testing import offline
 from services.checkins.tests.support import action, goal_changed, new_id
 
 pytestmark = pytest.mark.unit
@@ -56,7 +56,7 @@ async def app() -> AsyncIterator[FastAPI]:
     app = build_app(settings, service_factory=lambda _state: service)
     client = make_client("mongodb://127.0.0.1:9/?directConnection=true")  # never contacted
     app.state.mandaact = AppState(settings, client, client["unused"])
-    app.state.rate_limiter.store = InMemoryBuckets()  # no database in unit tests
+    offline(app)  # no database in unit tests
     yield app
     await client.close()
 

@@ -26,14 +26,23 @@ def test_the_environment_sets_port_and_backfill(monkeypatch: pytest.MonkeyPatch)
     assert (settings.http_port, settings.backfill_days) == (18002, 3)
 
 
-def test_the_worker_consumes_users_and_grids_and_publishes_check_in_changes() -> None:
+def test_the_worker_consumes_users_grids_and_deletions_and_publishes_check_in_changes() -> None:
     spec = worker_spec()
     assert spec.service == "checkins"
     [consumer] = spec.consumers
     assert consumer.group == GROUP == "checkins"
-    assert consumer.topics == CONSUMES == (topics.USER_CHANGED, topics.GOAL_CHANGED)
-    assert spec.publishes == PUBLISHES == (topics.ACTION_COMPLETED, topics.ACTION_UNCOMPLETED)
+    assert consumer.topics == CONSUMES
+    assert CONSUMES == (
+        topics.USER_CHANGED,
+        topics.GOAL_CHANGED,
+        topics.USER_DELETED,
+        topics.TENANT_DELETED,
+    )
+    assert spec.publishes == PUBLISHES
+    assert PUBLISHES == (topics.ACTION_COMPLETED, topics.ACTION_UNCOMPLETED, topics.USER_ERASED)
     assert spec.ensure_indexes is not None
+    assert spec.lifecycle is not None
+    assert spec.lifecycle.service == "checkins"
 
 
 def test_the_asyncapi_document_lists_every_channel() -> None:

@@ -15,7 +15,12 @@ from gamification.api.routes import router
 from gamification.consumers.handler import HandlerDeps, make_handler
 from gamification.service import GamificationService
 from gamification.settings import Settings
-from gamification.store.mongo import FoldCache, MongoGamificationStore, ensure_indexes
+from gamification.store.mongo import (
+    LIFECYCLE,
+    FoldCache,
+    MongoGamificationStore,
+    ensure_indexes,
+)
 from gamification.store.ports import GamificationUnitOfWork
 from mandaact_common.clock import Clock, utc_now
 from mandaact_common.consumer import BatchHandler
@@ -34,6 +39,8 @@ CONSUMES = (
     topics.GOAL_CHANGED,
     topics.ACTION_COMPLETED,
     topics.ACTION_UNCOMPLETED,
+    topics.USER_DELETED,
+    topics.TENANT_DELETED,
 )
 PUBLISHES = (
     topics.XP_AWARDED,
@@ -41,6 +48,7 @@ PUBLISHES = (
     topics.LEVEL_REACHED,
     topics.BADGE_UNLOCKED,
     topics.STREAK_CHANGED,
+    topics.USER_ERASED,
 )
 
 
@@ -95,7 +103,8 @@ def streaks_job(clock: Clock = utc_now) -> BackgroundJob:
 
 
 def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
-    """Gamification consumes grids and check-ins and publishes XP, level, badge, streak events."""
+    """Gamification consumes grids, check-ins and erasures and publishes XP, level, badge,
+    streak events (and `user.erased`)."""
 
     def handler(deps: WorkerDeps) -> BatchHandler:
         return mongo_handler(deps.client, deps.db, clock, accept_days(deps.settings))
@@ -106,6 +115,7 @@ def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
         publishes=PUBLISHES,
         ensure_indexes=ensure_indexes,
         background=(streaks_job(clock),),
+        lifecycle=LIFECYCLE,
     )
 
 

@@ -6,6 +6,11 @@ feeds the records through the same idempotent consumer and handler the worker us
 the rebuild would announce stay in the new database's outbox and are dropped at the end unless
 `--keep-outbox` is given, so a replay never republishes history.
 
+Erasures are replayed too (`user.deleted` and `tenant.deleted` are among the topics read): an
+erased user's (or tenant's) later events are dropped as the worker drops them, and once every
+record is in, their erasures run (at once: no grace is needed with nothing else writing), so a
+rebuild never brings an erased user back. Their tombstones stay in the new database.
+
 When a partition no longer starts at offset 0 (its retention has deleted the first events), the
 rebuild cannot reach the whole history: it says so on standard error, names the partitions and
 their first offsets in its output (`truncated`), and exits with status 3.
@@ -19,14 +24,16 @@ import json
 import logging
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer
 
 from gamification.bootstrap import CONSUMES, GROUP, accept_days, mongo_handler
 from gamification.settings import Settings
-from gamification.store.mongo import ensure_indexes
+from gamification.store.mongo import LIFECYCLE, ensure_indexes
 from mandaact_common.consumer import IdempotentConsumer, Record
 from mandaact_common.kafka import client_security, partitions_of
+from mandaact_common.lifecycle import ensure_lifecycle_indexes, eraser_from_settings
 from mandaact_common.mongo import make_client
 from mandaact_common.outbox import OUTBOX, OUTBOX_EVENTS, ensure_outbox_indexes
 
@@ -64,6 +71,9 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
         raise SystemExit(f"database {database!r} is not empty; replay needs an empty one")
     await ensure_indexes(db)
     await ensure_outbox_indexes(db)
+    await ensure_lifecycle_indexes(db)
+    eraser = eraser_from_settings(LIFECYCLE, client, db, settings)
+    eraser.grace = timedelta(0)  # nothing else writes to the new database
     consumer = IdempotentConsumer(
         group=GROUP,
         client=client,
@@ -72,6 +82,7 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
         dead_letters=_CountDeadLetters(),
         max_retries=settings.consumer_max_retries,
         backoff_seconds=settings.consumer_backoff_seconds,
+        eraser=eraser,
     )
     security = client_security(settings)
     reader = AIOKafkaConsumer(
@@ -112,6 +123,7 @@ async def replay(settings: Settings, database: str, *, keep_outbox: bool = False
                 batches += 1
     finally:
         await reader.stop()
+    await eraser.run_due()
     if not keep_outbox:
         await db[OUTBOX].delete_many({})
         await db[OUTBOX_EVENTS].delete_many({})

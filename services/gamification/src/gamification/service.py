@@ -248,7 +248,7 @@ class GamificationService:
         now = self._clock()
         arrivals = _arrivals(items)
         stored = await store.progress_of(list(arrivals))
-        repairs = await store.repairs_of({o.tenant_id for o in arrivals})
+        repairs = await store.repairs_of({o.tenant_id for o in arrivals}, arrivals)
         await store.archive([(a.owner, f) for a in arrivals.values() for f in a.facts])
         folded: list[_Folded] = []
         for owner, came in arrivals.items():
@@ -333,7 +333,7 @@ class GamificationService:
 
         async def work(store: GamificationStore) -> tuple[UserProgress, list[TenantRepair]]:
             found = await store.progress_of([owner], with_fold=False)
-            repairs = await store.repairs_of({owner.tenant_id})
+            repairs = await store.repairs_of({owner.tenant_id}, [owner])
             return found.get(owner) or UserProgress(owner, None), repairs.get(owner.tenant_id, [])
 
         progress, repairs = await self._uow.read(work)
@@ -439,7 +439,9 @@ class GamificationService:
             due = await store.streaks_due(now, limit)
             if not due:
                 return 0
-            repairs = await store.repairs_of({p.owner.tenant_id for p in due})
+            repairs = await store.repairs_of(
+                {p.owner.tenant_id for p in due}, [p.owner for p in due]
+            )
             for progress in due:
                 rules = progress.rules(repairs.get(progress.owner.tenant_id, ()))
                 told = progress.decide_streak(rules, now)
@@ -482,7 +484,8 @@ class GamificationService:
             repair, after = pending
             users = await store.tenant_users(repair.tenant_id, after, limit)
             if users:
-                repairs = (await store.repairs_of({repair.tenant_id})).get(repair.tenant_id, [])
+                found = await store.repairs_of({repair.tenant_id}, [p.owner for p in users])
+                repairs = found.get(repair.tenant_id, [])
                 for progress in users:
                     if progress.fold is None:
                         continue

@@ -19,15 +19,14 @@ from gamification.bootstrap import (
 from gamification.service import GamificationService
 from gamification.settings import Settings
 from gamification.store.memory import InMemoryGamificationStore, Tables, in_memory_unit_of_work
-from gamification.store.mongo import ensure_indexes
+from gamification.store.mongo import LIFECYCLE, ensure_indexes
 from mandaact_common.consumer import BatchHandler
 from mandaact_common.domain.owner import Owner
 from mandaact_common.http import AppState
 from mandaact_common.keys import owner_key
-from mandaact_common.limits import InMemoryBuckets
 from mandaact_common.mongo import make_client
 from mandaact_common.outbox import Transaction
-from mandaact_common.testing import MemoryRecord, SettableClock, auth_header, record_of
+from mandaact_common.testing import MemoryRecord, SettableClock, auth_header, offline, record_of
 from mandaact_common.unit_of_work import InMemoryUnitOfWork
 from mandaact_contracts import topics
 from mandaact_contracts.events import ActionCompleted, GoalChanged
@@ -155,7 +154,7 @@ async def test_the_http_app_answers_progress_from_the_same_use_cases() -> None:
     app = build_app(settings, service_factory=lambda _state: world.service, clock=world.clock)
     mongo = make_client("mongodb://127.0.0.1:9/?directConnection=true")  # never contacted
     app.state.mandaact = AppState(settings, mongo, mongo["unused"])
-    app.state.rate_limiter.store = InMemoryBuckets()  # no database in unit tests
+    offline(app)  # no database in unit tests
     http = TestClient(app)  # no lifespan: nothing is connected
     try:
         r = http.get("/v1/me/progress", headers=auth_header(TENANT, USER))
@@ -180,7 +179,12 @@ def test_the_worker_consumes_grids_and_check_ins_and_makes_its_indexes_at_start(
     assert spec.publishes == PUBLISHES
     assert spec.ensure_indexes is ensure_indexes
     assert spec.on_start is None
-    assert len(spec.background) == 1  # the streak sweep and the repairs
+    # The streak sweep and the repairs; an erasure takes its user off the boards first.
+    assert len(spec.background) == 1
+    assert {topics.USER_DELETED, topics.TENANT_DELETED} <= set(consumer.topics)
+    assert topics.USER_ERASED in spec.publishes
+    assert spec.lifecycle is LIFECYCLE
+    assert LIFECYCLE.prepare is not None
 
 
 async def test_a_key_a_rebuild_took_back_is_numbered_after_its_entries_when_it_comes_back() -> None:

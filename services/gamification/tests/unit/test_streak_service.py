@@ -17,10 +17,9 @@ from gamification.store.memory import InMemoryGamificationStore, Tables, in_memo
 from mandaact_common.consumer import BatchHandler
 from mandaact_common.domain.owner import Owner
 from mandaact_common.http import AppState
-from mandaact_common.limits import InMemoryBuckets
 from mandaact_common.mongo import make_client
 from mandaact_common.outbox import Transaction
-from mandaact_common.testing import MemoryRecord, SettableClock, auth_header, record_of
+from mandaact_common.testing import MemoryRecord, SettableClock, auth_header, offline, record_of
 from mandaact_common.unit_of_work import InMemoryUnitOfWork
 from mandaact_contracts import topics
 from mandaact_contracts.events import StreakChanged, UserChanged
@@ -230,7 +229,7 @@ async def test_admins_repair_over_http_and_others_get_403() -> None:
     app = build_app(settings, service_factory=lambda _state: world.service, clock=world.clock)
     mongo = make_client("mongodb://127.0.0.1:9/?directConnection=true")  # never contacted
     app.state.mandaact = AppState(settings, mongo, mongo["unused"])
-    app.state.rate_limiter.store = InMemoryBuckets()
+    offline(app)  # no database in unit tests
     http = TestClient(app)
     body = {"from": "2026-11-18", "to": "2026-11-19", "reason": "outage"}
     admin = auth_header(TENANT, "root", roles=["admin"])

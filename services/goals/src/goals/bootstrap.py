@@ -32,19 +32,13 @@ PUBLISHES = (
 )
 
 
-def erasure_key(settings: ServiceSettings) -> bytes:
-    """The key of deletion ids (`MANDAACT_ERASURE_KEY`)."""
-    assert settings.erasure_key is not None  # the settings fill it in (dev key) or refuse
-    return settings.erasure_key.get_secret_value().encode()
-
-
 def answers_handler(deps: WorkerDeps) -> BatchHandler:
     """The consumer's handler over the Mongo store of the consumer's own transaction."""
 
     def store_in(tx: Transaction) -> MongoGoalsStore:
         return MongoGoalsStore(tx.db, tx)
 
-    return make_handler(store_in, erasure_key(deps.settings))
+    return make_handler(store_in, deps.settings.erasure_secret)
 
 
 def worker_spec() -> WorkerSpec:
@@ -65,7 +59,7 @@ def mongo_service(settings: ServiceSettings) -> ServiceFactory:
     def factory(state: AppState) -> GoalsService:
         return GoalsService(
             unit_of_work(state.client, state.db),
-            erasure_key=erasure_key(settings),
+            erasure_key=settings.erasure_secret,
             erasure_grace=timedelta(seconds=settings.erasure_grace_seconds),
         )
 

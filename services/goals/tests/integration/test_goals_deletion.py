@@ -20,7 +20,7 @@ from mandaact_common.lifecycle import Eraser
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import OUTBOX_EVENTS
 from mandaact_common.settings import DEV_ERASURE_KEY
-from mandaact_common.testing import RecordingDeadLetters, documents_naming, record_of
+from mandaact_common.testing import RecordingDeadLetters, documents_naming, drain_outbox, record_of
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts import topics
 from mandaact_contracts.events import UserErased
@@ -126,8 +126,7 @@ async def test_delete_me_erases_goals_data_and_completes_once_every_service_answ
     assert status["completed_at"] is not None
 
     # Nothing in goals' database names her once the outbox is sent (its rows are the events).
-    await db[OUTBOX_EVENTS].delete_many({})
-    await db["outbox"].delete_many({})
+    await drain_outbox(db)
     assert await documents_naming(db, "alice-7f3a") == []
     grids = (await http.get("/v1/mandalarts", headers=other)).json()["items"]
     assert len(grids) == 1, "the other user keeps their grid"
@@ -162,8 +161,7 @@ async def test_a_tenant_admin_deletes_the_tenant_and_only_admins_may(
     )
     status = (await http.get("/v1/admin/tenant/deletion", headers=admin)).json()
     assert status["status"] == "complete"
-    await db[OUTBOX_EVENTS].delete_many({})
-    await db["outbox"].delete_many({})
+    await drain_outbox(db)
     assert await documents_naming(db, "initech-9") == []
     assert len((await http.get("/v1/mandalarts", headers=outsider)).json()["items"]) == 1
 

@@ -26,6 +26,7 @@ from notifications.consumers.scheduler import run_timers
 from notifications.service import NotificationsService
 from notifications.settings import Settings
 from notifications.store import mongo
+from notifications.store.mongo import LIFECYCLE
 from notifications.store.ports import TimerLeases, UnitOfWork
 
 GROUP = "notifications"
@@ -38,8 +39,10 @@ CONSUMES = (
     topics.BADGE_UNLOCKED,
     topics.LEVEL_REACHED,
     topics.REPORT_GENERATED,
+    topics.USER_DELETED,
+    topics.TENANT_DELETED,
 )
-PUBLISHES = (topics.NOTIFICATION_REQUESTED,)
+PUBLISHES = (topics.NOTIFICATION_REQUESTED, topics.USER_ERASED)
 
 BackgroundJob = Callable[[WorkerDeps, asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -73,7 +76,7 @@ def mongo_service(
     """The use cases over MongoDB."""
     return build_service(
         settings,
-        uow=mongo.unit_of_work(client, db),
+        uow=mongo.unit_of_work(client, db, settings.erasure_secret),
         leases=mongo.MongoTimerLeases(db),
         clock=clock or clock_of(settings.clock_file),
     )
@@ -101,13 +104,15 @@ def timers_job(clock: Clock | None = None) -> BackgroundJob:
 
 
 def worker_spec(clock: Clock | None = None) -> WorkerSpec:
-    """Notifications keeps a read model of users, fires timers and relays its notifications."""
+    """Notifications keeps a read model of users, fires timers, relays its notifications and
+    erases the users and tenants that are deleted."""
     return WorkerSpec(
         service="notifications",
         consumers=(ConsumerSpec(GROUP, CONSUMES, lambda deps: projection_handler(deps, clock)),),
         publishes=PUBLISHES,
         ensure_indexes=mongo.ensure_indexes,
         background=(timers_job(clock),),
+        lifecycle=LIFECYCLE,
     )
 
 

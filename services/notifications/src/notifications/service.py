@@ -295,8 +295,13 @@ class NotificationsService:
             timer = await store.timer(key)
             if timer is None or timer.lease_token != token:
                 return False  # another worker's lease took it over, or it is gone
-            now = self._clock()
             owner = timer.owner
+            if await store.erased(owner):
+                # Between the tombstone and the erasure job: nothing more is sent to them,
+                # and the row goes now rather than coming due again.
+                await store.delete_timers([key])
+                return False
+            now = self._clock()
             state = (await store.users([owner])).get(owner) or UserState(owner)
             if timer.notice is not None:
                 return await self._fire_pending(store, state, timer, now)

@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.consumer import IdempotentConsumer
+from mandaact_common.lifecycle import Eraser, eraser_from_settings
 from mandaact_common.mongo import Doc
 from mandaact_common.testing import RecordingDeadLetters, SettableClock, record_of
 from mandaact_common.worker import WorkerDeps
@@ -22,6 +23,7 @@ from mandaact_contracts.events import EVENT_TYPES, EventPayload
 from notifications.bootstrap import GROUP, build_app, mongo_service, projection_handler
 from notifications.service import NotificationsService
 from notifications.settings import Settings
+from notifications.store.mongo import LIFECYCLE
 from services.notifications.tests.support import TODAY, seoul
 
 Feed = Callable[..., Awaitable[list[Envelope]]]
@@ -36,8 +38,14 @@ def clock() -> SettableClock:
 
 @pytest.fixture
 def settings(infra: Any, unique_db_name: str) -> Settings:
-    """Settings pointing at the test server, with a database of this test's own."""
-    return Settings(env="test", mongodb_url=infra.mongodb_url, mongodb_database=unique_db_name)
+    """Settings pointing at the test server, with a database of this test's own (erasures
+    start at once: no grace period)."""
+    return Settings(
+        env="test",
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=unique_db_name,
+        erasure_grace_seconds=0,
+    )
 
 
 @pytest.fixture
@@ -78,14 +86,24 @@ def workers(
 
 
 @pytest.fixture
+def eraser(
+    settings: Settings, mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+) -> Eraser:
+    """The service's erasure, as its worker builds it (the consumer's and the jobs')."""
+    return eraser_from_settings(LIFECYCLE, mongo_client, db, settings)
+
+
+@pytest.fixture
 def feed(
     app: FastAPI,
     settings: Settings,
     mongo_client: AsyncMongoClient[Doc],
     db: AsyncDatabase[Doc],
     clock: SettableClock,
+    eraser: Eraser,
 ) -> Feed:
-    """Delivers events as one batch through the real idempotent consumer and our handler."""
+    """Delivers events as one batch through the real idempotent consumer and our handler (with
+    the service's eraser, as the worker runs it)."""
     deps = WorkerDeps(settings, mongo_client, db, cast(AIOKafkaProducer, None))
     consumer = IdempotentConsumer(
         group=GROUP,
@@ -95,6 +113,7 @@ def feed(
         dead_letters=RecordingDeadLetters(),
         max_retries=1,
         backoff_seconds=0.01,
+        eraser=eraser,
     )
     offsets = itertools.count()
 

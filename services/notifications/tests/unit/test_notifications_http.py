@@ -11,9 +11,8 @@ import pytest
 from fastapi import FastAPI
 
 from mandaact_common.http import AppState
-from mandaact_common.limits import InMemoryBuckets
 from mandaact_common.mongo import make_client
-from mandaact_common.testing import auth_header
+from mandaact_common.testing import auth_header, offline
 from notifications.bootstrap import build_app
 from notifications.clock import file_clock
 from notifications.service import NotificationsService
@@ -38,7 +37,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     app: FastAPI = build_app(settings, service_factory=lambda _state: service)
     client = make_client("mongodb://127.0.0.1:9/?directConnection=true")  # never contacted
     app.state.mandaact = AppState(settings, client, client["unused"])
-    app.state.rate_limiter.store = InMemoryBuckets()
+    offline(app)  # no database in unit tests
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as c:
         yield c
@@ -88,7 +87,7 @@ async def test_bad_input_is_a_problem_not_a_500(http: httpx.AsyncClient) -> None
 
 def test_the_clock_file_is_refused_outside_test_modes() -> None:
     with pytest.raises(ValueError, match="CLOCK_FILE"):
-        Settings(env="production", jwt_secret="x" * 40, clock_file="/tmp/now")
+        Settings(env="production", jwt_secret="x" * 40, erasure_key="e" * 40, clock_file="/tmp/now")
     assert Settings(env="test", clock_file="/tmp/now").clock_file == "/tmp/now"
 
 

@@ -264,3 +264,21 @@ async def test_two_workers_claiming_at_once_send_each_notification_once() -> Non
     sent = await h.service.run_due() + await other.run_due()
     assert sent == 10
     assert len(h.requested()) == 10
+
+
+async def test_nothing_is_sent_to_an_erased_user_and_their_due_timers_go() -> None:
+    h = Harness(seoul(TODAY, 12))
+    await streak_user(h, "gus")
+    await streak_user(h, "hana")
+    h.clock.now = seoul(TODAY, 23)
+    await h.deliver(badge_unlocked("gus", "streak_3", h.clock.now))  # waits for 08:00
+    assert any(t.type == "pending" for t in h.uow.tables.timers.values())
+    # The tombstone is there, the erasure job has not run yet (its grace period).
+    h.uow.tables.erased.add(next(o for o in h.uow.tables.users if o.user_id == "gus"))
+
+    await h.at(seoul(TODAY + timedelta(days=1), 21, 0))
+
+    assert h.kinds("gus") == []
+    gus = [t for t in h.uow.tables.timers.values() if t.owner.user_id == "gus"]
+    assert all(t.fire_at > h.clock.now for t in gus), "a due row of an erased user is removed"
+    assert "daily_reminder" in h.kinds("hana")

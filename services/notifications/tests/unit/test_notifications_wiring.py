@@ -40,9 +40,13 @@ def test_the_worker_reads_every_source_of_notifications_and_publishes_requests()
             topics.BADGE_UNLOCKED,
             topics.LEVEL_REACHED,
             topics.REPORT_GENERATED,
+            topics.USER_DELETED,
+            topics.TENANT_DELETED,
         }
     )
-    assert spec.publishes == PUBLISHES == (topics.NOTIFICATION_REQUESTED,)
+    assert spec.publishes == PUBLISHES == (topics.NOTIFICATION_REQUESTED, topics.USER_ERASED)
+    assert spec.lifecycle is not None
+    assert spec.lifecycle.service == "notifications"
     assert spec.background, "the timers loop runs in the worker"
     assert topics.dead_letter_topic(GROUP) in topics.topics_to_create()
 

@@ -240,7 +240,7 @@ async def test_the_console_is_served_with_its_config_and_mints_dev_tokens_in_tes
 
 
 async def test_production_mints_no_dev_tokens(kafka: FakeKafka, store: MemoryOpsStore) -> None:
-    settings = Settings(env="production", jwt_secret="s" * 40)
+    settings = Settings(env="production", jwt_secret="s" * 40, erasure_key="e" * 40)
     service = OpsService(store, kafka, kafka, FakeProbes(), kafka, settings.services)
     async for app in make_app(settings, service):
         transport = httpx.ASGITransport(app=app)

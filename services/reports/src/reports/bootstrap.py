@@ -38,8 +38,10 @@ CONSUMES = (
     topics.LEVEL_REACHED,
     topics.BADGE_UNLOCKED,
     topics.STREAK_CHANGED,
+    topics.USER_DELETED,
+    topics.TENANT_DELETED,
 )
-PUBLISHES = (topics.REPORT_GENERATED,)
+PUBLISHES = (topics.REPORT_GENERATED, topics.USER_ERASED)
 
 BackgroundJob = Callable[[WorkerDeps, asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -115,13 +117,14 @@ def scheduler_job(clock: Clock = utc_now) -> BackgroundJob:
 
 
 def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
-    """Reports folds every user-scoped topic and writes reports on schedule."""
+    """Reports folds every user-scoped topic, writes reports on schedule and erases users."""
     return WorkerSpec(
         service="reports",
         consumers=(ConsumerSpec(GROUP, CONSUMES, fold_handler),),
         publishes=PUBLISHES,
         ensure_indexes=ensure_indexes,
         background=(scheduler_job(clock),),
+        lifecycle=mongo.LIFECYCLE,
     )
 
 

@@ -90,9 +90,10 @@ class LlmWriter:
         prompt = build_prompt(stats, week, locale, self._settings.llm_response_format)
         cached = await self._cache.find(tenant, prompt.cache_key)
         if cached is not None:
+            await self._cache.used(owner, prompt.cache_key)
             return self._from_cache(cached, stats, locale)
         now = self._clock()
-        if not await self._cache.begin(tenant, prompt.cache_key, now):
+        if not await self._cache.begin(owner, prompt.cache_key, now):
             return _fallback(stats, locale, "in_flight")
         try:
             allowed = await self._budget.spend(tenant, now)

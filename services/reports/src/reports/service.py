@@ -491,23 +491,24 @@ class ReportsService:
         if not reports:
             return set()
         try:
-            await self._store_together(reports)
+            return await self._store_together(reports)
         except ReportExists:
             stored: set[str] = set()
             for report in reports:
                 try:
-                    await self._store_together([report])
+                    stored |= await self._store_together([report])
                 except ReportExists:
                     await self._leases.finish([report.key])
-                else:
-                    stored.add(report.key)
             return stored
-        return {r.key for r in reports}
 
-    async def _store_together(self, reports: Sequence[Report]) -> None:
-        async def work(store: ReportsStore) -> None:
-            await store.add_reports(reports)
-            for report in reports:
+    async def _store_together(self, reports: Sequence[Report]) -> set[str]:
+        """Store the reports and their events in one unit; the keys stored (a report whose
+        user was erased meanwhile is not, and tells nothing)."""
+
+        async def work(store: ReportsStore) -> set[str]:
+            kept = await store.add_reports(reports)
+            for report in kept:
                 store.emit(topics.REPORT_GENERATED, _generated_event(report), subject=report.id)
+            return {r.key for r in kept}
 
-        await self._uow.run(work)
+        return await self._uow.run(work)

@@ -189,8 +189,18 @@ async def test_two_tenants_with_identical_inputs_get_separate_cache_entries(
     assert all(r["_id"].startswith(f"{r['tenant_id']}|") for r in rows)
 
 
-SHARED_ROWS = {"outbox", "outbox_events", "outbox_parked", "outbox_relay_lease", "processed_events"}
-"""Rows the shared libs write (libs/common: outbox relay, idempotent consumer), audited there."""
+SHARED_ROWS = {
+    "outbox",
+    "outbox_events",
+    "outbox_parked",
+    "outbox_relay_lease",
+    "processed_events",
+    "erasure_jobs",
+    "erased_subjects",
+    "rate_limits",
+}
+"""Rows the shared libs write (libs/common: outbox relay, idempotent consumer, erasures, rate
+limits keyed by keyed hashes), audited there."""
 
 
 async def test_every_document_of_the_service_carries_its_tenant(

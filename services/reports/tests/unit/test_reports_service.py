@@ -23,6 +23,7 @@ from reports.domain.stats import WeeklyStats
 from reports.service import ReportsService
 from reports.settings import Settings
 from reports.store.memory import InMemoryJobLeases, InMemoryReportsUnitOfWork, memory_unit_of_work
+from reports.store.mongo import LIFECYCLE
 from services.reports.tests.support import DAILY, Users
 
 pytestmark = pytest.mark.unit
@@ -214,7 +215,9 @@ def test_the_worker_folds_every_user_topic_and_makes_its_indexes_once() -> None:
     spec = worker_spec()
     [consumer] = spec.consumers
     assert (spec.service, consumer.group, consumer.topics) == ("reports", GROUP, CONSUMES)
-    assert spec.publishes == PUBLISHES == (topics.REPORT_GENERATED,)
+    assert spec.publishes == PUBLISHES == (topics.REPORT_GENERATED, topics.USER_ERASED)
+    assert {topics.USER_DELETED, topics.TENANT_DELETED} <= set(consumer.topics)
+    assert spec.lifecycle is LIFECYCLE
     assert spec.ensure_indexes is ensure_indexes
     assert spec.on_start is None
     assert len(spec.background) == 1

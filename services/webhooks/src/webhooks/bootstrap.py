@@ -21,13 +21,16 @@ from webhooks.api.deps import ServiceFactory
 from webhooks.api.routes import router
 from webhooks.consumers.handler import make_handler
 from webhooks.delivery import DeliveryWorker, Limits
+from webhooks.domain.model import DELIVERABLE_TOPICS
 from webhooks.guard import Resolver, UrlGuard, system_resolver
 from webhooks.service import WebhooksService
 from webhooks.settings import Settings
-from webhooks.store.mongo import MongoWebhooksStore, ensure_indexes, unit_of_work
+from webhooks.store.mongo import LIFECYCLE, MongoWebhooksStore, ensure_indexes, unit_of_work
 
 GROUP = "webhooks"
-CONSUMES = topics.ALL_TOPICS
+CONSUMES = (*DELIVERABLE_TOPICS, topics.USER_DELETED, topics.TENANT_DELETED)
+"""Every topic endpoints receive, and the deletions this service erases on."""
+PUBLISHES = (topics.USER_ERASED,)
 BackgroundJob = Callable[[WorkerDeps, asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -89,7 +92,11 @@ def delivery_job(
         guard = UrlGuard(allow_private=settings.allow_private, resolver=resolver)
         async with http_client(settings, transport) as client:
             worker = DeliveryWorker(
-                unit_of_work(deps.client, deps.db), guard, client, limits_of(settings), clock=clock
+                unit_of_work(deps.client, deps.db, settings.erasure_secret),
+                guard,
+                client,
+                limits_of(settings),
+                clock=clock,
             )
             await worker.run(stop)
 
@@ -97,13 +104,15 @@ def delivery_job(
 
 
 def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
-    """Webhooks turns every topic's events into deliveries and sends them."""
+    """Webhooks turns every topic's events into deliveries and sends them, and erases the users
+    and tenants that are deleted."""
     return WorkerSpec(
         service="webhooks",
         consumers=(ConsumerSpec(GROUP, CONSUMES, fan_out_handler(clock)),),
-        publishes=(),
+        publishes=PUBLISHES,
         ensure_indexes=ensure_indexes,
         background=(delivery_job(clock),),
+        lifecycle=LIFECYCLE,
     )
 
 
@@ -114,7 +123,8 @@ def mongo_service(
     guard = UrlGuard(allow_private=settings.allow_private, resolver=resolver)
 
     def factory(state: AppState) -> WebhooksService:
-        return WebhooksService(unit_of_work(state.client, state.db), guard, clock=clock)
+        uow = unit_of_work(state.client, state.db, settings.erasure_secret)
+        return WebhooksService(uow, guard, clock=clock)
 
     return factory
 

@@ -38,6 +38,13 @@ LEASE = timedelta(seconds=60)
 """How long a claimed delivery is held (far above the 10 s an attempt may take)."""
 
 
+class Erased:
+    """What a delivery of an erased user or tenant finds instead of its endpoint."""
+
+
+ERASED = Erased()
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """How much runs at once, and how long an attempt may take."""
@@ -165,8 +172,10 @@ class DeliveryWorker:
                 w.cancel()
         await self.drain()
 
-    async def _endpoint_of(self, delivery: Delivery) -> Endpoint | None:
-        async def work(store: WebhooksStore) -> Endpoint | None:
+    async def _endpoint_of(self, delivery: Delivery) -> Endpoint | Erased | None:
+        async def work(store: WebhooksStore) -> Endpoint | Erased | None:
+            if await store.erased(delivery.tenant_id, delivery.user_id):
+                return ERASED
             return await store.endpoint(delivery.tenant_id, delivery.endpoint_id)
 
         return await self._uow.read(work)
@@ -175,6 +184,13 @@ class DeliveryWorker:
         endpoint = await self._endpoint_of(delivery)
         if endpoint is None:
             return  # deleted with its deliveries meanwhile
+        if isinstance(endpoint, Erased):
+            # Its user (or tenant) was erased and the erasure job has not run yet: it is never
+            # sent again, and it leaves the due ones now rather than when its lease ends.
+            await self._record(
+                delivery.abandoned(self._clock(), "its user or tenant was erased"), token, None
+            )
+            return
         if not endpoint.enabled and delivery.event_type != TEST_EVENT_TYPE:
             await self._record(
                 delivery.abandoned(self._clock(), "the endpoint is disabled"), token, None

@@ -11,7 +11,6 @@ from typing import Generic, TypeVar
 
 from mandaact_common.clock import Clock, NewId, new_uuid, utc_now
 from mandaact_common.errors import InvalidInput
-from mandaact_contracts import topics
 from mandaact_contracts.envelope import Envelope
 from webhooks.domain.errors import (
     AlreadySucceeded,
@@ -20,6 +19,7 @@ from webhooks.domain.errors import (
     UnknownEndpoint,
 )
 from webhooks.domain.model import (
+    DELIVERABLE_TOPICS,
     MAX_ENDPOINTS_PER_TENANT,
     TEST_CE_TYPE,
     TEST_EVENT_TYPE,
@@ -93,7 +93,7 @@ class WebhooksService:
 
     @staticmethod
     def _checked_types(event_types: Sequence[str]) -> tuple[str, ...]:
-        fault = event_types_fault(event_types, topics.ALL_TOPICS)
+        fault = event_types_fault(event_types, DELIVERABLE_TOPICS)
         if fault is not None:
             raise InvalidInput("event_types", fault)
         return tuple(event_types)

@@ -12,19 +12,26 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.consumer import IdempotentConsumer
+from mandaact_common.lifecycle import Eraser, eraser_from_settings
 from mandaact_common.mongo import Doc
 from mandaact_common.testing import RecordingDeadLetters, record_of
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts.envelope import Envelope
 from webhooks.bootstrap import GROUP, fan_out_handler
 from webhooks.settings import Settings
-from webhooks.store.mongo import ensure_indexes
+from webhooks.store.mongo import LIFECYCLE, ensure_indexes
 
 
 @pytest.fixture
 def webhooks_settings(infra: Any, unique_db_name: str) -> Settings:
-    """Settings pointing at the test server, with a database of this test's own."""
-    return Settings(env="test", mongodb_url=infra.mongodb_url, mongodb_database=unique_db_name)
+    """Settings pointing at the test server, with a database of this test's own (erasures
+    start at once: no grace period)."""
+    return Settings(
+        env="test",
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=unique_db_name,
+        erasure_grace_seconds=0,
+    )
 
 
 @pytest.fixture
@@ -42,10 +49,22 @@ Feed = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
-def feed(
+def eraser(
     webhooks_settings: Settings, mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+) -> Eraser:
+    """The service's erasure, as its worker builds it (the consumer's and the jobs')."""
+    return eraser_from_settings(LIFECYCLE, mongo_client, db, webhooks_settings)
+
+
+@pytest.fixture
+def feed(
+    webhooks_settings: Settings,
+    mongo_client: AsyncMongoClient[Doc],
+    db: AsyncDatabase[Doc],
+    eraser: Eraser,
 ) -> Feed:
-    """Delivers envelopes as one batch through the real idempotent consumer and our handler."""
+    """Delivers envelopes as one batch through the real idempotent consumer and our handler
+    (with the service's eraser, as the worker runs it)."""
     deps = WorkerDeps(webhooks_settings, mongo_client, db, cast(AIOKafkaProducer, None))
     consumer = IdempotentConsumer(
         group=GROUP,
@@ -55,6 +74,7 @@ def feed(
         dead_letters=RecordingDeadLetters(),
         max_retries=1,
         backoff_seconds=0.01,
+        eraser=eraser,
     )
     offsets = itertools.count()
 

@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.mongo import Doc
+from mandaact_common.settings import DEV_ERASURE_KEY
 from services.webhooks.tests.integration.conftest import Feed
 from services.webhooks.tests.support import action_completed, resolver_of
 from webhooks.delivery import DeliveryWorker, Limits
@@ -22,12 +23,13 @@ from webhooks.store.mongo import DELIVERIES, unit_of_work
 pytestmark = pytest.mark.integration
 
 GUARD = UrlGuard(allow_private=True, resolver=resolver_of({}))
+KEY = DEV_ERASURE_KEY.encode()
 
 
 async def test_events_become_deliveries_once_and_only_for_their_tenant(
     mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], feed: Feed
 ) -> None:
-    service = WebhooksService(unit_of_work(mongo_client, db), GUARD)
+    service = WebhooksService(unit_of_work(mongo_client, db, KEY), GUARD)
     acme = await service.create("acme", "http://127.0.0.1:9/a", ["action.completed"], None)
     xp_only = await service.create("acme", "http://127.0.0.1:9/x", ["xp.awarded"], None)
     globex = await service.create("globex", "http://127.0.0.1:9/g", ["*"], None)
@@ -53,7 +55,7 @@ async def test_two_workers_never_send_one_delivery_twice(
         await asyncio.sleep(0.01)
         return httpx.Response(200)
 
-    uow = unit_of_work(mongo_client, db)
+    uow = unit_of_work(mongo_client, db, KEY)
     service = WebhooksService(uow, GUARD)
     endpoint = await service.create("acme", "http://127.0.0.1:9/a", ["*"], None)
     events = [action_completed() for _ in range(12)]
@@ -77,7 +79,7 @@ async def test_two_workers_never_send_one_delivery_twice(
 async def test_deleting_an_endpoint_removes_its_log(
     mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], feed: Feed
 ) -> None:
-    service = WebhooksService(unit_of_work(mongo_client, db), GUARD)
+    service = WebhooksService(unit_of_work(mongo_client, db, KEY), GUARD)
     endpoint = await service.create("acme", "http://127.0.0.1:9/a", ["*"], None)
     await feed(action_completed())
     await service.delete("acme", endpoint.id)

@@ -250,3 +250,36 @@ async def test_a_tenant_with_dead_endpoints_does_not_take_every_slot() -> None:
     page = await world.service.deliveries("globex", other.id, status="succeeded", limit=5)
     assert len(page.items) == 1
     await world.worker.drain()
+
+
+async def test_a_delivery_of_an_erased_user_or_tenant_is_never_sent_again() -> None:
+    sent: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["webhook-id"])
+        return httpx.Response(500)
+
+    world = World(handler)
+    await world.service.create("acme", "http://127.0.0.1:9/a", ["*"], None)
+    await world.service.create("globex", "http://127.0.0.1:9/g", ["*"], None)
+    alice, bob, carol = (
+        action_completed("acme", "alice"),
+        action_completed("acme", "bob"),
+        action_completed("globex", "carol"),
+    )
+    await publish(world, alice, bob, carol)
+    assert await run_due(world) == 3  # every one fails once: all three retry
+    # The tombstones are there, the erasure jobs have not run yet (their grace period).
+    world.uow.tables.erased |= {("acme", "alice"), ("globex", None)}
+    sent.clear()
+    world.clock.now += RETRY_SCHEDULE[0]
+
+    assert await run_due(world) == 3
+    assert sent == [bob.id]
+    left = {d.user_id: d for d in world.uow.tables.deliveries.values()}
+    assert (left["alice"].status, left["carol"].status) == ("failed", "failed")
+    assert left["alice"].attempts[-1].error == "its user or tenant was erased"
+    assert left["bob"].status == "pending"
+    world.clock.now += RETRY_SCHEDULE[1]
+    await run_due(world)
+    assert sent == [bob.id, bob.id]

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 
 from mandaact_common.auth import mint_token
 from mandaact_common.http import AppState
-from mandaact_common.limits import InMemoryBuckets
 from mandaact_common.mongo import make_client
 from mandaact_common.settings import DEV_JWT_SECRET
+from mandaact_common.testing import offline
 from services.webhooks.tests.support import NOW, resolver_of
 from webhooks.bootstrap import build_app
 from webhooks.guard import UrlGuard
@@ -46,7 +46,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     app: FastAPI = build_app(settings, service_factory=lambda _state: service)
     client = make_client("mongodb://127.0.0.1:9/?directConnection=true")  # never contacted
     app.state.mandaact = AppState(settings, client, client["unused"])
-    app.state.rate_limiter.store = InMemoryBuckets()
+    offline(app)  # no database in unit tests
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://webhooks") as c:
         yield c
@@ -111,7 +111,16 @@ async def test_a_bad_url_is_a_422_problem_naming_the_url(
 
 
 @pytest.mark.parametrize(
-    "types", [[], ["nope.happened"], ["*", "xp.awarded"], ["xp.awarded", "xp.awarded"]]
+    "types",
+    [
+        [],
+        ["nope.happened"],
+        ["*", "xp.awarded"],
+        ["xp.awarded", "xp.awarded"],
+        ["user.deleted"],
+        ["xp.awarded", "user.erased"],
+        ["tenant.deleted"],
+    ],
 )
 async def test_bad_event_types_are_a_422_problem(http: httpx.AsyncClient, types: list[str]) -> None:
     r = await http.post(

@@ -12,17 +12,20 @@ from webhooks.settings import Settings
 pytestmark = pytest.mark.unit
 
 
-def test_the_worker_consumes_every_topic_in_its_own_group() -> None:
+def test_the_worker_consumes_every_topic_but_user_erased_in_its_own_group() -> None:
     [consumer] = worker_spec().consumers
     assert consumer.group == GROUP == "webhooks"
-    assert set(consumer.topics) == set(topics.ALL_TOPICS)
-    assert worker_spec().publishes == ()
+    assert set(consumer.topics) == set(topics.ALL_TOPICS) - {topics.USER_ERASED}
+    assert worker_spec().publishes == (topics.USER_ERASED,)
     assert GROUP in topics.CONSUMER_GROUPS
+    lifecycle = worker_spec().lifecycle
+    assert lifecycle is not None
+    assert lifecycle.service == "webhooks"
 
 
 def test_private_addresses_are_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="MANDAACT_WEBHOOKS_ALLOW_PRIVATE"):
-        Settings(env="production", jwt_secret="x" * 40, allow_private=True)
+        Settings(env="production", jwt_secret="x" * 40, erasure_key="e" * 40, allow_private=True)
     assert Settings(env="test", allow_private=True).allow_private
     assert not Settings(env="test").allow_private
 

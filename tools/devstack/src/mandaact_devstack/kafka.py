@@ -67,9 +67,22 @@ FALLBACK_TOPICS: dict[str, int] = dict.fromkeys(
         "badge.unlocked",
         "streak.changed",
         "report.generated",
+        "notification.requested",
+        "user.deleted",
+        "user.erased",
+        "tenant.deleted",
+        # the consumer groups' dead-letter topics
+        "goals.dlt",
+        "checkins.dlt",
+        "gamification.dlt",
+        "reports.dlt",
+        "notifications.dlt",
+        "webhooks.dlt",
     ),
     3,
 )
+"""A copy of `mandaact_contracts.topics.topics_to_create()` for when the contracts are not
+installed (tests/deploy checks that the two agree)."""
 
 
 # --------------------------------------------------------------------------- artifacts

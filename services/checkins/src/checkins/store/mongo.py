@@ -3,6 +3,9 @@
 Every document carries `tenant_id` and `user_id`, and every query filters by both. Ids are
 built from the natural keys, so two writers of the same slot or grid always collide on `_id`
 (a write conflict inside transactions, retried) instead of creating two documents.
+
+Every collection belongs to one user (none is the tenant's alone), so `LIFECYCLE` lists them all
+for the export and the erasure of a user or a tenant (SPEC §9).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from mandaact_common import codecs
 from mandaact_common.domain.calendar import DEFAULT_DAY_START
 from mandaact_common.domain.pauses import Pause
 from mandaact_common.keys import compose_key, sub_key
+from mandaact_common.lifecycle import Lifecycle, by_fields, by_owner_key
 from mandaact_common.mongo import Doc, find_in
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 
@@ -38,6 +42,21 @@ MISSION_LOCKS: Final = "mission_locks"
 SOURCE: Final = "checkins"
 ATTEMPTS: Final = 3
 """Runs of a unit of work that lost a race on a new document before the error is returned."""
+
+LIFECYCLE: Final = Lifecycle(
+    SOURCE,
+    holdings=(
+        # One settings document per user, `_id` = the owner key.
+        by_owner_key(USERS),
+        # A user's grids and day slots, found through the owner indexes (tenant first).
+        by_fields(GRIDS),
+        by_fields(CHECKINS),
+        # One document per mission of a user, `_id` = a sub-key of the owner key.
+        by_owner_key(MISSION_LOCKS),
+    ),
+)
+"""Where checkins keeps users' documents (SPEC §9): what `GET /v1/me/export` returns and what
+the erasure of a user or a tenant deletes."""
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:

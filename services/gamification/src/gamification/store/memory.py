@@ -129,8 +129,10 @@ class InMemoryGamificationStore(InMemoryStore[Tables]):
                 held, streak_told=p.streak_told, streak_fire_at=p.streak_fire_at
             )
 
-    async def repairs_of(self, tenant_ids: Collection[str]) -> dict[str, list[TenantRepair]]:
-        """The tenants' repairs."""
+    async def repairs_of(
+        self, tenant_ids: Collection[str], users: Collection[Owner] | None = None
+    ) -> dict[str, list[TenantRepair]]:
+        """The tenants' repairs (each with every user it lists: `users` narrows nothing here)."""
         out: dict[str, list[TenantRepair]] = {}
         for repair in self.tables.repairs.values():
             if repair.tenant_id in tenant_ids:

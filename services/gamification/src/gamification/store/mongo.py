@@ -9,6 +9,11 @@
 - `leaderboards`: one row per (tenant, week or month, user), indexed on XP, so a board reads
   its rows and a rank from bucket counts. The all-time board is `user_state` itself, indexed on
   `xp_total` (a user's all-time XP is their total): no row of its own to write.
+- `streak_repairs`: a tenant's streak repairs (the tenant's, no user's: `targeted` says whether
+  it lists users, `applied_after` is the walk's cursor while it is applied, then null).
+- `streak_repair_users`: one per (user, repair) a repair lists, under the user's key: the
+  list of a targeted repair lives here, not in the tenant's document, so a user's erasure
+  deletes their rows and leaves the repair to the others.
 - `leaderboard_buckets`: per (tenant, period, window) the number of users in each XP bucket, on
   three levels (`BUCKET_BITS`: 4 buckets per doubling of XP, each split in 16, and again in 16),
   kept in the same transaction as the rows. A board walks down the levels to the one small
@@ -30,7 +35,7 @@ from typing import Any, cast
 
 import orjson
 from bson import Binary
-from pymongo import ASCENDING, DESCENDING, InsertOne, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gamification.domain.model import CheckinChange, LineReason
@@ -52,9 +57,10 @@ from mandaact_common import codecs
 from mandaact_common.domain.calendar import DEFAULT_DAY_START
 from mandaact_common.domain.owner import Owner
 from mandaact_common.domain.pauses import Pause
-from mandaact_common.keys import compose_key
+from mandaact_common.keys import compose_key, owner_key, sub_key
+from mandaact_common.lifecycle import Lifecycle, Subject, by_fields, by_owner_key
 from mandaact_common.mongo import Doc, find_in
-from mandaact_common.outbox import Transaction
+from mandaact_common.outbox import Transaction, transact
 from mandaact_common.unit_of_work import MongoStore
 
 USER_STATE = "user_state"
@@ -65,6 +71,7 @@ FACTS_PER_DOC = 200
 BOARDS = "leaderboards"
 BUCKETS = "leaderboard_buckets"
 REPAIRS = "streak_repairs"
+REPAIR_USERS = "streak_repair_users"
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
@@ -84,6 +91,10 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     )
     await db[REPAIRS].create_index([("tenant_id", ASCENDING), ("from", ASCENDING)])
     await db[REPAIRS].create_index([("pending", ASCENDING), ("created_at", ASCENDING)])
+    await db[REPAIR_USERS].create_index([("repair_id", ASCENDING)])
+    await db[BOARDS].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING)], name="board_rows_of_user"
+    )
     await db[BOARDS].create_index(
         [
             ("tenant_id", ASCENDING),
@@ -263,28 +274,40 @@ def _told_from(doc: Doc | None) -> StreakTold | None:
 
 
 def repair_doc(repair: TenantRepair) -> Doc:
-    """A tenant's streak repair as stored."""
+    """A tenant's streak repair as stored (the users it lists are `repair_user_docs`)."""
     return {
         "_id": repair.id,
         "tenant_id": repair.tenant_id,
         "from": repair.start.isoformat(),
         "to": repair.end.isoformat(),
         "reason": repair.reason,
-        "user_ids": sorted(repair.user_ids) if repair.user_ids is not None else None,
+        "targeted": repair.user_ids is not None,
         "created_at": repair.created_at,
     }
 
 
-def repair_from(doc: Doc) -> TenantRepair:
-    """A repair from its stored form."""
-    users = doc.get("user_ids")
+def repair_user_docs(repair: TenantRepair) -> list[Doc]:
+    """The rows of the users a targeted repair lists, each under its user's key."""
+    return [
+        {
+            "_id": sub_key(owner_key(repair.tenant_id, user), repair.id),
+            "tenant_id": repair.tenant_id,
+            "user_id": user,
+            "repair_id": repair.id,
+        }
+        for user in sorted(repair.user_ids or ())
+    ]
+
+
+def repair_from(doc: Doc, listed: Collection[str] = ()) -> TenantRepair:
+    """A repair from its stored form and the users it lists (of those looked up)."""
     return TenantRepair(
         id=doc["_id"],
         tenant_id=doc["tenant_id"],
         start=date.fromisoformat(doc["from"]),
         end=date.fromisoformat(doc["to"]),
         reason=doc["reason"],
-        user_ids=frozenset(users) if users is not None else None,
+        user_ids=frozenset(listed) if doc.get("targeted") else None,
         created_at=codecs.utc(doc["created_at"]) if doc.get("created_at") else None,
     )
 
@@ -525,26 +548,70 @@ class MongoGamificationStore(MongoStore):
         if ops:
             await self._db[USER_STATE].bulk_write(ops, ordered=False, session=self._session)
 
-    async def repairs_of(self, tenant_ids: Collection[str]) -> dict[str, list[TenantRepair]]:
-        """Every repair of these tenants (a few a year: outages)."""
+    async def repairs_of(
+        self, tenant_ids: Collection[str], users: Collection[Owner] | None = None
+    ) -> dict[str, list[TenantRepair]]:
+        """Every repair of these tenants (a few a year: outages), with the users they list:
+        with `users`, only whether those are listed (their rows, by id), else all of them."""
         out: dict[str, list[TenantRepair]] = {}
         if not tenant_ids:
             return out
         cursor = self._db[REPAIRS].find(
             {"tenant_id": {"$in": sorted(tenant_ids)}}, session=self._session
         )
-        async for doc in cursor:
-            repair = repair_from(doc)
+        docs = await cursor.to_list()
+        listed = await self._listed([d for d in docs if d.get("targeted")], users)
+        for doc in docs:
+            repair = repair_from(doc, listed.get(doc["_id"], ()))
             out.setdefault(repair.tenant_id, []).append(repair)
+        return out
+
+    async def _listed(
+        self, targeted: Sequence[Doc], users: Collection[Owner] | None
+    ) -> dict[str, set[str]]:
+        """The users each of these targeted repairs lists (of `users`, when given)."""
+        out: dict[str, set[str]] = {}
+        if not targeted:
+            return out
+        ids = [d["_id"] for d in targeted]
+        if users is None:
+            rows = (
+                await self._db[REPAIR_USERS]
+                .find(
+                    {"repair_id": {"$in": ids}},
+                    {"user_id": 1, "repair_id": 1},
+                    session=self._session,
+                )
+                .to_list()
+            )
+        else:
+            keys = [
+                sub_key(o.key, d["_id"])
+                for d in targeted
+                for o in users
+                if o.tenant_id == d["tenant_id"]
+            ]
+            rows = await find_in(
+                self._db[REPAIR_USERS],
+                "_id",
+                keys,
+                {"user_id": 1, "repair_id": 1},
+                session=self._session,
+            )
+        for row in rows:
+            out.setdefault(row["repair_id"], set()).add(row["user_id"])
         return out
 
     async def add_repair(self, repair: TenantRepair, now: datetime) -> TenantRepair:
         """Insert the repair, pending; the stored one when its id is taken (the same repair)."""
         held = await self._db[REPAIRS].find_one({"_id": repair.id}, session=self._session)
         if held is not None:
-            return repair_from(held)
+            listed = await self._listed([held] if held.get("targeted") else [], None)
+            return repair_from(held, listed.get(repair.id, ()))
         doc = repair_doc(repair) | {"pending": True, "applied_after": None}
         await self._db[REPAIRS].insert_one(doc, session=self._session)
+        if rows := repair_user_docs(repair):
+            await self._db[REPAIR_USERS].insert_many(rows, session=self._session)
         return repair
 
     async def pending_repair(self) -> tuple[TenantRepair, str | None] | None:
@@ -571,7 +638,12 @@ class MongoGamificationStore(MongoStore):
 
     async def repair_applied(self, repair: TenantRepair, last: str | None) -> None:
         """Note how far the repair got, or that every user has it."""
-        change = {"applied_after": last} if last is not None else {"pending": False}
+        # Done: the cursor (a user id) goes too, so the tenant's document names nobody.
+        change = (
+            {"applied_after": last}
+            if last is not None
+            else {"pending": False, "applied_after": None}
+        )
         await self._db[REPAIRS].update_one(
             {"_id": repair.id}, {"$set": change}, session=self._session
         )
@@ -815,3 +887,96 @@ class MongoGamificationStore(MongoStore):
 
 def _rank_order(row: BoardRow) -> tuple[int, str]:
     return -row.xp, row.user_id
+
+
+# --- ahead of an erasure -----------------------------------------------------------------------
+
+
+async def detach_from_boards(tx: Transaction, owner: Owner) -> bool:
+    """Take an erased user off every board, in `tx`: their rows leave the bucket counts
+    (which name nobody and stay, for the others' ranks) and are deleted, their all-time XP is
+    zeroed (the all-time board reads it), their streak leaves the sweep, and a repair walk
+    paused at their id starts over (walking a user again changes nothing). Whether there was
+    anything to take off.
+
+    The erasure job deletes documents only: without this first the counts would keep a user
+    whose row is gone, and every rank below them would be one too low.
+    """
+    db, session = tx.db, tx.session
+    rows = (
+        await db[BOARDS]
+        .find(
+            {"tenant_id": owner.tenant_id, "user_id": owner.user_id},
+            {"period": 1, "window": 1, "xp": 1},
+            session=session,
+        )
+        .to_list()
+    )
+    state = await db[USER_STATE].find_one(
+        {"_id": owner.key}, {"xp_total": 1, "streak_fire_at": 1}, session=session
+    )
+    held = [(str(r["period"]), str(r["window"]), int(r["xp"])) for r in rows]
+    if state is not None and int(state.get("xp_total", 0)):
+        held.append(("all", "all", int(state["xp_total"])))
+    counts: dict[str, int] = {}
+    for period, window, xp in held:
+        if xp > 0:
+            for node, bucket in bucket_path(xp):
+                key = compose_key(owner.tenant_id, period, window, node, str(bucket))
+                counts[key] = counts.get(key, 0) - 1
+    if counts:
+        await db[BUCKETS].bulk_write(
+            [UpdateOne({"_id": k}, {"$inc": {"count": n}}) for k, n in counts.items()],
+            ordered=False,
+            session=session,
+        )
+    if rows:
+        await db[BOARDS].delete_many({"_id": {"$in": [r["_id"] for r in rows]}}, session=session)
+    if state is not None and (held or state.get("streak_fire_at") is not None):
+        await db[USER_STATE].update_one(
+            {"_id": owner.key},
+            {"$set": {"xp_total": 0, "streak_fire_at": None}},
+            session=session,
+        )
+    await db[REPAIRS].update_many(
+        {"tenant_id": owner.tenant_id, "applied_after": owner.user_id},
+        {"$set": {"applied_after": None}},
+        session=session,
+    )
+    return bool(rows or held)
+
+
+async def detach_erased(
+    client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], subject: Subject
+) -> None:
+    """An erasure's first step (`Lifecycle.prepare`): take the user off the boards in one
+    transaction (`detach_from_boards`, idempotent), before their rows are deleted. A tenant's
+    erasure needs none: its rows and counts all go."""
+    if subject.user_id is None:
+        return
+    owner = Owner(subject.tenant_id, subject.user_id)
+
+    async def work(tx: Transaction) -> bool:
+        return await detach_from_boards(tx, owner)
+
+    await transact(client, db, "gamification", work)
+
+
+LIFECYCLE = Lifecycle(
+    "gamification",
+    holdings=(
+        by_owner_key(FACTS, key="uk"),
+        by_owner_key(LEDGER, key="uk"),
+        by_owner_key(REPAIR_USERS),
+        # The user's rows of the boards go last: `detach_from_boards` (run ahead of the
+        # erasure, `prepare`) takes them out of the bucket counts first, reading them for it.
+        by_fields(USER_STATE),
+        by_fields(BOARDS),
+        # The tenant's alone: repairs name no user (their lists are `REPAIR_USERS` rows),
+        # bucket counts are numbers of users per XP range.
+        by_fields(REPAIRS, user=None, export=False),
+        by_fields(BUCKETS, user=None, export=False),
+    ),
+    prepare=detach_erased,
+)
+"""Every collection of the service that holds a user's or a tenant's documents (SPEC §9)."""

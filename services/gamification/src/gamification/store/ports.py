@@ -84,8 +84,11 @@ class GamificationStore(Protocol):
         """Store these users' told streak and next decision time (nothing else of them)."""
         ...
 
-    async def repairs_of(self, tenant_ids: Collection[str]) -> dict[str, list[TenantRepair]]:
-        """Every streak repair of these tenants."""
+    async def repairs_of(
+        self, tenant_ids: Collection[str], users: Collection[Owner] | None = None
+    ) -> dict[str, list[TenantRepair]]:
+        """Every streak repair of these tenants; with `users`, a repair for listed users names
+        only those of `users` it lists (all a rule for them needs), else every user it lists."""
         ...
 
     async def add_repair(self, repair: TenantRepair, now: datetime) -> TenantRepair:

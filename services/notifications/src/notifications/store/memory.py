@@ -24,6 +24,8 @@ class Tables(unit_of_work.MemoryTables):
     timers: dict[str, Timer] = field(default_factory=dict)
     sent: dict[str, Sent] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    erased: set[Owner] = field(default_factory=set)
+    """Users with a tombstone (a tenant's erasure: every user of it)."""
 
 
 class InMemoryNotificationsStore(unit_of_work.InMemoryStore[Tables]):
@@ -75,6 +77,10 @@ class InMemoryNotificationsStore(unit_of_work.InMemoryStore[Tables]):
         """The user's latest local date with a check-in."""
         days = [d for (who, _, d), s in self.tables.slots.items() if who == owner and s.done]
         return max(days) if days else None
+
+    async def erased(self, owner: Owner) -> bool:
+        """Whether the user was erased."""
+        return owner in self.tables.erased
 
     async def timer(self, key: str) -> Timer | None:
         """The timer row with this id."""

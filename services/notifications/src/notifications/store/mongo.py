@@ -13,6 +13,9 @@ Collections:
 - `notifications`: what was sent, `_id` = the (user, kind, local date[, badge]) dedupe key,
   expiring after 90 days; `daily_counts`: notifications per user and local date (the cap),
   expiring after 3 days.
+
+Every collection belongs to one user (none is the tenant's alone): `LIFECYCLE` lists them all
+for the export and the erasure of a user or a tenant (SPEC §9).
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common import codecs
 from mandaact_common.domain.pauses import Pause
-from mandaact_common.keys import compose_key, sub_key
+from mandaact_common.keys import compose_key, deletion_id, sub_key
+from mandaact_common.lifecycle import Lifecycle, MongoTombstones, by_fields, by_owner_key
 from mandaact_common.mongo import Doc, find_in
+from mandaact_common.outbox import Transaction
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from notifications.domain.model import (
     CheckinChange,
@@ -55,6 +60,23 @@ SLOT_DAYS: Final = 40
 SENT_TTL_S: Final = 90 * 24 * 3600
 COUNT_DAYS: Final = 3
 ATTEMPTS: Final = 3
+
+LIFECYCLE: Final = Lifecycle(
+    SOURCE,
+    holdings=(
+        # `_id` is the owner key, or a sub-key of it (`keys.sub_key`): the `_id` index finds a
+        # user's (and, by its prefix, a tenant's) documents.
+        by_owner_key(USERS),
+        by_owner_key(TIMERS),
+        by_owner_key(DAILY_COUNTS),
+        # Found through the owner indexes (tenant first).
+        by_fields(GRIDS),
+        by_fields(CHECKINS),
+        by_fields(SENT),
+    ),
+)
+"""Where notifications keeps users' documents (SPEC §9): what `GET /v1/me/export` returns and
+what the erasure of a user or a tenant deletes."""
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
@@ -305,6 +327,22 @@ def sent_from(doc: Doc) -> Sent:
 class MongoNotificationsStore(MongoStore):
     """The NotificationsStore port on MongoDB, inside a transaction (or read-only)."""
 
+    def __init__(
+        self, db: AsyncDatabase[Doc], tx: Transaction | None, erasure_key: bytes | None = None
+    ) -> None:
+        super().__init__(db, tx)
+        self._erasure_key = erasure_key
+
+    async def erased(self, owner: Owner) -> bool:
+        """Whether the user or their tenant has a tombstone (the keyed hashes of SPEC §9)."""
+        if self._erasure_key is None:
+            raise RuntimeError("this store was built without the erasure key")
+        hashes = [
+            deletion_id(self._erasure_key, owner.tenant_id, owner.user_id),
+            deletion_id(self._erasure_key, owner.tenant_id),
+        ]
+        return await MongoTombstones(self._db).first_erased(hashes) is not None
+
     async def users(self, owners: Collection[Owner]) -> dict[Owner, UserState]:
         """The stored state of these users."""
         found = await find_in(
@@ -510,6 +548,13 @@ class MongoTimerLeases:
         return [doc["_id"] for doc in won]
 
 
-def unit_of_work(client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> UnitOfWork:
-    """The notifications unit of work on MongoDB: a unit that lost a race is re-run."""
-    return MongoUnitOfWork(client, db, SOURCE, MongoNotificationsStore, attempts=ATTEMPTS)
+def unit_of_work(
+    client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], erasure_key: bytes
+) -> UnitOfWork:
+    """The notifications unit of work on MongoDB: a unit that lost a race is re-run; its
+    stores tell erased users by the settings' erasure key."""
+
+    def store(db: AsyncDatabase[Doc], tx: Transaction | None) -> MongoNotificationsStore:
+        return MongoNotificationsStore(db, tx, erasure_key)
+
+    return MongoUnitOfWork(client, db, SOURCE, store, attempts=ATTEMPTS)

@@ -60,6 +60,11 @@ class NotificationsStore(Protocol):
         """The user's latest local date with a check-in (of the slots kept)."""
         ...
 
+    async def erased(self, owner: Owner) -> bool:
+        """Whether the user (or their tenant) was erased (SPEC §9): nothing is sent to them,
+        and their documents are about to go."""
+        ...
+
     # --- timers and sent notifications ---------------------------------------------------------
 
     async def timer(self, key: str) -> Timer | None:

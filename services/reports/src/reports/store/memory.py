@@ -107,7 +107,7 @@ class InMemoryReportsStore(unit_of_work.InMemoryStore[Tables]):
             row = self.tables.jobs.get(key)
             self.tables.jobs[key] = JobRow(job) if row is None else replace(row, job=job)
 
-    async def add_reports(self, reports: Sequence[Report]) -> None:
+    async def add_reports(self, reports: Sequence[Report]) -> list[Report]:
         """Store new reports and close their jobs; ReportExists if one is already stored."""
         if any(r.key in self.tables.reports for r in reports):
             raise ReportExists("a report of these weeks is already stored")
@@ -116,6 +116,7 @@ class InMemoryReportsStore(unit_of_work.InMemoryStore[Tables]):
             row = self.tables.jobs.get(report.key)
             if row is not None:
                 row.close()
+        return list(reports)
 
     async def report(self, owner: Owner, week: str) -> Report | None:
         """The owner's report of a week, or None."""
@@ -188,8 +189,12 @@ class InMemorySummaryCache:
         """The tenant's call for this prompt key, or None."""
         return self.rows.get((tenant_id, key))
 
-    async def begin(self, tenant_id: str, key: str, now: datetime) -> bool:
+    async def used(self, owner: Owner, key: str) -> None:
+        """Nothing to note here (no erasure runs on this fake)."""
+
+    async def begin(self, owner: Owner, key: str, now: datetime) -> bool:
         """Claim the call; False when the tenant already has one for this key."""
+        tenant_id = owner.tenant_id
         if (tenant_id, key) in self.rows:
             return False
         self.rows[(tenant_id, key)] = CachedCall(done=False)

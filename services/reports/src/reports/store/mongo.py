@@ -7,7 +7,8 @@ Collections (database `mandaact_reports`):
 - `report_jobs`: one per (user, week) with a check-in: when the report is due, the claim.
 - `reports`: one per (user, week), under a unique `_id`.
 - `idempotency_keys`: the answers of generate requests sent with an Idempotency-Key.
-- `llm_cache`: one per (tenant, prompt): the LLM call made for it, claimed before it is made.
+- `llm_cache`: one per (tenant, prompt): the LLM call made for it, claimed before it is made;
+  `used_by` holds a hash (`user_mark`) of each user whose report it wrote, never their ids.
 - `llm_budget`: one per (tenant, calendar month): the LLM calls made, and those refused.
 
 Every document carries `tenant_id` (as the shared outbox and processed-event rows do).
@@ -15,6 +16,7 @@ Every document carries `tenant_id` (as the shared outbox and processed-event row
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -28,7 +30,8 @@ from mandaact_common.domain.calendar import DEFAULT_DAY_START
 from mandaact_common.domain.owner import Owner
 from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import ensure_idempotency_indexes
-from mandaact_common.keys import compose_key, owner_of
+from mandaact_common.keys import compose_key, owner_key, owner_of
+from mandaact_common.lifecycle import Holding, Lifecycle, by_fields, by_owner_key
 from mandaact_common.mongo import Doc
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from reports.domain.errors import ReportExists
@@ -55,6 +58,41 @@ JOBS = "report_jobs"
 REPORTS = "reports"
 LLM_CACHE = "llm_cache"
 LLM_BUDGET = "llm_budget"
+
+
+def user_mark(tenant_id: str, user_id: str) -> str:
+    """What an `llm_cache` row keeps of a user whose report it wrote: a hash of their key, so
+    their erasure finds the rows made from their folds and a row written after it (by a
+    report already in flight) names nobody; the rows expire after `CACHE_RETENTION` anyway."""
+    return hashlib.sha256(owner_key(tenant_id, user_id).encode()).hexdigest()[:32]
+
+
+def _cache_rows(tenant_id: str, user_id: str | None) -> Doc:
+    # A user's: the rows their reports used (cached summaries of their folds; a row another
+    # user's identical fold also used goes too, which only costs that fold a new call).
+    if user_id is None:
+        return {"tenant_id": tenant_id}
+    return {"tenant_id": tenant_id, "used_by": user_mark(tenant_id, user_id)}
+
+
+LIFECYCLE = Lifecycle(
+    SOURCE,
+    holdings=(
+        by_owner_key(USERS),
+        by_owner_key(WEEKS),
+        by_owner_key(GRIDS),
+        # Jobs before reports: a report is stored only while its job is (`add_reports`), so
+        # one written by a generation in flight at the erasure is never left behind.
+        by_owner_key(JOBS),
+        by_fields(REPORTS),
+        # Summaries are in the user's reports already: the export leaves the cache out.
+        Holding(LLM_CACHE, _cache_rows, export=False),
+        # Counts of the tenant's calls per month: nobody's alone.
+        by_fields(LLM_BUDGET, user=None, export=False),
+    ),
+)
+"""Every collection of the service that holds a user's or a tenant's documents (SPEC §9)."""
+
 CACHE_RETENTION = timedelta(days=60)
 """Cache rows expire after this (a stored report never needs its call again)."""
 BUDGET_RETENTION = timedelta(days=400)
@@ -79,6 +117,8 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     await ensure_idempotency_indexes(db)
     await db[LLM_CACHE].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
     await db[LLM_BUDGET].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
+    await db[LLM_CACHE].create_index([("tenant_id", ASCENDING), ("used_by", ASCENDING)])
+    await db[LLM_BUDGET].create_index([("tenant_id", ASCENDING)])
 
 
 # --- documents <-> facts -------------------------------------------------------------------
@@ -416,19 +456,28 @@ class MongoReportsStore(MongoStore):
             if ops:
                 await self._db[collection].bulk_write(ops, ordered=False, session=self._session)
 
-    async def add_reports(self, reports: Sequence[Report]) -> None:
-        """Insert the reports (a unique `_id` each) and mark their jobs done."""
+    async def add_reports(self, reports: Sequence[Report]) -> list[Report]:
+        """Insert the reports (a unique `_id` each) and mark their jobs done; the ones stored.
+
+        A report whose job is gone is not stored: its user was erased while it was written
+        (reading the job here makes the erasure's delete of it conflict with this transaction).
+        """
+        jobs = await self._by_ids(JOBS, (r.key for r in reports))
+        kept = [r for r in reports if r.key in jobs]
+        if not kept:
+            return []
         try:
             await self._db[REPORTS].insert_many(
-                [report_to_doc(r) for r in reports], session=self._session
+                [report_to_doc(r) for r in kept], session=self._session
             )
         except (DuplicateKeyError, BulkWriteError) as exc:
             if _is_duplicate(exc):
                 raise ReportExists("a report of these weeks is already stored") from exc
             raise
         await self._db[JOBS].bulk_write(
-            _finish(r.key for r in reports), ordered=False, session=self._session
+            _finish(r.key for r in kept), ordered=False, session=self._session
         )
+        return kept
 
     async def report(self, owner: Owner, week: str) -> Report | None:
         """The owner's report of a week, or None."""
@@ -518,13 +567,23 @@ class MongoSummaryCache:
             summary=Summary.model_validate(summary) if summary else None,
         )
 
-    async def begin(self, tenant_id: str, key: str, now: datetime) -> bool:
-        """Insert the row as `calling`; False when the unique `_id` is taken."""
+    async def used(self, owner: Owner, key: str) -> None:
+        """Note that the owner's report uses the tenant's row for this key."""
+        await self._rows.update_one(
+            {"_id": cache_id(owner.tenant_id, key), "tenant_id": owner.tenant_id},
+            {"$addToSet": {"used_by": user_mark(owner.tenant_id, owner.user_id)}},
+        )
+
+    async def begin(self, owner: Owner, key: str, now: datetime) -> bool:
+        """Insert the row as `calling` (used by the owner); False when the unique `_id` is
+        taken."""
+        tenant_id = owner.tenant_id
         try:
             await self._rows.insert_one(
                 {
                     "_id": cache_id(tenant_id, key),
                     "tenant_id": tenant_id,
+                    "used_by": [user_mark(tenant_id, owner.user_id)],
                     "key": key,
                     "state": "calling",
                     "started_at": now,

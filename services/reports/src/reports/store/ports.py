@@ -76,8 +76,9 @@ class ReportsStore(Protocol):
         """Store the changed facts, and the fold's side of these jobs (their claims stay)."""
         ...
 
-    async def add_reports(self, reports: Sequence[Report]) -> None:
-        """Store new reports and close their jobs; ReportExists if one is already stored."""
+    async def add_reports(self, reports: Sequence[Report]) -> list[Report]:
+        """Store new reports and close their jobs; the ones stored (not those whose job is
+        gone: their user was erased); ReportExists if one is already stored."""
         ...
 
     async def report(self, owner: Owner, week: str) -> Report | None:
@@ -162,8 +163,14 @@ class SummaryCache(Protocol):
         """The tenant's call for this prompt key, or None."""
         ...
 
-    async def begin(self, tenant_id: str, key: str, now: datetime) -> bool:
-        """Claim the call for this key; False when the tenant already has one."""
+    async def used(self, owner: Owner, key: str) -> None:
+        """Note that the owner's report uses the tenant's call for this key (their erasure
+        removes the calls their reports used)."""
+        ...
+
+    async def begin(self, owner: Owner, key: str, now: datetime) -> bool:
+        """Claim the call for this key in the owner's tenant, for the owner's report; False
+        when the tenant already has one."""
         ...
 
     async def finish(

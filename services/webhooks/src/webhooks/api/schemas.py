@@ -19,7 +19,10 @@ from webhooks.domain.model import (
 from webhooks.service import Page
 
 EventTypes = list[str]
-TYPES_DESCRIPTION = 'Topic names (e.g. `"xp.awarded"`) or `["*"]` for every event.'
+TYPES_DESCRIPTION = (
+    'Topic names (e.g. `"xp.awarded"`) or `["*"]` for every event; not the data-lifecycle'
+    " topics (`user.deleted`, `user.erased`, `tenant.deleted`)."
+)
 
 
 def cursor_text(cursor: PageCursor | None) -> str | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
+from mandaact_contracts import topics
 from mandaact_contracts.envelope import Envelope, format_time
 
 ANY_EVENT: Final = "*"
@@ -41,6 +42,14 @@ TEST_EVENT_TYPE: Final = "webhook.test"
 TEST_CE_TYPE: Final = "mandaact.webhook.test.v1"
 
 Status = Literal["pending", "succeeded", "failed"]
+
+DELIVERABLE_TOPICS: Final[tuple[str, ...]] = tuple(
+    t for t in topics.ALL_TOPICS if t not in topics.LIFECYCLE_TOPICS
+)
+"""What endpoints receive: every topic but the data-lifecycle ones (SPEC §9). `user.deleted`
+and `tenant.deleted` start this service's own erasure (the consumer takes them before any
+handler), and a `user.erased` would be stored as a delivery naming the user whose data was
+just erased."""
 
 
 def new_secret() -> str:
@@ -168,6 +177,9 @@ class Delivery:
     claim: str | None = None
     """The token of the worker holding it (its lease ends at `next_attempt_at`)."""
     finished_at: datetime | None = None
+    user_id: str | None = None
+    """The user the event is about (its payload's `user_id`; None for a test ping): how a
+    user's deliveries are found for their export and erasure (SPEC §9)."""
 
     def claimed(self, token: str, lease_until: datetime) -> Delivery:
         """Held by one worker until `lease_until` (then due again if that worker died)."""
@@ -226,6 +238,12 @@ def delivery_id(endpoint_id: str, event_id: str) -> str:
     return f"{endpoint_id}.{event_id}"
 
 
+def subject_of(envelope: Envelope) -> str | None:
+    """The user an event is about: its payload's `user_id` (None for a test ping)."""
+    user = envelope.data.get("user_id")
+    return user if isinstance(user, str) and user else None
+
+
 def new_delivery(
     endpoint: Endpoint, envelope: Envelope, event_type: str, now: datetime
 ) -> Delivery:
@@ -240,6 +258,7 @@ def new_delivery(
         status="pending",
         created_at=now,
         next_attempt_at=now,
+        user_id=subject_of(envelope),
     )
 
 

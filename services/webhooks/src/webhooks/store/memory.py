@@ -16,6 +16,8 @@ class Tables(unit_of_work.MemoryTables):
 
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
+    erased: set[tuple[str, str | None]] = field(default_factory=set)
+    """Tombstones: (tenant, user), or (tenant, None) for a whole tenant."""
 
 
 class InMemoryWebhooksStore(unit_of_work.InMemoryStore[Tables]):
@@ -107,6 +109,13 @@ class InMemoryWebhooksStore(unit_of_work.InMemoryStore[Tables]):
             return False
         self.tables.deliveries[delivery.id] = delivery
         return True
+
+    async def erased(self, tenant_id: str, user_id: str | None) -> bool:
+        """Whether the tenant, or this user of it, has a tombstone."""
+        tombstones = self.tables.erased
+        return (tenant_id, None) in tombstones or (
+            user_id is not None and (tenant_id, user_id) in tombstones
+        )
 
     async def claim_due(
         self,

@@ -3,6 +3,11 @@
 Every document carries `tenant_id` and every admin query filters by it. A delivery's `_id` is
 `<endpoint id>.<event id>`, so a repeated event never makes a second delivery. The delivery
 worker claims due deliveries through the `due` index with one atomic update each.
+
+Data lifecycle (SPEC §9, `LIFECYCLE`): an endpoint is the tenant's, and names no user (no
+`created_by`, nothing of the admin who made it): a user's erasure leaves it, a tenant's removes
+it. A delivery carries the event's `user_id` (its body holds the whole payload): a user's
+erasure removes their deliveries, pending or retrying ones included; a test ping names no user.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, Upd
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.codecs import utc
+from mandaact_common.keys import deletion_id
+from mandaact_common.lifecycle import Lifecycle, MongoTombstones, by_fields
 from mandaact_common.mongo import Doc
+from mandaact_common.outbox import Transaction
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from webhooks.domain.model import (
     ANY_EVENT,
@@ -31,6 +39,18 @@ from webhooks.store.ports import UnitOfWork
 ENDPOINTS: Final = "endpoints"
 DELIVERIES: Final = "deliveries"
 SOURCE: Final = "webhooks"
+
+LIFECYCLE: Final = Lifecycle(
+    SOURCE,
+    holdings=(
+        # The tenant's alone (index `tenant_list`): no user's export or erasure touches them.
+        by_fields(ENDPOINTS, user=None),
+        # Index `owner` for a user's, `endpoint_log` (tenant first) for a tenant's.
+        by_fields(DELIVERIES),
+    ),
+)
+"""Where webhooks keeps documents of users and tenants (SPEC §9): what `GET /v1/me/export`
+returns and what the erasure of a user or a tenant deletes."""
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
@@ -73,6 +93,9 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     )
     # Finished deliveries leave the log after KEEP_FINISHED; pending ones have no expiry.
     await db[DELIVERIES].create_index("expires_at", name="finished_ttl", expireAfterSeconds=0)
+    await db[DELIVERIES].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING)], name="owner"
+    )
 
 
 # --- mapping -----------------------------------------------------------------------------------
@@ -151,6 +174,7 @@ def delivery_doc(d: Delivery) -> Doc:
         "claim": d.claim,
         "finished_at": d.finished_at,
         "expires_at": d.finished_at + KEEP_FINISHED if d.finished_at is not None else None,
+        "user_id": d.user_id,
     }
 
 
@@ -172,6 +196,7 @@ def delivery_from(doc: Doc) -> Delivery:
         attempts=tuple(_attempt_from(a) for a in doc.get("attempts", [])),
         claim=doc.get("claim"),
         finished_at=utc(finished) if finished is not None else None,
+        user_id=doc.get("user_id"),
     )
 
 
@@ -191,6 +216,21 @@ def _after_filter(after: PageCursor | None, op: str) -> Doc:
 
 class MongoWebhooksStore(MongoStore):
     """The WebhooksStore port on MongoDB, inside the unit's session when it has one."""
+
+    def __init__(
+        self, db: AsyncDatabase[Doc], tx: Transaction | None, erasure_key: bytes | None = None
+    ) -> None:
+        super().__init__(db, tx)
+        self._erasure_key = erasure_key
+
+    async def erased(self, tenant_id: str, user_id: str | None) -> bool:
+        """Whether the tenant, or this user of it, has a tombstone (their keyed hashes)."""
+        if self._erasure_key is None:
+            raise RuntimeError("this store was built without the erasure key")
+        hashes = [deletion_id(self._erasure_key, tenant_id)]
+        if user_id is not None:
+            hashes.append(deletion_id(self._erasure_key, tenant_id, user_id))
+        return await MongoTombstones(self._db).first_erased(hashes) is not None
 
     async def count_endpoints(self, tenant_id: str) -> int:
         """How many endpoints the tenant has."""
@@ -330,6 +370,13 @@ class MongoWebhooksStore(MongoStore):
         return delivery_from(doc) if doc is not None else None
 
 
-def unit_of_work(client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> UnitOfWork:
-    """The unit of work over MongoDB (a lost race on a new document is run again)."""
-    return MongoUnitOfWork(client, db, SOURCE, MongoWebhooksStore, attempts=3)
+def unit_of_work(
+    client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], erasure_key: bytes
+) -> UnitOfWork:
+    """The unit of work over MongoDB (a lost race on a new document is run again); its stores
+    tell erased users and tenants by the settings' erasure key."""
+
+    def store(db: AsyncDatabase[Doc], tx: Transaction | None) -> MongoWebhooksStore:
+        return MongoWebhooksStore(db, tx, erasure_key)
+
+    return MongoUnitOfWork(client, db, SOURCE, store, attempts=3)

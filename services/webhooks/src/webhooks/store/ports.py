@@ -79,6 +79,11 @@ class WebhooksStore(Protocol):
         `lease_until`."""
         ...
 
+    async def erased(self, tenant_id: str, user_id: str | None) -> bool:
+        """Whether the tenant, or this user of it, was erased (SPEC §9): nothing of theirs is
+        sent any more, and their deliveries are about to go."""
+        ...
+
     def emit(self, topic: str, payload: EventPayload, subject: str | None = None) -> None:
         """Record an event, written with this unit of work's changes (webhooks emits none)."""
         ...
