@@ -14,7 +14,7 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ from tests.e2e.helpers import (
 
 pytestmark = pytest.mark.e2e
 
-CONSUMING_GROUPS = ("checkins", "gamification", "reports", "webhooks", "notifications")
+CONSUMING_GROUPS = ("gamification", "reports", "webhooks", "notifications")
+"""The groups that read `action.completed`."""
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +114,15 @@ async def build_a_full_user(
         await http.put(f"{stack.url('goals')}/v1/me", json=settings, headers=headers)
     ).is_success
     actions = await create_grid_and_wait_for_checklist(http, stack, headers, grid(1, n_actions))
+    last_week = (date.today() - timedelta(days=7)).isoformat()  # the stack backfills 14 days
     for action in actions:
-        r = await http.put(f"{stack.url('checkins')}/v1/checkins/{action}", headers=headers)
-        assert r.status_code == 201, r.text
+        for day in (None, last_week):
+            r = await http.put(
+                f"{stack.url('checkins')}/v1/checkins/{action}",
+                params={"date": day} if day else None,
+                headers=headers,
+            )
+            assert r.status_code == 201, r.text
 
     async def xp() -> int:
         return int((await progress_of(http, stack, headers))["xp_total"])
@@ -145,7 +152,7 @@ async def test_a_users_export_holds_everything_and_erasure_leaves_nothing_of_the
         assert hook.status_code == 201, hook.text
         await build_a_full_user(http, stack, me)
         await build_a_full_user(http, stack, them)
-        week = date.today().strftime("%G-W%V")
+        week = (date.today() - timedelta(days=7)).strftime("%G-W%V")
         await wait_until_consumed(
             stack.infra.bootstrap_servers, "reports", [topics.ACTION_COMPLETED, topics.XP_AWARDED]
         )
@@ -163,7 +170,7 @@ async def test_a_users_export_holds_everything_and_erasure_leaves_nothing_of_the
         async def delivered() -> int:
             return sum(user.encode() in body for body in bodies)
 
-        await eventually(delivered, lambda n: n >= 2, 60)
+        await eventually(delivered, lambda n: n >= 4, 60)
 
         # The export: one zip, a manifest and every service's part, all of it about the user.
         bundle = tmp_path / "export.zip"
@@ -238,7 +245,7 @@ async def test_a_users_export_holds_everything_and_erasure_leaves_nothing_of_the
         # The tenant's other user keeps everything.
         assert (await progress_of(http, stack, them))["xp_total"] > 0
         theirs = await http.get(f"{stack.url('checkins')}/v1/me/export", headers=them)
-        assert len(theirs.json()["collections"]["checkins"]) == 2
+        assert len(theirs.json()["collections"]["checkins"]) == 4
         grids = await http.get(f"{stack.url('goals')}/v1/mandalarts", headers=them)
         assert len(grids.json()["items"]) == 1
         # The erased user cannot write again (410), and leaves nothing by trying.
@@ -279,7 +286,7 @@ async def test_a_tenant_deletion_leaves_no_document_with_its_id(
         assert await eventually(lambda: naming(mongo, stack, tenant), lambda f: f == [], 30) == []
         assert (await progress_of(http, stack, auth(kept, "cat")))["xp_total"] > 0
         theirs = await http.get(f"{stack.url('checkins')}/v1/me/export", headers=auth(kept, "cat"))
-        assert len(theirs.json()["collections"]["checkins"]) == 1
+        assert len(theirs.json()["collections"]["checkins"]) == 2
         again = {"url": endpoint, "event_types": [topics.ACTION_COMPLETED]}
         gone = await http.post(f"{webhooks}/v1/admin/webhooks", json=again, headers=admin)
         assert gone.status_code == 410, "a deleted tenant stores nothing again"
