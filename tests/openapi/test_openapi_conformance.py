@@ -31,6 +31,10 @@ from tests.openapi.seeds import seed
 pytestmark = pytest.mark.integration
 
 FUZZER = Owner(tenant_id="fuzz-tenant", user_id="fuzz-user")
+LEAVER = Owner(tenant_id="fuzz-tenant", user_id="fuzz-leaver")
+"""Who asks to be erased: the fuzzing user would get 410 on every later write (SPEC §9)."""
+DELETED_TENANT = Owner(tenant_id="fuzz-gone-tenant", user_id="fuzz-admin")
+"""The admin of a tenant the fuzzing deletes, for the same reason."""
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -45,7 +49,19 @@ def test_schemathesis_finds_no_failure(service: str, infra: Any, tmp_path: Path)
     token = mint_token(jwt_secret(settings), FUZZER.tenant_id, FUZZER.user_id)
     try:
         with serve(build_service_app(service, settings)) as base_url:
-            run = run_schemathesis(base_url, token, tmp_path, seeds=seeds)
+            secret = jwt_secret(settings)
+            leaver = mint_token(secret, LEAVER.tenant_id, LEAVER.user_id)
+            admin = mint_token(
+                secret, DELETED_TENANT.tenant_id, DELETED_TENANT.user_id, roles=["admin"]
+            )
+            tokens_of = {
+                ("DELETE", "/v1/me"): leaver,
+                ("GET", "/v1/me/deletion"): leaver,
+                ("DELETE", "/v1/admin/tenant"): admin,
+                ("GET", "/v1/admin/tenant/deletion"): admin,
+            }
+            own = tokens_of if service == "goals" else None
+            run = run_schemathesis(base_url, token, tmp_path, seeds=seeds, tokens_of=own)
     finally:
         cleaner: MongoClient[Doc] = MongoClient(infra.mongodb_url)
         try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -27,7 +27,7 @@ from mandaact_common.consumer import Record
 from mandaact_common.keys import deletion_id
 from mandaact_common.lifecycle import InMemoryTombstones
 from mandaact_common.limits import InMemoryBuckets
-from mandaact_common.settings import DEV_ERASURE_KEY, DEV_JWT_SECRET
+from mandaact_common.settings import DEV_ERASURE_KEY, DEV_JWT_SECRET, ServiceSettings
 from mandaact_contracts.envelope import (
     Envelope,
     encode_value,
@@ -248,3 +248,18 @@ async def drain_outbox(db: Any) -> None:
     test process does not relay, see the root conftest)."""
     await db["outbox_events"].delete_many({})
     await db["outbox"].delete_many({})
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def settings_for_tests(kind: type[SettingsT], infra: Any, database: str, **extra: Any) -> SettingsT:
+    """A service's settings against the test server, in a database of the test's own, with
+    erasures starting at once (no grace period)."""
+    return kind(
+        env="test",
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=database,
+        erasure_grace_seconds=0,
+        **extra,
+    )

@@ -287,50 +287,31 @@ class GoalsService:
     async def delete_me(self, owner: Owner) -> Deletion:
         """Forget the user: tombstone, erasure job and `user.deleted`, in one unit. Asking
         again changes nothing and answers the same record."""
-        did = deletion_id(self._erasure_key, owner.tenant_id, owner.user_id)
-
-        async def work(store: GoalsStore) -> Deletion:
-            held = await store.get_deletion(did)
-            if held is not None:
-                return held
-            now = self._clock()
-            deletion = Deletion.requested(did, "user", now)
-            subject = Subject(owner.tenant_id, owner.user_id)
-            await store.begin_deletion(deletion, subject, now + self._erasure_grace)
-            store.emit(
-                topics.USER_DELETED,
-                UserDeleted(
-                    tenant_id=owner.tenant_id,
-                    user_id=owner.user_id,
-                    deletion_id=did,
-                    requested_at=now,
-                ),
-            )
-            return deletion
-
-        return await self._uow.run(work)
+        return await self._ask_deletion(Subject(owner.tenant_id, owner.user_id), owner)
 
     async def delete_tenant(self, admin: Owner) -> Deletion:
         """Forget the whole tenant (its admin asked): as `delete_me`, with `tenant.deleted`."""
-        did = deletion_id(self._erasure_key, admin.tenant_id)
+        return await self._ask_deletion(Subject(admin.tenant_id, None), admin)
+
+    async def _ask_deletion(self, subject: Subject, asker: Owner) -> Deletion:
+        did = deletion_id(self._erasure_key, subject.tenant_id, subject.user_id)
 
         async def work(store: GoalsStore) -> Deletion:
             held = await store.get_deletion(did)
             if held is not None:
                 return held
             now = self._clock()
-            deletion = Deletion.requested(did, "tenant", now)
-            subject = Subject(admin.tenant_id, None)
+            deletion = Deletion.requested(did, subject.scope, now)
             await store.begin_deletion(deletion, subject, now + self._erasure_grace)
-            store.emit(
-                topics.TENANT_DELETED,
-                TenantDeleted(
-                    tenant_id=admin.tenant_id,
-                    user_id=admin.user_id,
-                    deletion_id=did,
-                    requested_at=now,
-                ),
+            kind = UserDeleted if subject.user_id is not None else TenantDeleted
+            topic = topics.USER_DELETED if subject.user_id is not None else topics.TENANT_DELETED
+            event = kind(
+                tenant_id=asker.tenant_id,
+                user_id=asker.user_id,
+                deletion_id=did,
+                requested_at=now,
             )
+            store.emit(topic, event)
             return deletion
 
         return await self._uow.run(work)

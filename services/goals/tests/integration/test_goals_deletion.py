@@ -20,7 +20,13 @@ from mandaact_common.lifecycle import Eraser
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import OUTBOX_EVENTS
 from mandaact_common.settings import DEV_ERASURE_KEY
-from mandaact_common.testing import RecordingDeadLetters, documents_naming, drain_outbox, record_of
+from mandaact_common.testing import (
+    RecordingDeadLetters,
+    documents_naming,
+    drain_outbox,
+    record_of,
+    settings_for_tests,
+)
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts import topics
 from mandaact_contracts.events import UserErased
@@ -39,12 +45,7 @@ async def events_of(db: AsyncDatabase[Doc], topic: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def goals_settings(infra: Any, unique_db_name: str) -> Settings:
     """No grace before an erasure (the tests run the jobs themselves)."""
-    return Settings(
-        env="test",
-        mongodb_url=infra.mongodb_url,
-        mongodb_database=unique_db_name,
-        erasure_grace_seconds=0,
-    )
+    return settings_for_tests(Settings, infra, unique_db_name)
 
 
 def consumer_of(

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mandaact_common.consumer import IdempotentConsumer
 from mandaact_common.lifecycle import Eraser, eraser_from_settings
 from mandaact_common.mongo import Doc
-from mandaact_common.testing import RecordingDeadLetters, record_of
+from mandaact_common.testing import RecordingDeadLetters, record_of, settings_for_tests
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts.envelope import Envelope
 from webhooks.bootstrap import GROUP, fan_out_handler
@@ -26,12 +26,7 @@ from webhooks.store.mongo import LIFECYCLE, ensure_indexes
 def webhooks_settings(infra: Any, unique_db_name: str) -> Settings:
     """Settings pointing at the test server, with a database of this test's own (erasures
     start at once: no grace period)."""
-    return Settings(
-        env="test",
-        mongodb_url=infra.mongodb_url,
-        mongodb_database=unique_db_name,
-        erasure_grace_seconds=0,
-    )
+    return settings_for_tests(Settings, infra, unique_db_name)
 
 
 @pytest.fixture
