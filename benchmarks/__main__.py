@@ -22,6 +22,7 @@ BENCHES = {
     "reports": "benchmarks.reports_bench",
     "notifications": "benchmarks.notifications_bench",
     "pipeline": "benchmarks.pipeline_bench",
+    "consistency": "benchmarks.consistency_bench",
 }
 RESULTS_DIR = Path(
     os.environ.get("BENCH_RESULTS_DIR", Path(__file__).resolve().parent.parent / "bench-results")

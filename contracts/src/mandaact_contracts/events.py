@@ -56,6 +56,12 @@ class EventPayload(BaseModel):
 
     tenant_id: str = Field(min_length=1)
     user_id: str = Field(min_length=1)
+    source_seq: int | None = Field(
+        default=None,
+        ge=1,
+        description="The user's event number per topic at the producing service (SPEC §12):"
+        " consumers record the highest applied, for read-your-writes tokens.",
+    )
 
 
 class _Snapshot(BaseModel):

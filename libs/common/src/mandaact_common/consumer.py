@@ -31,6 +31,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure
 
+from mandaact_common.consistency import record_applied
 from mandaact_common.lifecycle import DELETION_TOPICS, Eraser, ensure_lifecycle_indexes
 from mandaact_common.logs import log_context
 from mandaact_common.mongo import Doc, find_in, is_deadline, is_transient, ping
@@ -306,6 +307,16 @@ class IdempotentConsumer:
                         handled.append(item)
             if handled:
                 await self._handler(tx, handled)
+                # Read-your-writes (SPEC §12): what is applied, per user, source and topic.
+                await record_applied(
+                    tx.db,
+                    tx.session,
+                    (
+                        (p.tenant_id, p.user_id, i.envelope.source, i.record.topic, p.source_seq)
+                        for i in handled
+                        if (p := i.payload).source_seq is not None
+                    ),
+                )
             return len(fresh)
 
         async def admitted(tx: Transaction, fresh: list[Inbound]) -> list[Inbound]:

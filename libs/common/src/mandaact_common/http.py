@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import uvicorn
 from aiokafka import AIOKafkaClient
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -22,14 +22,21 @@ from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mandaact_common import consistency
 from mandaact_common.auth import Authenticator, Principal
 from mandaact_common.consumer import ensure_delivery_indexes
 from mandaact_common.domain.owner import Owner
 from mandaact_common.kafka import client_security
 from mandaact_common.keys import deletion_id
 from mandaact_common.lifecycle import Lifecycle, MongoTombstones, Tombstones, export_chunks
-from mandaact_common.limits import ensure_rate_limit_indexes, include_routers, install_limits
+from mandaact_common.limits import (
+    MUTATING_METHODS,
+    ensure_rate_limit_indexes,
+    include_routers,
+    install_limits,
+)
 from mandaact_common.mongo import Doc, make_client, ping
 from mandaact_common.observability import (
     configure_logging,
@@ -42,6 +49,8 @@ from mandaact_common.outbox import API_KIND, OutboxRelay, make_producer
 from mandaact_common.problems import ProblemError, install_problem_handlers
 from mandaact_common.settings import ServiceSettings
 from mandaact_common.worker import WorkerSpec, asyncapi_document, lag_monitor
+from mandaact_contracts.asyncapi import PRODUCERS
+from mandaact_contracts.topics import LIFECYCLE_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +100,8 @@ async def current_principal(
     authenticator: Authenticator = request.app.state.authenticator
     principal = await authenticator.principal(request.headers.get("authorization"))
     tag_tenant(principal.tenant_id)
+    if (asking := consistency.CURRENT.get()) is not None:
+        asking.caller = (principal.tenant_id, principal.user_id)
     return principal
 
 
@@ -165,6 +176,100 @@ async def refuse_erased(request: Request, principal: CurrentPrincipal) -> None:
     if found == tenant:
         raise Erased("this tenant was deleted: nothing is stored for it any more")
     raise Erased("this user was erased (DELETE /v1/me): nothing is stored for them any more")
+
+
+# --- read-your-writes (SPEC §12) -----------------------------------------------------------------
+
+
+class ConsistencyTokens:
+    """Every request's `RequestTokens`; a mutating response carries its caller's token."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        asking = consistency.RequestTokens(self.service)
+        reset = consistency.CURRENT.set(asking)
+        mutating = scope.get("method") in MUTATING_METHODS
+
+        async def send_with_token(message: Message) -> None:
+            if message["type"] == "http.response.start" and mutating:
+                token = asking.token()
+                if token is not None:
+                    headers = list(message.get("headers", []))
+                    headers.append((CONSISTENCY_HEADER, token.encode().encode()))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_token)
+        finally:
+            consistency.CURRENT.reset(reset)
+
+
+CONSISTENCY_HEADER: Final = consistency.HEADER.lower().encode()
+
+
+@dataclass
+class ConsistencyReader:
+    """What a service's reads wait for: the topics it consumes, by producing service."""
+
+    service: str
+    consumes: Mapping[str, frozenset[str]]
+    wait_ms: int
+    cache: consistency.AppliedCache = field(default_factory=consistency.AppliedCache)
+
+    @classmethod
+    def of(cls, spec: WorkerSpec, settings: ServiceSettings) -> ConsistencyReader | None:
+        """None for a service that consumes nothing (its reads are of its own writes)."""
+        by_source: dict[str, set[str]] = {}
+        for consumer in spec.consumers:
+            for topic in consumer.topics:
+                if topic in LIFECYCLE_TOPICS or topic not in PRODUCERS:
+                    continue
+                by_source.setdefault(PRODUCERS[topic], set()).add(topic)
+        if not by_source:
+            return None
+        consumes = {s: frozenset(t) for s, t in by_source.items() if s != spec.service}
+        return cls(spec.service, consumes, settings.consistency_wait_ms)
+
+
+@answers(503)
+async def consistent(
+    request: Request,
+    principal: CurrentPrincipal,
+    tokens: Annotated[
+        str | None,
+        Header(
+            alias=consistency.HEADER,
+            pattern=consistency.TOKEN_PATTERN,
+            description="Tokens of the caller's earlier writes (comma-separated, from their"
+            " responses): the answer waits until this service has applied their events"
+            " (at most `MANDAACT_CONSISTENCY_WAIT_MS`, then 503).",
+        ),
+    ] = None,
+) -> None:
+    """Read-your-writes: wait, bounded, for the events the caller's tokens name (SPEC §12)."""
+    if tokens is None:
+        return
+    reader: ConsistencyReader | None = request.app.state.consistency
+    if reader is None:
+        return
+    caller = (principal.tenant_id, principal.user_id)
+    wanted = consistency.wanted_by(consistency.parse_header([tokens]), caller, reader.consumes)
+    if not wanted.fields:
+        return
+    await consistency.wait_for(
+        app_state(request).db,
+        wanted,
+        service=reader.service,
+        wait_ms=reader.wait_ms,
+        cache=reader.cache,
+    )
 
 
 def lifecycle_router(lifecycle: Lifecycle) -> APIRouter:
@@ -359,6 +464,8 @@ def create_app(
     lifecycle = events.lifecycle if events is not None else None
     if lifecycle is not None:
         limited = [Depends(refuse_erased), *limited]
+    app.state.consistency = ConsistencyReader.of(events, settings) if events else None
+    every = [Depends(consistent)] if app.state.consistency is not None else []
     app.middleware("http")(http_middleware(settings.service_name))
     _install_cors(app, settings)
     install_problem_handlers(app)
@@ -397,8 +504,9 @@ def create_app(
             return asyncapi_document(spec, settings)
 
     if lifecycle is not None:
-        app.include_router(lifecycle_router(lifecycle))
-    include_routers(app, routers, mutating=limited)
+        app.include_router(lifecycle_router(lifecycle), dependencies=every or None)
+    include_routers(app, routers, mutating=limited, every=every)
+    app.add_middleware(ConsistencyTokens, service=settings.service_name)  # outermost
     return app
 
 
@@ -417,8 +525,14 @@ def _install_cors(app: FastAPI, settings: ServiceSettings) -> None:
         allow_origins=origins,
         allow_origin_regex=LOOPBACK_ORIGINS if loopback else None,
         allow_methods=["GET", "PUT", "POST", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
-        expose_headers=["ETag", "Retry-After", "Location"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "If-Match",
+            consistency.HEADER,
+        ],
+        expose_headers=["ETag", "Retry-After", "Location", consistency.HEADER],
         max_age=600,
     )
 

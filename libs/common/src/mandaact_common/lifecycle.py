@@ -37,6 +37,7 @@ from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.clock import Clock, utc_now
+from mandaact_common.consistency import APPLIED, SEQUENCES
 from mandaact_common.idempotency import IDEMPOTENCY_KEYS
 from mandaact_common.keys import OWNER_SEPARATOR, PART_SEPARATOR, deletion_id, owner_key
 from mandaact_common.mongo import Doc, find_in
@@ -128,11 +129,14 @@ def _processed(tenant_id: str, user_id: str | None) -> Doc | None:
 
 COMMON_HOLDINGS: Final[tuple[Holding, ...]] = (
     by_fields(IDEMPOTENCY_KEYS, export=False),
+    by_owner_key(SEQUENCES, export=False),
+    by_owner_key(APPLIED, export=False),
     Holding(PROCESSED, _processed, export=False),
     Holding(ERASURE_JOBS, lambda t, u: None, export=False),  # never erased by a job: it is one
 )
-"""What every service keeps through `libs/common`: stored responses of idempotent requests and
-processed event ids. Rate-limit buckets are keyed by keyed hashes and expire: nothing to erase."""
+"""What every service keeps through `libs/common`: stored responses of idempotent requests,
+processed event ids and the read-your-writes counters (`consistency`). Rate-limit buckets are
+keyed by keyed hashes and expire: nothing to erase."""
 
 
 Prepare = Callable[[AsyncMongoClient[Doc], AsyncDatabase[Doc], "Subject"], Awaitable[None]]

@@ -361,17 +361,22 @@ class RateLimitHeaders:
 
 
 def include_routers(
-    app: FastAPI, routers: Iterable[APIRouter], mutating: Sequence[DependsParam]
+    app: FastAPI,
+    routers: Iterable[APIRouter],
+    mutating: Sequence[DependsParam],
+    every: Sequence[DependsParam] = (),
 ) -> None:
-    """Include `routers` in `app` in order, adding `mutating` to every mutating route."""
+    """Include `routers` in `app` in order, adding `every` to each route and `mutating` to every
+    mutating route."""
     for router in routers:
         if not any(_mutates(route) for route in router.routes):
-            app.include_router(router)
+            app.include_router(router, dependencies=list(every) or None)
             continue
         for route in router.routes:
             one = APIRouter()
             one.routes.append(route)
-            app.include_router(one, dependencies=mutating if _mutates(route) else None)
+            deps = [*every, *mutating] if _mutates(route) else list(every)
+            app.include_router(one, dependencies=deps or None)
 
 
 def _mutates(route: Any) -> bool:

@@ -29,6 +29,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from mandaact_common import consistency
 from mandaact_common.mongo import Doc, find_in, in_transaction
 from mandaact_common.observability import (
     OUTBOX_OLDEST_AGE,
@@ -47,6 +48,7 @@ from mandaact_contracts.envelope import (
     partition_key,
     to_kafka_headers,
 )
+from mandaact_contracts.topics import LIFECYCLE_TOPICS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -144,6 +146,12 @@ class Transaction:
     events: list[tuple[str, Envelope, bytes]] = field(default_factory=list)
     wrote_outbox: bool = False
     """Whether `flush` wrote rows (they are stored only once the transaction commits)."""
+    askers: list[consistency.RequestTokens | None] = field(default_factory=list)
+    """Per event, the request it was emitted for (its response carries the event's number)."""
+    numbered: list[tuple[consistency.RequestTokens, tuple[str, str], dict[str, int]]] = field(
+        default_factory=list
+    )
+    """What `flush` numbered, per request and owner: handed over once the transaction commits."""
 
     def emit(self, topic: str, payload: BaseModel, subject: str | None = None) -> Envelope:
         """Record an event to be written to the outbox with this transaction's changes."""
@@ -151,6 +159,7 @@ class Transaction:
             topic, payload, self.source, subject=subject, traceparent=current_traceparent()
         )
         self.events.append((topic, envelope, partition_key(payload)))
+        self.askers.append(consistency.CURRENT.get())
         return envelope
 
     async def flush(self) -> None:
@@ -163,6 +172,7 @@ class Transaction:
         if not self.events:
             return
         self.wrote_outbox = True
+        await self._number()
         now = datetime.now(UTC)
         events: list[Doc] = [
             {
@@ -205,6 +215,41 @@ class Transaction:
             session=self.session,
         )
         self.events.clear()
+        self.askers.clear()
+
+    async def _number(self) -> None:
+        """Number the events per user and topic (SPEC §12): `source_seq` in each payload."""
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for topic, env, _ in self.events:
+            if topic in LIFECYCLE_TOPICS:
+                continue  # about erasure itself: a counter would bring the erased id back
+            owner = (env.tenant_id, str(env.data.get("user_id", "")))
+            per_topic = counts.setdefault(owner, {})
+            per_topic[topic] = per_topic.get(topic, 0) + 1
+        last = await consistency.number_events(self.db, self.session, counts)
+        next_of = {
+            (owner, topic): last[owner][topic] - n + 1
+            for owner, per_topic in counts.items()
+            for topic, n in per_topic.items()
+        }
+        by_asker: dict[tuple[int, tuple[str, str]], dict[str, int]] = {}
+        askers: dict[int, consistency.RequestTokens] = {}
+        for i, ((topic, env, key), asker) in enumerate(zip(self.events, self.askers, strict=True)):
+            if topic in LIFECYCLE_TOPICS:
+                continue
+            owner = (env.tenant_id, str(env.data.get("user_id", "")))
+            seq = next_of[(owner, topic)]
+            next_of[(owner, topic)] = seq + 1
+            self.events[i] = (
+                topic,
+                env.model_copy(update={"data": {**env.data, "source_seq": seq}}),
+                key,
+            )
+            if asker is not None:
+                askers[id(asker)] = asker
+                held = by_asker.setdefault((id(asker), owner), {})
+                held[topic] = seq
+        self.numbered = [(askers[a], owner, seqs) for (a, owner), seqs in by_asker.items()]
 
 
 async def _events_of(db: AsyncDatabase[Doc], ids: list[Any]) -> dict[Any, list[Doc]]:
@@ -256,9 +301,13 @@ async def transact(
         with span("outbox write", attributes={"messaging.batch.message_count": len(tx.events)}):
             await tx.flush()
         wrote = tx.wrote_outbox  # of the try that commits: the last one
+        numbered[:] = tx.numbered
         return result
 
+    numbered: list[tuple[consistency.RequestTokens, tuple[str, str], dict[str, int]]] = []
     result = await in_transaction(client, callback)
+    for asker, owner, seqs in numbered:
+        asker.add(owner, seqs)  # committed: the requests' responses may name these numbers
     if wrote:
         notify_committed(db)
     return result

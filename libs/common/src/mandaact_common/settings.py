@@ -197,6 +197,14 @@ class ServiceSettings(KafkaClientSettings):
     """How long after its tombstone an erasure starts: longer than a consumer batch may last
     (`MANDAACT_CONSUMER_BATCH_DEADLINE_S`), so no transaction that began before it is still
     writing."""
+    consistency_wait_ms: int = Field(
+        2000,
+        ge=0,
+        le=30_000,
+        validation_alias=AliasChoices("MANDAACT_CONSISTENCY_WAIT_MS", "consistency_wait_ms"),
+    )
+    """How long a read waits for the events its `MandaAct-Consistency` tokens name (SPEC §12)
+    before it answers 503."""
     cors_origins: str | None = Field(
         None, validation_alias=AliasChoices("MANDAACT_CORS_ORIGINS", "cors_origins")
     )

@@ -22,6 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from mandaact_common import consistency
 from mandaact_common.errors import Conflict
 from mandaact_common.idempotency import (
     IdempotencyKeyReused,
@@ -101,6 +102,8 @@ class _Failed(Exception):
 class _Waiting:
     work: Callable[[Any], Awaitable[Any]]
     answer: asyncio.Future[Any]
+    asker: consistency.RequestTokens | None = field(default_factory=consistency.CURRENT.get)
+    """The request the unit serves: its events' numbers go to that request's response."""
 
 
 GROUP_MAX_UNITS = 64
@@ -176,12 +179,16 @@ class MongoUnitOfWork(Generic[StoreT]):
                 store = self._store(tx.db, tx)
                 results: list[Any] = []
                 for i, waiting in enumerate(units):
+                    # Run in the leader's task, the unit's events still name its own request.
+                    reset = consistency.CURRENT.set(waiting.asker)
                     try:
                         results.append(await waiting.work(store))
                     except PyMongoError:
                         raise  # the database's: the driver retries the whole transaction
                     except Exception as exc:
                         raise _Failed(i, exc) from exc
+                    finally:
+                        consistency.CURRENT.reset(reset)
                 return results
 
             try:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mandaact_common.consistency import Token
 from mandaact_common.mongo import Doc
 from mandaact_common.testing import SettableClock
 from mandaact_contracts import topics
@@ -155,7 +156,13 @@ async def test_put_201_then_200_with_exactly_one_action_completed_in_the_outbox(
         "occurred_at": "2026-11-20T03:00:00Z",
         "seq": 1,
         "schedule": {"frequency": "weekly", "days": None, "times": 2},
+        "source_seq": 1,  # alice's first action.completed from checkins (SPEC §12)
     }
+    # The response's token names that number (read-your-writes).
+    token = Token.decode(first.headers["MandaAct-Consistency"])
+    assert token is not None
+    assert (token.source, token.tenant_id, token.user_id) == ("checkins", "acme", "alice")
+    assert token.seqs == {topics.ACTION_COMPLETED: 1}
 
 
 async def test_delete_emits_one_action_uncompleted_and_a_second_delete_is_a_no_op(

@@ -68,6 +68,7 @@ def build_service(
         chunk=settings.scheduler_chunk,
         concurrency=settings.llm_concurrency,
         wait_seconds=settings.llm_deadline_seconds + 5.0,
+        settle=timedelta(seconds=settings.report_settle_seconds),
         clock=clock,
     )
 
@@ -90,9 +91,19 @@ def mongo_service(
     )
 
 
-def fold_handler(deps: WorkerDeps) -> BatchHandler:
+def fold_handler(deps: WorkerDeps, clock: Clock = utc_now) -> BatchHandler:
     """The consumer's handler over the Mongo store of the consumer's own transaction."""
-    return make_handler(mongo.unit_of_work(deps.client, deps.db).store_in)
+    settle = timedelta(seconds=reports_settings(deps).report_settle_seconds)
+    return make_handler(mongo.unit_of_work(deps.client, deps.db).store_in, clock, settle)
+
+
+def fold_handler_on(clock: Clock) -> Callable[[WorkerDeps], BatchHandler]:
+    """`fold_handler` on this clock (the worker's, which tests set)."""
+
+    def handler(deps: WorkerDeps) -> BatchHandler:
+        return fold_handler(deps, clock)
+
+    return handler
 
 
 def reports_settings(deps: WorkerDeps) -> Settings:
@@ -103,7 +114,8 @@ def reports_settings(deps: WorkerDeps) -> Settings:
 
 
 def scheduler_job(clock: Clock = utc_now) -> BackgroundJob:
-    """The worker's background job that writes due reports (tests pass their own clock)."""
+    """The worker's background job that writes due reports and due rewrites (tests pass their
+    own clock)."""
 
     async def job(deps: WorkerDeps, stop: asyncio.Event) -> None:
         settings = reports_settings(deps)
@@ -120,7 +132,7 @@ def worker_spec(clock: Clock = utc_now) -> WorkerSpec:
     """Reports folds every user-scoped topic, writes reports on schedule and erases users."""
     return WorkerSpec(
         service="reports",
-        consumers=(ConsumerSpec(GROUP, CONSUMES, fold_handler),),
+        consumers=(ConsumerSpec(GROUP, CONSUMES, fold_handler_on(clock)),),
         publishes=PUBLISHES,
         ensure_indexes=ensure_indexes,
         background=(scheduler_job(clock),),

@@ -10,7 +10,7 @@ from mandaact_common.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    """Reports settings: the shared base plus the LLM and the scheduler."""
+    """Reports settings: the shared base plus the LLM, the scheduler and the rewrites."""
 
     service_name: str = "reports"
     default_http_port: ClassVar[int] = 8004
@@ -75,6 +75,13 @@ class Settings(ServiceSettings):
         300.0,
         gt=0,
         validation_alias=AliasChoices("MANDAACT_REPORT_LEASE", "claim_lease_seconds"),
+    )
+    report_settle_seconds: float = Field(
+        300.0,
+        ge=0,
+        validation_alias=AliasChoices("MANDAACT_REPORT_SETTLE_S", "report_settle_seconds"),
+        description="How long a week's fold must stay unchanged before a report written from"
+        " an older fold is rewritten.",
     )
 
     @field_validator("openai_api_key", mode="before")

@@ -253,12 +253,13 @@ def record(payload: EventPayload, offset: int = 0) -> MemoryRecord:
 
 @pytest.fixture
 def consumer(
-    mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]
+    mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], clock: SettableClock
 ) -> tuple[IdempotentConsumer, RecordingDeadLetters]:
-    """The reports consumer over this test's database, with the real batch handler."""
+    """The reports consumer over this test's database, with the real batch handler on the
+    test's clock (the default settle time: a changed fold is rewritten 300 s after)."""
     sink = RecordingDeadLetters()
     deps = WorkerDeps(settings=Settings(env="test"), client=mongo_client, db=db, producer=None)
-    handler = fold_handler(deps)
+    handler = fold_handler(deps, clock)
     return (
         IdempotentConsumer(
             group="reports", client=mongo_client, db=db, handler=handler, dead_letters=sink

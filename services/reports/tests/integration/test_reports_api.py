@@ -59,7 +59,18 @@ async def test_generate_then_read_then_list(api: Any, alice: Any, kit: Any) -> N
     assert created.status_code == 201
     assert created.headers["location"] == "/v1/reports/weekly/2026-W47"
     body = created.json()
-    assert set(body) == {"week", "stats", "summary", "generator", "fallback_reason", "generated_at"}
+    assert set(body) == {
+        "week",
+        "stats",
+        "summary",
+        "generator",
+        "fallback_reason",
+        "generated_at",
+        "fold_version",
+        "stale",
+    }
+    assert body["stale"] is False
+    assert body["fold_version"] >= 1
     assert (body["generator"], body["fallback_reason"]) == ("fallback", "llm_not_configured")
     assert body["week"] == "2026-W47"
     assert body["stats"]["checkins_total"] == 2

@@ -203,6 +203,7 @@ async def test_feeding_the_same_events_in_another_order_gives_the_same_fold(
     await kit.feed(consumer, list(reversed(events)), batch=3)
     first = {d["_id"]: d for d in await db[WEEKS].find({}).to_list()}
     for doc in first.values():
+        doc.pop("fold_version")  # counts the batches that changed the week: not a fact
         doc["checkins"].sort(key=lambda c: (c["a"], c["d"]))
         doc["xp"].sort(key=lambda x: x["id"])
     await db[WEEKS].delete_many({})
@@ -210,6 +211,7 @@ async def test_feeding_the_same_events_in_another_order_gives_the_same_fold(
     await kit.feed(consumer, events, batch=500)
     again = {d["_id"]: d for d in await db[WEEKS].find({}).to_list()}
     for doc in again.values():
+        doc.pop("fold_version")
         doc["checkins"].sort(key=lambda c: (c["a"], c["d"]))
         doc["xp"].sort(key=lambda x: x["id"])
     assert again == first

@@ -151,7 +151,8 @@ async def test_a_users_erasure_leaves_nothing_of_them_and_the_others_as_they_wer
     await world.kit.feed(world.consumer, [late])
 
     async def store_late(store: ReportsStore) -> int:
-        return len(await store.add_reports([report_from_doc(in_flight)]))
+        report = report_from_doc(in_flight)
+        return len(await store.add_reports([report], report.generated_at))
 
     assert await unit_of_work(world.client, db).run(store_late) == 0
     assert await documents_naming(db, GONE) == []

@@ -120,7 +120,7 @@ async def test_generate_writes_one_report_and_one_event_then_reads_and_lists_it(
     assert (again.created, again.report) == (False, report)
     assert len(h.writer.calls) == 1
     assert len(h.generated()) == 1
-    assert await h.service.report(ALICE, "2026-W47") == report
+    assert (await h.service.report(ALICE, "2026-W47")).report == report
 
     await h.service.generate(ALICE, "2026-W46")
     listed = await h.service.list_reports(ALICE, limit=10, before=None)

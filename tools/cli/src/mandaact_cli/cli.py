@@ -88,6 +88,9 @@ def _seed(args: argparse.Namespace) -> int:
         grid.raise_for_status()
         print(json.dumps(grid.json(), indent=2, ensure_ascii=False))
     print(f"token: {token}")
+    # Pass it as `MandaAct-Consistency` (or `mandaact export --consistency`) to read the grid
+    # in another service at once (SPEC §12).
+    print(f"consistency: {grid.headers.get('MandaAct-Consistency', '')}")
     return 0
 
 
@@ -187,11 +190,19 @@ def _documents(part: dict[str, Any]) -> dict[str, int]:
 
 
 def export_bundle(
-    tenant: str, user: str, out: Path, urls: dict[str, str], token: str, http: httpx.Client
+    tenant: str,
+    user: str,
+    out: Path,
+    urls: dict[str, str],
+    token: str,
+    http: httpx.Client,
+    consistency: str = "",
 ) -> dict[str, Any]:
     """Fetch every service's export of the user and write them, with a manifest, to `out` (a
     zip); nothing is written unless every service answered for that very user."""
     headers = {"Authorization": f"Bearer {token}"}
+    if consistency:
+        headers["MandaAct-Consistency"] = consistency
     parts: dict[str, bytes] = {}
     for service in ERASING_SERVICES:
         response = http.get(f"{urls[service]}/v1/me/export", headers=headers)
@@ -232,7 +243,9 @@ def _export(args: argparse.Namespace) -> int:
     try:
         urls = service_urls(args.service)
         with httpx.Client(timeout=120) as http:
-            manifest = export_bundle(args.tenant, args.user, Path(args.out), urls, token, http)
+            manifest = export_bundle(
+                args.tenant, args.user, Path(args.out), urls, token, http, args.consistency
+            )
     except (ValueError, RuntimeError, httpx.HTTPError) as exc:
         print(f"export failed, nothing written: {exc}")
         return 1
@@ -249,6 +262,11 @@ def _add_export(sub: Any) -> None:
     export.add_argument("--user", required=True)
     export.add_argument("--out", required=True, help="the zip to write, e.g. alice.zip")
     export.add_argument("--token", help="the user's token (default: MANDAACT_TOKEN, else dev)")
+    export.add_argument(
+        "--consistency",
+        default=os.environ.get("MANDAACT_CONSISTENCY", ""),
+        help="MandaAct-Consistency tokens of the user's last writes: the export waits for them",
+    )
     export.add_argument(
         "--service", action="append", default=[], help="name=url of a service (repeatable)"
     )

@@ -4,6 +4,10 @@
 
 const $ = (sel) => document.querySelector(sel);
 const state = { config: null, token: null, claims: null, view: "user", timers: [], tail: null };
+// Read-your-writes (SPEC §12): the latest MandaAct-Consistency token of each service this
+// console wrote to, sent with every call to a service, so a read never shows the world before
+// the user's own last writes (the checklist right after a new grid, the XP right after a tick).
+const consistency = {};
 const POS_CELL = [0, 1, 2, 3, 5, 6, 7, 8]; // positions 1..8 around a block's centre
 
 function el(tag, attrs = {}, ...children) {
@@ -27,14 +31,18 @@ function claimsOf(token) {
 }
 
 async function call(base, path, options = {}) {
+  const tokens = base ? Object.values(consistency) : [];
   const response = await fetch(base + path, {
     ...options,
     headers: {
       Authorization: `Bearer ${state.token}`,
       ...(options.body ? { "Content-Type": "application/json" } : {}),
+      ...(tokens.length ? { "MandaAct-Consistency": tokens.join(",") } : {}),
       ...(options.headers || {}),
     },
   });
+  const written = response.headers.get("MandaAct-Consistency");
+  if (base && written) consistency[base] = written;
   if (response.status === 204) return null;
   const body = await response.json().catch(() => null);
   if (!response.ok) {

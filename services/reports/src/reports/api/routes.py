@@ -26,11 +26,12 @@ _NO_REPORT = "No report of that week for the caller (none generated, or no check
 
 
 def present_generated(generated: Generated) -> StoredResponse:
-    """The answer to a generate: 201 when this request wrote the report, else 200."""
+    """The answer to a generate: 201 when this request wrote the report, else 200 (it existed;
+    rewritten by this request when it was stale)."""
     report = generated.report
     return StoredResponse(
         status_code=201 if generated.created else 200,
-        body=ReportPublic.from_domain(report).model_dump(mode="json"),
+        body=ReportPublic.from_domain(generated.view).model_dump(mode="json"),
         headers={"Location": f"/v1/reports/weekly/{report.week}"},
     )
 
@@ -53,7 +54,8 @@ async def list_reports(
 
 @router.get("/reports/weekly/{iso_week}", responses=problems(404, described={404: _NO_REPORT}))
 async def get_weekly_report(week: IsoWeek, owner: CurrentOwner, reports: Reports) -> ReportPublic:
-    """The caller's report of one ISO week (404 until it is generated)."""
+    """The caller's report of one ISO week, with the stats of its latest fold (404 until it is
+    generated)."""
     return ReportPublic.from_domain(await reports.report(owner, week))
 
 
@@ -62,7 +64,10 @@ async def get_weekly_report(week: IsoWeek, owner: CurrentOwner, reports: Reports
     status_code=201,
     response_model=ReportPublic,
     responses={
-        200: {"model": ReportPublic, "description": "the report already existed"},
+        200: {
+            "model": ReportPublic,
+            "description": "the report already existed (rewritten now if it was stale)",
+        },
         **problems(
             404,
             409,
@@ -82,7 +87,8 @@ async def generate_weekly_report(
     reports: Reports,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    """Generate the report of a finished week: 201 when written now, 200 when it existed."""
+    """Generate the report of a finished week: 201 when written now, 200 when it existed
+    (a stale one is rewritten first)."""
     if idempotency_key is None:
         stored = present_generated(await reports.generate(owner, week))
     else:

@@ -1,7 +1,9 @@
-"""The worker's background loop: every poll, write the reports that are due (Monday 06:00 local).
+"""The worker's background loop: every poll, write the reports that are due (Monday 06:00 local),
+then rewrite those whose fold changed and has been quiet for the settle time.
 
-All its state is in MongoDB (`report_jobs`: due time, claim, done), so a restart loses nothing,
-and any number of workers can run it: each user-week is claimed before it is worked on.
+All its state is in MongoDB (`report_jobs`: due time, claim, done, rewrite due time), so a
+restart loses nothing, and any number of workers can run it: each user-week is claimed before
+it is worked on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 async def run_scheduler(service: ReportsService, poll_seconds: float, stop: asyncio.Event) -> None:
-    """Write due reports every `poll_seconds` until `stop` is set; errors are logged, retried."""
+    """Write due reports and due rewrites every `poll_seconds` until `stop` is set; errors are
+    logged, retried."""
     while not stop.is_set():
         try:
             written = await service.run_due()
@@ -24,5 +27,11 @@ async def run_scheduler(service: ReportsService, poll_seconds: float, stop: asyn
                 log.info("wrote %d weekly report(s)", written)
         except Exception:
             log.exception("report scheduler pass failed; retrying next poll")
+        try:
+            rewritten = await service.run_rewrites()
+            if rewritten:
+                log.info("rewrote %d weekly report(s) after late events", rewritten)
+        except Exception:
+            log.exception("report rewrite pass failed; retrying next poll")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=poll_seconds)

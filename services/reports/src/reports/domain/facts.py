@@ -70,6 +70,9 @@ class WeekFacts:
     checkins: dict[tuple[str, date], CheckinState] = field(default_factory=dict)
     xp: dict[str, int] = field(default_factory=dict)
     streak: StreakFact | None = None
+    fold_version: int = field(default=0, compare=False)
+    """Counts the changes of the week's fold (a report records the one it was written from);
+    not a fact: the same events folded in other batches give the same facts, another count."""
 
     def record_checkin(self, state: CheckinState) -> bool:
         """Keep the state with the highest seq; a late lower seq never overrides."""

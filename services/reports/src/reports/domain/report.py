@@ -37,14 +37,41 @@ Outcome = Literal[
     "invented_number",
     "truncated",
     "budget_exhausted",
+    "week_cap_reached",
 ]
 """What the LLM step gave: a summary (`ok`, `cached`) or why the fallback was written."""
+
+MAX_LLM_CALLS_PER_WEEK = 3
+"""A user-week's report costs at most this many LLM calls over all its rewrites (SPEC §12)."""
+
+_CALLS: frozenset[Outcome] = frozenset(
+    {"ok", "timeout", "error", "refused", "malformed", "invented_number", "truncated"}
+)
+"""Outcomes of a request actually sent to the LLM (a cache hit, no key or no budget is none)."""
+
+
+def made_a_call(outcome: Outcome) -> bool:
+    """Whether the LLM step that gave this outcome sent a request to the LLM."""
+    return outcome in _CALLS
+
+
+def may_call_llm(calls_so_far: int) -> bool:
+    """Whether a user-week that has cost `calls_so_far` LLM calls may cost one more."""
+    return calls_so_far < MAX_LLM_CALLS_PER_WEEK
+
+
+def is_stale(written_from: int, current: int) -> bool:
+    """A report is stale while the week's fold has changed since the version it was written
+    from."""
+    return current > written_from
+
 
 FallbackReason = Literal[
     "llm_not_configured",
     "monthly_llm_budget_exhausted",
     "llm_unavailable",
     "llm_answer_rejected",
+    "weekly_llm_calls_exhausted",
 ]
 """Why a report's summary is the fallback, as the report tells its reader."""
 
@@ -59,6 +86,7 @@ _FALLBACK_REASONS: dict[Outcome, FallbackReason] = {
     "malformed": "llm_answer_rejected",
     "invented_number": "llm_answer_rejected",
     "truncated": "llm_answer_rejected",
+    "week_cap_reached": "weekly_llm_calls_exhausted",
 }
 
 
@@ -112,7 +140,8 @@ class ReportJob:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The weekly report of one user: the fold, its summary, who wrote it and when."""
+    """The weekly report of one user: the fold, its summary, who wrote it and when, and from
+    which version of the fold."""
 
     owner: Owner
     week: str
@@ -123,6 +152,10 @@ class Report:
     locale: Locale
     prompt_version: str
     generated_at: datetime
+    fold_version: int = 0
+    """The version of the week's fold this report was written from."""
+    llm_calls: int = 0
+    """LLM calls this user-week's report has cost so far, its rewrites included."""
 
     @property
     def key(self) -> str:

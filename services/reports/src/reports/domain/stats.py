@@ -125,6 +125,12 @@ def previous_week(week: str) -> str:
     return iso_week(monday - timedelta(days=7))
 
 
+def next_week(week: str) -> str:
+    """The ISO week after `week`."""
+    monday, _ = parse_iso_week(week)
+    return iso_week(monday + timedelta(days=7))
+
+
 def context_weeks(week: str, monthly: bool = True) -> list[str]:
     """The weeks a report for `week` reads (back to the 1st of the month for monthly targets)."""
     # The previous week is always read (vs_previous_week); monthly N-times targets count done

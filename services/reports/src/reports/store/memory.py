@@ -22,20 +22,31 @@ V = TypeVar("V")
 
 @dataclass
 class JobRow:
-    """A report job with the scheduler's side of it: done, and who claims it until when."""
+    """A report job with the scheduler's side of it: done, who claims it until when, and when
+    its report is due for a rewrite."""
 
     job: ReportJob
     done: bool = False
     claim_owner: str | None = None
     claim_expires: datetime | None = None
+    rewrite_due_at: datetime | None = None
+
+    def free(self, now: datetime) -> bool:
+        """Not claimed, or its claim has expired."""
+        return self.claim_expires is None or self.claim_expires <= now
 
     def claimable(self, now: datetime) -> bool:
         """Open, and not claimed or its claim has expired."""
-        return not self.done and (self.claim_expires is None or self.claim_expires <= now)
+        return not self.done and self.free(now)
 
-    def close(self) -> None:
-        """The report is stored: done, and no one claims it any more."""
+    def close(self, stale: bool = False, rewrite_at: datetime | None = None) -> None:
+        """The report is stored: done, and no one claims it any more; still due for a rewrite
+        (at the marker it has, else `rewrite_at`) when it is `stale`."""
         self.done, self.claim_owner, self.claim_expires = True, None, None
+        if not stale:
+            self.rewrite_due_at = None
+        elif self.rewrite_due_at is None:
+            self.rewrite_due_at = rewrite_at
 
 
 @dataclass
@@ -107,16 +118,53 @@ class InMemoryReportsStore(unit_of_work.InMemoryStore[Tables]):
             row = self.tables.jobs.get(key)
             self.tables.jobs[key] = JobRow(job) if row is None else replace(row, job=job)
 
-    async def add_reports(self, reports: Sequence[Report]) -> list[Report]:
+    def _close(self, report: Report, rewrite_at: datetime) -> None:
+        row = self.tables.jobs.get(report.key)
+        week = self.tables.weeks.get(report.key)
+        if row is not None:
+            current = week.fold_version if week is not None else 0
+            row.close(current > report.fold_version, rewrite_at)
+
+    async def add_reports(self, reports: Sequence[Report], rewrite_at: datetime) -> list[Report]:
         """Store new reports and close their jobs; ReportExists if one is already stored."""
         if any(r.key in self.tables.reports for r in reports):
             raise ReportExists("a report of these weeks is already stored")
         for report in reports:
             self.tables.reports[report.key] = report
-            row = self.tables.jobs.get(report.key)
-            if row is not None:
-                row.close()
+            self._close(report, rewrite_at)
         return list(reports)
+
+    async def rewrite_reports(
+        self, reports: Sequence[Report], token: str, rewrite_at: datetime
+    ) -> list[Report]:
+        """Replace the reports whose job this claim still holds, and close the claims."""
+        kept = []
+        for report in reports:
+            row = self.tables.jobs.get(report.key)
+            if row is not None and row.claim_owner == token:
+                self.tables.reports[report.key] = report
+                self._close(report, rewrite_at)
+                kept.append(report)
+        return kept
+
+    async def reports_of(self, keys: Iterable[str]) -> dict[str, Report]:
+        """Stored reports by week key."""
+        return {k: self.tables.reports[k] for k in keys if k in self.tables.reports}
+
+    async def written(self, keys: Iterable[str]) -> set[str]:
+        """The week keys whose job is done or claimed."""
+        rows = self.tables.jobs
+        return {k for k in keys if k in rows and (rows[k].done or rows[k].claim_owner)}
+
+    async def mark_changed(
+        self, keys: Iterable[str], rewrite_at: datetime, bump: Iterable[str]
+    ) -> None:
+        """Mark the written weeks due for a rewrite; count a version more on `bump` weeks."""
+        for key in keys:
+            self.tables.jobs[key].rewrite_due_at = rewrite_at
+        for key in bump:
+            if key in self.tables.weeks:
+                self.tables.weeks[key].fold_version += 1
 
     async def report(self, owner: Owner, week: str) -> Report | None:
         """The owner's report of a week, or None."""
@@ -176,7 +224,32 @@ class InMemoryJobLeases:
         for key in keys:
             row = self._rows().get(key)
             if row is not None:
-                row.close()
+                row.close(stale=row.rewrite_due_at is not None, rewrite_at=row.rewrite_due_at)
+
+    async def claim_rewrites(
+        self, now: datetime, lease: timedelta, limit: int, token: str
+    ) -> list[ReportJob]:
+        """Claim up to `limit` written jobs whose rewrite is due and free, earliest first."""
+        due = sorted(
+            (
+                r
+                for r in self._rows().values()
+                if r.done and r.free(now) and r.rewrite_due_at is not None
+                if r.rewrite_due_at <= now
+            ),
+            key=lambda r: r.rewrite_due_at or now,
+        )[:limit]
+        for row in due:
+            row.claim_owner, row.claim_expires = token, now + lease
+        return [r.job for r in due]
+
+    async def claim_rewrite(self, key: str, now: datetime, lease: timedelta, token: str) -> bool:
+        """Claim one written job for a rewrite now, if it is free."""
+        row = self._rows().get(key)
+        if row is None or not row.done or not row.free(now):
+            return False
+        row.claim_owner, row.claim_expires = token, now + lease
+        return True
 
 
 @dataclass

@@ -4,8 +4,10 @@ Collections (database `mandaact_reports`):
 - `users`: one per user: settings, mission check-ins, badges, levels, undated XP entries.
 - `weeks`: one per (user, ISO week): check-in states, dated XP entries, the week's streak.
 - `grids`: one per (user, grid, ISO week of a change): the last version changed that week.
-- `report_jobs`: one per (user, week) with a check-in: when the report is due, the claim.
-- `reports`: one per (user, week), under a unique `_id`.
+- `report_jobs`: one per (user, week) with a check-in: when the report is due, the claim, and
+  when it is due for a rewrite (`rewrite_due_at`: its fold changed after it was written).
+- `reports`: one per (user, week), under a unique `_id`, with the fold version it was written
+  from and the LLM calls it has cost.
 - `idempotency_keys`: the answers of generate requests sent with an Idempotency-Key.
 - `llm_cache`: one per (tenant, prompt): the LLM call made for it, claimed before it is made;
   `used_by` holds a hash (`user_mark`) of each user whose report it wrote, never their ids.
@@ -45,7 +47,7 @@ from reports.domain.facts import (
     UserFacts,
     WeekFacts,
 )
-from reports.domain.report import Outcome, Report, ReportJob, budget_month
+from reports.domain.report import Outcome, Report, ReportJob, budget_month, made_a_call
 from reports.domain.stats import WeeklyStats
 from reports.domain.summary import Summary
 from reports.store.ports import CachedCall, bucket_key, week_key
@@ -111,6 +113,11 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
         [("state", ASCENDING), ("active", ASCENDING), ("due_at", ASCENDING)]
     )
     await db[JOBS].create_index([("uk", ASCENDING), ("state", ASCENDING)])
+    # Only rows whose report waits for a rewrite carry the marker: the settle job reads just them.
+    await db[JOBS].create_index(
+        [("rewrite_due_at", ASCENDING)],
+        partialFilterExpression={"rewrite_due_at": {"$exists": True}},
+    )
     await db[REPORTS].create_index(
         [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("week", DESCENDING)]
     )
@@ -156,6 +163,7 @@ def week_to_doc(uk: str, facts: WeekFacts) -> Doc:
             if facts.streak
             else None
         ),
+        "fold_version": facts.fold_version,
     }
 
 
@@ -179,6 +187,7 @@ def week_from_doc(doc: Doc) -> WeekFacts:
     streak = doc.get("streak")
     if streak:
         facts.streak = StreakFact(streak["at"], int(streak["current"]), int(streak["longest"]))
+    facts.fold_version = int(doc.get("fold_version", 0))
     return facts
 
 
@@ -314,6 +323,8 @@ def report_to_doc(report: Report) -> Doc:
         "locale": report.locale,
         "prompt_version": report.prompt_version,
         "generated_at": report.generated_at,
+        "fold_version": report.fold_version,
+        "llm_calls": report.llm_calls,
     }
 
 
@@ -329,6 +340,9 @@ def report_from_doc(doc: Doc) -> Report:
         locale=doc["locale"],
         prompt_version=doc["prompt_version"],
         generated_at=utc(doc["generated_at"]),
+        # Reports written before versions were kept: version 0, and the call they made.
+        fold_version=int(doc.get("fold_version", 0)),
+        llm_calls=int(doc.get("llm_calls", 1 if made_a_call(doc["llm_outcome"]) else 0)),
     )
 
 
@@ -349,6 +363,22 @@ def _finish(keys: Iterable[str]) -> list[UpdateOne]:
         )
         for k in keys
     ]
+
+
+def _rewritable(now: datetime) -> Doc:
+    """A written job whose claim (if any) has expired."""
+    return {"state": DONE, "claim_expires": {"$lte": now}}
+
+
+def _close(report: Report, job: Doc, current_version: int, rewrite_at: datetime) -> UpdateOne:
+    """Close the job of a report just stored; keep it due for a rewrite while the fold has
+    moved on since the version the report was written from."""
+    update: Doc = {"$set": {"state": DONE, "claim_expires": NEVER}, "$unset": {"claim_owner": ""}}
+    if current_version <= report.fold_version:
+        update["$unset"]["rewrite_due_at"] = ""
+    elif "rewrite_due_at" not in job:
+        update["$set"]["rewrite_due_at"] = rewrite_at
+    return UpdateOne({"_id": report.key}, update)
 
 
 def _is_duplicate(exc: DuplicateKeyError | BulkWriteError) -> bool:
@@ -456,7 +486,23 @@ class MongoReportsStore(MongoStore):
             if ops:
                 await self._db[collection].bulk_write(ops, ordered=False, session=self._session)
 
-    async def add_reports(self, reports: Sequence[Report]) -> list[Report]:
+    async def _fold_versions(self, keys: Iterable[str]) -> dict[str, int]:
+        wanted = list(keys)
+        cursor = self._db[WEEKS].find(
+            {"_id": {"$in": wanted}}, {"fold_version": 1}, session=self._session
+        )
+        return {d["_id"]: int(d.get("fold_version", 0)) async for d in cursor}
+
+    async def _close_jobs(
+        self, kept: Sequence[Report], jobs: Mapping[str, Doc], rewrite_at: datetime
+    ) -> None:
+        # The fold writes a claimed or done job when it changes the week, and this writes it
+        # too: the two transactions conflict, so one of them sees the other's version.
+        versions = await self._fold_versions(r.key for r in kept)
+        ops = [_close(r, jobs[r.key], versions.get(r.key, 0), rewrite_at) for r in kept]
+        await self._db[JOBS].bulk_write(ops, ordered=False, session=self._session)
+
+    async def add_reports(self, reports: Sequence[Report], rewrite_at: datetime) -> list[Report]:
         """Insert the reports (a unique `_id` each) and mark their jobs done; the ones stored.
 
         A report whose job is gone is not stored: its user was erased while it was written
@@ -474,10 +520,51 @@ class MongoReportsStore(MongoStore):
             if _is_duplicate(exc):
                 raise ReportExists("a report of these weeks is already stored") from exc
             raise
-        await self._db[JOBS].bulk_write(
-            _finish(r.key for r in kept), ordered=False, session=self._session
-        )
+        await self._close_jobs(kept, jobs, rewrite_at)
         return kept
+
+    async def rewrite_reports(
+        self, reports: Sequence[Report], token: str, rewrite_at: datetime
+    ) -> list[Report]:
+        """Replace the reports whose job this claim still holds, and close the claims."""
+        jobs = await self._by_ids(JOBS, (r.key for r in reports))
+        # A claim that ran out was taken over: the other writer stores its own rewrite.
+        kept = [r for r in reports if jobs.get(r.key, {}).get("claim_owner") == token]
+        if not kept:
+            return []
+        await self._db[REPORTS].bulk_write(
+            [ReplaceOne({"_id": r.key}, report_to_doc(r)) for r in kept],
+            ordered=False,
+            session=self._session,
+        )
+        await self._close_jobs(kept, jobs, rewrite_at)
+        return kept
+
+    async def reports_of(self, keys: Iterable[str]) -> dict[str, Report]:
+        """Stored reports by week key."""
+        docs = await self._by_ids(REPORTS, keys)
+        return {k: report_from_doc(d) for k, d in docs.items()}
+
+    async def written(self, keys: Iterable[str]) -> set[str]:
+        """The week keys whose job is done or claimed (a report is stored or being written)."""
+        wanted = list(keys)
+        if not wanted:
+            return set()
+        cursor = self._db[JOBS].find(
+            {"_id": {"$in": wanted}}, {"state": 1, "claim_owner": 1}, session=self._session
+        )
+        return {d["_id"] async for d in cursor if d.get("state") == DONE or "claim_owner" in d}
+
+    async def mark_changed(
+        self, keys: Iterable[str], rewrite_at: datetime, bump: Iterable[str]
+    ) -> None:
+        """Mark the written weeks due for a rewrite; count a version more on `bump` weeks."""
+        marks = [UpdateOne({"_id": k}, {"$set": {"rewrite_due_at": rewrite_at}}) for k in keys]
+        if marks:
+            await self._db[JOBS].bulk_write(marks, ordered=False, session=self._session)
+        bumps = [UpdateOne({"_id": k}, {"$inc": {"fold_version": 1}}) for k in bump]
+        if bumps:
+            await self._db[WEEKS].bulk_write(bumps, ordered=False, session=self._session)
 
     async def report(self, owner: Owner, week: str) -> Report | None:
         """The owner's report of a week, or None."""
@@ -542,6 +629,30 @@ class MongoJobLeases:
         """Mark these rows done (outside any transaction)."""
         if keys:
             await self._jobs.bulk_write(_finish(keys), ordered=False)
+
+    async def claim_rewrites(
+        self, now: datetime, lease: timedelta, limit: int, token: str
+    ) -> list[ReportJob]:
+        """Claim due rewrites one conditional update at a time (earliest due first): only the
+        rows that carry the marker are read (partial index on `rewrite_due_at`)."""
+        won: list[ReportJob] = []
+        while len(won) < limit:
+            doc = await self._jobs.find_one_and_update(
+                {"rewrite_due_at": {"$lte": now}, **_rewritable(now)},
+                _claim(token, now, lease),
+                sort=[("rewrite_due_at", ASCENDING)],
+            )
+            if doc is None:
+                break
+            won.append(job_from_doc(doc))
+        return won
+
+    async def claim_rewrite(self, key: str, now: datetime, lease: timedelta, token: str) -> bool:
+        """Claim one written row for a rewrite now, if its claim is free."""
+        won = await self._jobs.find_one_and_update(
+            {"_id": key, **_rewritable(now)}, _claim(token, now, lease)
+        )
+        return won is not None
 
 
 def cache_id(tenant_id: str, key: str) -> str:

@@ -76,9 +76,34 @@ class ReportsStore(Protocol):
         """Store the changed facts, and the fold's side of these jobs (their claims stay)."""
         ...
 
-    async def add_reports(self, reports: Sequence[Report]) -> list[Report]:
+    async def add_reports(self, reports: Sequence[Report], rewrite_at: datetime) -> list[Report]:
         """Store new reports and close their jobs; the ones stored (not those whose job is
-        gone: their user was erased); ReportExists if one is already stored."""
+        gone: their user was erased); ReportExists if one is already stored. A report whose
+        week's fold moved on while it was written is marked for a rewrite at `rewrite_at`."""
+        ...
+
+    async def rewrite_reports(
+        self, reports: Sequence[Report], token: str, rewrite_at: datetime
+    ) -> list[Report]:
+        """Replace stored reports whose job this claim (`token`) still holds, close the
+        claims; the ones replaced. A fold that moved on meanwhile keeps (or gets, at
+        `rewrite_at`) its rewrite marker."""
+        ...
+
+    async def reports_of(self, keys: Iterable[str]) -> dict[str, Report]:
+        """Stored reports by week key (missing ones are absent)."""
+        ...
+
+    async def written(self, keys: Iterable[str]) -> set[str]:
+        """The week keys among these whose report is stored or being written (its job is
+        done or claimed)."""
+        ...
+
+    async def mark_changed(
+        self, keys: Iterable[str], rewrite_at: datetime, bump: Iterable[str]
+    ) -> None:
+        """The folds of these written weeks changed: their reports are due for a rewrite at
+        `rewrite_at`; the weeks in `bump` (not saved by this fold) count one more version."""
         ...
 
     async def report(self, owner: Owner, week: str) -> Report | None:
@@ -129,6 +154,16 @@ class JobLeases(Protocol):
 
     async def finish(self, keys: Sequence[str]) -> None:
         """Close these jobs: their reports are stored."""
+        ...
+
+    async def claim_rewrites(
+        self, now: datetime, lease: timedelta, limit: int, token: str
+    ) -> list[ReportJob]:
+        """Claim up to `limit` written jobs whose rewrite is due and free; the ones won."""
+        ...
+
+    async def claim_rewrite(self, key: str, now: datetime, lease: timedelta, token: str) -> bool:
+        """Claim one written job for a rewrite now (due or not) if it is free; whether won."""
         ...
 
 
