@@ -40,7 +40,7 @@ from mandaact_contracts.events import (
     SubGoalSnapshot,
 )
 
-ROUNDS = int(os.environ.get("BENCH_CONSISTENCY_ROUNDS", "400"))
+ROUNDS = int(os.environ.get("BENCH_CONSISTENCY_ROUNDS", "1000"))
 TENANT, USER = "bench-ryw", "reader"
 
 

@@ -279,7 +279,8 @@ async def wait_for(
     while True:
         if len(missing) == 1:  # the usual case: one round trip by `_id`, no cursor
             (only,) = missing
-            found = await db[APPLIED].find_one({"_id": only}, {"seq": 1})
+            # No projection: on the development server it costs more than the small document.
+            found = await db[APPLIED].find_one({"_id": only})
             docs = [found] if found is not None else []
         else:
             docs = await find_in(db[APPLIED], "_id", list(missing), {"seq": 1})
