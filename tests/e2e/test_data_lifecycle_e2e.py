@@ -159,7 +159,9 @@ async def test_a_users_export_holds_everything_and_erasure_leaves_nothing_of_the
         report = await http.post(
             f"{stack.url('reports')}/v1/reports/weekly/{week}/generate", headers=me
         )
-        assert report.status_code == 201, report.text
+        # 200 when the reports worker's scheduler wrote last week's report first (it catches up
+        # on finished weeks): either way the report exists.
+        assert report.status_code in (200, 201), report.text
 
         async def notified() -> list[Any]:
             r = await http.get(f"{stack.url('notifications')}/v1/me/notifications", headers=me)

@@ -42,7 +42,9 @@ async def test_last_weeks_check_ins_fold_into_the_report(stack: Any) -> None:
         created = await http.post(
             f"{stack.url('reports')}/v1/reports/weekly/{week}/generate", headers=headers
         )
-        assert created.status_code == 201, created.text
+        # 201 when this request writes it, 200 when the worker's scheduler (which catches up on
+        # finished weeks every MANDAACT_REPORT_POLL) wrote it a moment before.
+        assert created.status_code in (200, 201), created.text
         again = await http.post(
             f"{stack.url('reports')}/v1/reports/weekly/{week}/generate", headers=headers
         )
