@@ -12,9 +12,14 @@ fresh local infrastructure, then measures in one run:
    next to Kafka's own produce→consume round trip measured the same way in the same run.
 3. **Rest.** Database operations per second of the whole stack at rest for 30 s (the server's
    `serverStatus` opcounters, all kinds, minus the bench's own two calls).
+4. **Scale-out (issue 16).** The same three figures again on a 3-broker KRaft cluster (topics
+   at RF 3, `min.insync.replicas` 2) with 2 instances of every worker, on the same database
+   server, printed next to the one-broker figures of this run (keys `cluster_*`, and the whole
+   set under `cluster`). Its Kafka round trip is measured on an RF-3 topic.
 
 Settings (environment): PIPELINE_CLIENTS (64), PIPELINE_THROUGHPUT_S (12 per round),
-PIPELINE_RATE (20), PIPELINE_LATENCY_S (30), PIPELINE_IDLE_S (30).
+PIPELINE_RATE (20), PIPELINE_LATENCY_S (30), PIPELINE_IDLE_S (30), PIPELINE_CLUSTER (1; 0 skips
+the scale-out part), PIPELINE_WORKERS (2 instances of each worker on the cluster).
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ THROUGHPUT_S = float(os.environ.get("PIPELINE_THROUGHPUT_S", "12"))
 RATE = float(os.environ.get("PIPELINE_RATE", "20"))
 LATENCY_S = float(os.environ.get("PIPELINE_LATENCY_S", "30"))
 IDLE_S = float(os.environ.get("PIPELINE_IDLE_S", "30"))
+CLUSTER = os.environ.get("PIPELINE_CLUSTER", "1") != "0"
+CLUSTER_WORKERS = int(os.environ.get("PIPELINE_WORKERS", "2"))
 BACKFILL_DAYS = 14
 TZ = ZoneInfo("Asia/Seoul")  # the timezone of a user who never saved settings
 TARGETS = {"throughput_share": 0.60, "e2e_p50_ms": 25.0, "e2e_p99_ms": 100.0, "idle": 5.0}
@@ -90,10 +97,12 @@ def _grid(sub_goals: int) -> dict[str, Any]:
 
 @dataclass
 class _Stack:
-    """The four services' APIs and workers on free ports, as `make up` runs them."""
+    """The four services' APIs and workers on free ports, as `make up` runs them; `workers`
+    instances of every worker (one consumer group each, as `MANDAACT_WORKER_INSTANCES`)."""
 
     infra: Any
     run_dir: Path
+    workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     procs: list[Any] = field(default_factory=list)
@@ -113,8 +122,11 @@ class _Stack:
         prefix = f"pipe_{uuid.uuid4().hex[:6]}"
         for service in SERVICES:
             env = {**self.env, "MANDAACT_MONGODB_DATABASE": f"{prefix}_{service}"}
-            kinds: tuple[Kind, ...] = ("worker", "api")
-            for kind in kinds:
+            kinds: list[tuple[Kind, int]] = [
+                *(("worker", i) for i in range(1, self.workers + 1)),
+                ("api", 1),
+            ]
+            for kind, instance in kinds:
                 port = self.ports[service] if kind == "api" else None
                 self.procs.append(
                     start_service(
@@ -124,6 +136,7 @@ class _Stack:
                         run_dir=self.run_dir,
                         http_port=port,
                         die_with_parent=True,
+                        instance=instance,
                     )
                 )
         for service in SERVICES:
@@ -262,13 +275,21 @@ async def _wait_for(all_read: asyncio.Event, sent: dict[Any, float], seconds: fl
         await asyncio.wait_for(all_read.wait(), timeout=seconds)
 
 
-async def _kafka_rtt(bootstrap: str) -> list[float]:
-    """Produce→consume round trips (ms) of small records at RATE/s, as the relay produces."""
+async def _kafka_rtt(bootstrap: str, replication: int = 1) -> list[float]:
+    """Produce→consume round trips (ms) of small records at RATE/s, as the relay produces, on a
+    topic of `replication` replicas (2 in sync from 3 on, like the contract topics)."""
     topic = f"pipeline-rtt-{uuid.uuid4().hex[:6]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
+    configs = {"min.insync.replicas": "2"} if replication >= 3 else {}
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        await admin.create_topics(
+            [
+                NewTopic(
+                    topic, num_partitions=3, replication_factor=replication, topic_configs=configs
+                )
+            ]
+        )
     finally:
         await admin.close()
     producer = AIOKafkaProducer(
@@ -416,19 +437,48 @@ async def _idle_ops(mongodb_url: str) -> dict[str, Any]:
 
 
 async def run(infra: Any) -> dict[str, Any]:
-    """Run the pipeline benchmark against `infra`; the figures as a dict."""
-    bootstrap = infra.bootstrap_servers
+    """Run the pipeline benchmark against `infra`, then (PIPELINE_CLUSTER) on a 3-broker
+    cluster with PIPELINE_WORKERS instances of every worker; the figures as a dict."""
     with tempfile.TemporaryDirectory(prefix="mandaact-pipeline-") as tmp:
-        stack = _Stack(infra, Path(tmp))
-        _say("starting goals, checkins, gamification, reports (API + worker each)")
-        stack.start()
+        _say("one broker: goals, checkins, gamification, reports (API + worker each)")
+        result = await _on(_Stack(infra, Path(tmp) / "one"))
+        _print(result)
+        if not CLUSTER:
+            return result
+        from mandaact_devstack import start_test_infra
+
+        _say("starting a 3-broker KRaft cluster (RF 3, min.insync.replicas 2), same database")
+        cluster = start_test_infra(
+            Path(tmp) / "cluster", brokers=3, use_docker=False, mongo_url=infra.mongodb_url
+        )
         try:
-            return await _measure(stack, bootstrap, infra.mongodb_url)
+            _say(f"3 brokers: the same services, {CLUSTER_WORKERS} instances of every worker")
+            scaled = await _on(
+                _Stack(cluster, Path(tmp) / "scaled", CLUSTER_WORKERS),
+                replication=cluster.replication_factor,
+            )
         finally:
-            stack.stop()
+            cluster.stop()
+    result["cluster"] = {**scaled, "brokers": 3, "worker_instances": CLUSTER_WORKERS}
+    for key in _COMPARED:
+        result[f"cluster_{key}"] = scaled[key]
+    _print_cluster(result)
+    return result
 
 
-async def _measure(stack: _Stack, bootstrap: str, mongodb_url: str) -> dict[str, Any]:
+async def _on(stack: _Stack, replication: int = 1) -> dict[str, Any]:
+    stack.start()
+    try:
+        return await _measure(
+            stack, stack.infra.bootstrap_servers, stack.infra.mongodb_url, replication
+        )
+    finally:
+        stack.stop()
+
+
+async def _measure(
+    stack: _Stack, bootstrap: str, mongodb_url: str, replication: int
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=CLIENTS * 2, max_keepalive_connections=CLIENTS * 2)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         tenant = f"pipe-{uuid.uuid4().hex[:6]}"
@@ -453,7 +503,7 @@ async def _measure(stack: _Stack, bootstrap: str, mongodb_url: str) -> dict[str,
         api = statistics.fmean(r["per_s"] for r in http_rounds)
 
         _say(f"Kafka round trip at {RATE:g}/s")
-        rtt = await _kafka_rtt(bootstrap)
+        rtt = await _kafka_rtt(bootstrap, replication)
         _say(f"PUT → xp.awarded at {RATE:g}/s open loop for {LATENCY_S:g}s")
         e2e, lost = await _e2e_latency(http, stack, latency_users, f"{tenant}-lat", bootstrap)
         await _wait_drained(bootstrap)
@@ -461,7 +511,7 @@ async def _measure(stack: _Stack, bootstrap: str, mongodb_url: str) -> dict[str,
         _say(f"the stack at rest for {IDLE_S:g}s")
         idle = await _idle_ops(mongodb_url)
 
-    result = {
+    return {
         "http_checkins_per_s": round(api, 1),
         "raw_tx_checkins_per_s": round(raw, 1),
         "http_share_of_raw": round(api / raw, 3),
@@ -480,8 +530,28 @@ async def _measure(stack: _Stack, bootstrap: str, mongodb_url: str) -> dict[str,
         "idle_db_ops_by_kind": idle["by_kind"],
         "idle_seconds": IDLE_S,
     }
-    _print(result)
-    return result
+
+
+_COMPARED = (
+    "http_checkins_per_s",
+    "raw_tx_checkins_per_s",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
+    "kafka_rtt_p50_ms",
+    "kafka_rtt_p99_ms",
+    "idle_db_ops_per_s",
+)
+
+
+def _print_cluster(r: dict[str, Any]) -> None:
+    c = r["cluster"]
+    _say(
+        f"scale-out: 3 brokers (RF 3, min.insync.replicas 2) and {c['worker_instances']}"
+        " instances of every worker, next to one broker and one of each (same run)"
+    )
+    _say("figure                              3 brokers   1 broker")
+    for key in _COMPARED:
+        _say(f"{key:<36}{c[key]:>9.1f}   {r[key]:>8.1f}")
 
 
 def _verdict(ok: bool) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from tests.e2e.helpers import (
 pytestmark = [pytest.mark.e2e, pytest.mark.scale]
 
 SEOUL = ZoneInfo("Asia/Seoul")
+DAILY_CAP = 4  # notifications a user and local date (docs/notifications.md)
 USERS = ("ann", "ben", "cat")
 WORKERS = 2
 CLOCK_ENV = "MANDAACT_NOTIFICATIONS_CLOCK_FILE"
@@ -87,6 +88,9 @@ class Observed:
     reports: dict[str, dict[str, Any]]
     notifications: dict[str, list[tuple[str, str, str, str, str]]]
     acknowledged: dict[str, Counter[tuple[int, str]]]
+    # The deep links of what the user earned that a notification tells: every badge unlocked,
+    # and the progress screen once a level past the first is reached.
+    told_of: dict[str, set[str]] = field(default_factory=dict)
 
 
 def without_ids(node: Any) -> Any:
@@ -98,6 +102,18 @@ def without_ids(node: Any) -> Any:
     return node
 
 
+def spread_tenant(partitions: int = 3) -> str:
+    """A new tenant whose users' keys (`<tenant>:<user>`) fall on different partitions, so both
+    instances of every worker have work and the killed broker led some of it."""
+    from aiokafka.partitioner import murmur2
+
+    while True:
+        tenant = f"scale-{uuid.uuid4().hex[:6]}"
+        placed = {(murmur2(f"{tenant}:{u}".encode()) & 0x7FFFFFFF) % partitions for u in USERS}
+        if len(placed) == len(USERS):
+            return tenant
+
+
 def write_clock(path: Path, instant: datetime | None) -> None:
     path.write_text("" if instant is None else instant.astimezone(UTC).isoformat())
 
@@ -107,7 +123,7 @@ async def run_scenario(
 ) -> Observed:
     """Three users check in on this week's and last week's days (`faults(0)` and `faults(1)`
     between three batches), then wait for every consumer group and read what they see."""
-    tenant = f"scale-{uuid.uuid4().hex[:6]}"
+    tenant = spread_tenant()
     monday = last_monday()
     week = iso_week(monday)
     headers = {name: auth(tenant, name) for name in USERS}
@@ -184,6 +200,9 @@ async def run_scenario(
                 await http.get(f"{stack.url('gamification')}/v1/me/progress", headers=headers[name])
             ).json()
             observed.progress[name] = (progress["xp_total"], progress["level"])
+            observed.told_of[name] = {
+                f"mandaact://badges/{b['code']}" for b in progress["badges"]
+            } | ({"mandaact://progress"} if progress["level"] > 1 else set())
             created = await http.post(
                 f"{stack.url('reports')}/v1/reports/weekly/{week}/generate", headers=headers[name]
             )
@@ -321,5 +340,20 @@ async def test_check_ins_survive_a_broker_kill_and_worker_restarts_exactly_once(
     }
     assert not differing, differing
     assert faulty.reports == reference.reports
-    assert faulty.notifications == reference.notifications
+    # Notifications: at most DAILY_CAP (4) a user and local date, and which ones fill the cap
+    # is the order their events (badge.unlocked, level.reached: other topics, other
+    # partitions) are processed in, which no two runs share. So: the same number as on one
+    # broker, each of a badge or level the user earned, none twice.
+    assert faulty.told_of == reference.told_of
+    for name in USERS:
+        told = [n for n in faulty.notifications[name] if n[0] != "report_ready"]
+        links = [deep_link for _kind, _title, _body, deep_link, _date in told]
+        assert len(set(links)) == len(links), told  # never twice
+        assert set(links) <= faulty.told_of[name], told  # only what was earned
+        per_day = Counter(local_date for *_rest, local_date in told)
+        expected = min(DAILY_CAP, len(faulty.told_of[name]))
+        assert sorted(per_day.values()) == [expected], (name, told)  # all today, up to the cap
+        assert len(told) == len(
+            [n for n in reference.notifications[name] if n[0] != "report_ready"]
+        ), name
     assert any(faulty.notifications.values())  # badges and levels were told

@@ -256,8 +256,12 @@ def start_test_infra(
     topics: Mapping[str, int] | None = None,
     use_docker: bool | None = None,
     brokers: int = 1,
+    mongo_url: str | None = None,
 ) -> InfraHandle:
     """Kafka + MongoDB-compatible server for tests (env, testcontainers or local processes).
+
+    `mongo_url`: use that (running) server, as MONGODB_URL in the environment would; it is
+    not stopped with the handle. A benchmark puts a cluster next to its one-broker infra so.
 
     `brokers` > 1: Kafka is always a local KRaft cluster of that many nodes from the jars
     (never the environment's or a container), topics at RF min(3, N) with min.insync.replicas
@@ -273,7 +277,7 @@ def start_test_infra(
     external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if brokers > 1:
         external_kafka = ""
-    external_mongo = os.environ.get("MONGODB_URL", "").strip()
+    external_mongo = (mongo_url or os.environ.get("MONGODB_URL", "")).strip()
     docker = (not external_kafka or not external_mongo) and _want_docker(use_docker)
     owns_dir = base_dir is None
     root = Path(tempfile.mkdtemp(prefix="mandaact-infra-")) if base_dir is None else Path(base_dir)
