@@ -537,6 +537,7 @@ _COMPARED = (
     "raw_tx_checkins_per_s",
     "e2e_p50_ms",
     "e2e_p99_ms",
+    "e2e_missing",
     "kafka_rtt_p50_ms",
     "kafka_rtt_p99_ms",
     "idle_db_ops_per_s",
@@ -575,6 +576,10 @@ def _print(r: dict[str, Any]) -> None:
         f"PUT → xp.awarded p99 ms              {r['e2e_p99_ms']:>7.1f}"
         f"    Kafka round trip p99 {r['kafka_rtt_p99_ms']:.1f} ms"
         f" ({_verdict(r['e2e_p99_ms'] <= TARGETS['e2e_p99_ms'])}: ≤ 100 ms)"
+    )
+    _say(
+        f"PUTs whose xp.awarded was not read     {r['e2e_missing']:>5}"
+        f"    of {r['e2e_samples'] + r['e2e_missing']} sent (refused, or not read 30 s after)"
     )
     _say(
         f"database ops/s at rest ({r['idle_seconds']:g} s)        {r['idle_db_ops_per_s']:>7.2f}"
