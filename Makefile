@@ -56,7 +56,8 @@ test-e2e: install
 
 # The scale-out e2e (tests/e2e/test_scale_*.py): a 3-broker KRaft cluster, 2 instances of every
 # worker, a broker SIGKILLed and workers restarted mid-flow, compared with the one-broker stack.
-# About 6-7 minutes on 2 cores, so not part of `make test` (docs/scaling.md).
+# About 2 minutes on 2 cores; its own pytest session (its own cluster), so not part of
+# `make test`; .ci/run runs it after `make test` (docs/scaling.md).
 test-scale: install
 	$(BIN)/pytest -q -m scale
 
