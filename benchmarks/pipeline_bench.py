@@ -186,8 +186,9 @@ async def _seed_users(
     return users
 
 
-async def _put(http: httpx.AsyncClient, stack: _Stack, user: _User) -> int:
-    """PUT the user's next new check-in; its status, 0 when the connection failed."""
+async def _put(http: httpx.AsyncClient, stack: _Stack, user: _User) -> tuple[int, str]:
+    """PUT the user's next new check-in; its status (0 when the connection failed) and, when
+    refused, what the problem said."""
     action_id, day = user.slots.pop()
     try:
         r = await http.put(
@@ -195,30 +196,32 @@ async def _put(http: httpx.AsyncClient, stack: _Stack, user: _User) -> int:
             params={"date": day.isoformat()},
             headers=user.headers,
         )
-    except httpx.HTTPError:
-        return 0
-    return r.status_code
+    except httpx.HTTPError as exc:
+        return 0, repr(exc)[:200]
+    return r.status_code, "" if r.status_code == 201 else r.text[:300]
 
 
 async def _http_rate(http: httpx.AsyncClient, stack: _Stack, users: list[_User]) -> dict[str, Any]:
     """Check-ins accepted per second with one closed-loop client per user."""
     accepted = 0
     refused: dict[int, int] = {}
+    why: dict[int, str] = {}  # the first problem of each refused status
     stop_at = time.monotonic() + THROUGHPUT_S
 
     async def client(user: _User) -> None:
         nonlocal accepted
         while time.monotonic() < stop_at and user.slots:
-            status = await _put(http, stack, user)
+            status, detail = await _put(http, stack, user)
             if status == 201:
                 accepted += 1
             else:
                 refused[status] = refused.get(status, 0) + 1
+                why.setdefault(status, detail)
 
     started = time.monotonic()
     await asyncio.gather(*(client(u) for u in users))
     elapsed = time.monotonic() - started
-    return {"per_s": accepted / elapsed, "accepted": accepted, "refused": refused}
+    return {"per_s": accepted / elapsed, "accepted": accepted, "refused": refused, "why": why}
 
 
 async def _raw_rate(mongodb_url: str) -> dict[str, Any]:
@@ -497,6 +500,8 @@ async def _measure(
                 f"round {rnd}: API check-ins {http_rounds[-1]['per_s']:.1f}/s"
                 f" (refused {http_rounds[-1]['refused'] or 'none'})"
             )
+            for status, detail in http_rounds[-1]["why"].items():
+                _say(f"  first {status}: {detail}")
             drain_s = await _wait_drained(bootstrap)
             _say(f"round {rnd}: consumers drained {drain_s:.1f}s after the load")
         raw = statistics.fmean(r["per_s"] for r in raw_rounds)

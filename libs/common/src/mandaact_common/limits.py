@@ -7,7 +7,10 @@ the cap, whatever the app made of the truncated body.
 The rate limits are GCRA buckets kept in MongoDB, so every API replica shares them: one small
 document per (tenant, user) and one per tenant in the service's `rate_limits` collection, keyed
 by `_id` (a keyed hash of the ids, `keys.deletion_id`: a bucket names nobody), each moved by
-a single conditional `findOneAndUpdate` carrying the theoretical arrival time (`tat`). Both
+a single conditional `findOneAndUpdate` carrying the theoretical arrival time (`tat`). A bucket
+is judged at the later of the caller's clock and the database's (`$$NOW`): a request that waited
+in a queue is judged when it reaches the bucket, not as of when it was sent (else, under load,
+requests sent later but applied first would have moved `tat` past its tolerance). Both
 buckets are updated concurrently (one round trip of latency); a request refused by its user's
 bucket gives the tenant's token back. Documents expire (TTL on `expires_at`) once
 their bucket is full again.
@@ -20,7 +23,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -139,6 +141,16 @@ MICROS: Final = 1_000_000
 
 
 @dataclass(frozen=True)
+class Taken:
+    """What moving a bucket did: its `tat` after, the time (µs) it was judged at, and whether
+    the request passed."""
+
+    tat: int
+    now: int
+    allowed: bool
+
+
+@dataclass(frozen=True)
 class Bucket:
     """A GCRA bucket: `per_second` sustained, up to `burst` at once."""
 
@@ -160,43 +172,57 @@ class Bucket:
         """The seconds in which the whole burst comes back."""
         return max(1, math.ceil(self.tolerance / MICROS))
 
-    def decide(self, tat: int | None, now: int) -> tuple[Decision, int]:
-        """Whether a request at `now` passes, given the bucket's stored `tat`; and the new `tat`."""
+    def take(self, tat: int | None, now: int) -> Taken:
+        """A request at `now`, given the bucket's stored `tat`: whether it passes, the new `tat`."""
         base = max(tat if tat is not None else now, now)
         allowed = base - now <= self.tolerance - self.interval
-        new_tat = base + self.interval if allowed else base
-        ahead = new_tat - now
-        retry = base + self.interval - self.tolerance - now
-        decision = Decision(
-            allowed=allowed,
+        return Taken(base + self.interval if allowed else base, now, allowed)
+
+    def judge(self, taken: Taken) -> Decision:
+        """The decision (and the numbers of the RateLimit-* headers) of a move of the bucket."""
+        ahead = taken.tat - taken.now
+        # Refused, `tat` was left where it was: the next request passes one interval past
+        # the point where `tat` is within the tolerance again.
+        retry = taken.tat + self.interval - self.tolerance - taken.now
+        return Decision(
+            allowed=taken.allowed,
             limit=self.burst,
             remaining=max(0, (self.tolerance - ahead) // self.interval),
             reset_seconds=max(0, math.ceil(ahead / MICROS)),
-            retry_after_seconds=0 if allowed else max(1, math.ceil(retry / MICROS)),
+            retry_after_seconds=0 if taken.allowed else max(1, math.ceil(retry / MICROS)),
             window_seconds=self.window_seconds,
         )
-        return decision, new_tat
+
+    def decide(self, tat: int | None, now: int) -> tuple[Decision, int]:
+        """Whether a request at `now` passes, given the bucket's stored `tat`; and the new `tat`."""
+        taken = self.take(tat, now)
+        return self.judge(taken), taken.tat
 
     def update(self, now: int) -> list[dict[str, Any]]:
-        """The one pipeline update that moves the stored `tat` exactly as `decide` does."""
-        base = {"$max": [{"$ifNull": ["$tat", now]}, now]}
-        passes = {"$lte": [{"$subtract": [base, now]}, self.tolerance - self.interval]}
-        expires = datetime.fromtimestamp((now + self.tolerance) / MICROS, UTC)
+        """The one pipeline update that moves the stored bucket as `take` does, at the later of
+        `now` and the server's clock (`at`); `passed` says whether the request passed."""
+        server_now = {"$multiply": [{"$toLong": "$$NOW"}, 1000]}
+        base = {"$max": [{"$ifNull": ["$tat", "$at"]}, "$at"]}
+        passes = {"$lte": [{"$subtract": [base, "$at"]}, self.tolerance - self.interval]}
+        # Full again `tolerance` after `at` at the latest; a second more before the TTL removes it.
+        expires_ms = {"$divide": [{"$add": ["$at", self.tolerance + MICROS]}, 1000]}
         return [
+            {"$set": {"at": {"$max": [now, server_now]}}},
+            {"$set": {"passed": passes}},
             {
                 "$set": {
-                    "tat": {"$cond": [passes, {"$add": [base, self.interval]}, base]},
-                    "expires_at": expires + timedelta(seconds=1),
+                    "tat": {"$cond": ["$passed", {"$add": [base, self.interval]}, base]},
+                    "expires_at": {"$toDate": {"$toLong": expires_ms}},
                 }
-            }
+            },
         ]
 
 
 class BucketStore(Protocol):
-    """Where buckets live: each call moves one bucket atomically and returns its `tat` before."""
+    """Where buckets live: each call moves one bucket atomically and says what it did."""
 
-    async def take(self, key: str, bucket: Bucket, now: int) -> int | None:
-        """Spend one request of bucket `key` if it passes (`Bucket.decide`); the `tat` before."""
+    async def take(self, key: str, bucket: Bucket, now: int) -> Taken:
+        """Spend one request of bucket `key` if it passes (`Bucket.take`, at `now` or later)."""
         ...
 
     async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
@@ -210,16 +236,26 @@ class MongoBuckets:
 
     db: AsyncDatabase[Doc]
 
-    async def take(self, key: str, bucket: Bucket, now: int) -> int | None:
+    async def take(self, key: str, bucket: Bucket, now: int) -> Taken:
         """One conditional findOneAndUpdate (upserting) that carries the new `tat`."""
-        before = await self.db[RATE_LIMITS].find_one_and_update(
+        after = await self.db[RATE_LIMITS].find_one_and_update(
             {"_id": key},
             bucket.update(now),
-            projection={"tat": True},
+            projection={"tat": True, "at": True, "passed": True},
             upsert=True,
-            return_document=ReturnDocument.BEFORE,
+            return_document=ReturnDocument.AFTER,
         )
-        return None if before is None else int(before["tat"])
+        if after is None:
+            # A new bucket that concurrent requests upserted at once: some servers (SecantusDB)
+            # answer nothing to the ones that lost the insert race (the update may have applied).
+            # Judge from the bucket as it is now; a new bucket has its whole burst, so the
+            # request passes unless a neighbour of the race spent the last token.
+            after = await self.db[RATE_LIMITS].find_one(
+                {"_id": key}, {"tat": True, "at": True, "passed": True}
+            )
+            if after is None:
+                return bucket.take(None, now)
+        return Taken(int(after["tat"]), int(after["at"]), bool(after["passed"]))
 
     async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
         """Move `tat` back by one interval (never behind now)."""
@@ -235,11 +271,11 @@ class InMemoryBuckets:
 
     tats: dict[str, int] = field(default_factory=dict)
 
-    async def take(self, key: str, bucket: Bucket, now: int) -> int | None:
-        """Spend one request if it passes; the `tat` before."""
-        before = self.tats.get(key)
-        self.tats[key] = bucket.decide(before, now)[1]
-        return before
+    async def take(self, key: str, bucket: Bucket, now: int) -> Taken:
+        """Spend one request if it passes (at `now`: one process has one clock)."""
+        taken = bucket.take(self.tats.get(key), now)
+        self.tats[key] = taken.tat
+        return taken
 
     async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
         """Move `tat` back by one interval (never behind now)."""
@@ -275,15 +311,15 @@ class RateLimiter:
         store = self.store or MongoBuckets(db)
         tenant_key = deletion_id(self.key, principal.tenant_id)
         user_key = deletion_id(self.key, principal.tenant_id, principal.user_id)
-        user_tat, tenant_tat = await asyncio.gather(
+        user_taken, tenant_taken = await asyncio.gather(
             store.take(user_key, self.user, now),
             store.take(tenant_key, self.tenant, now),
         )
-        user = self.user.decide(user_tat, now)[0]
-        tenant = self.tenant.decide(tenant_tat, now)[0]
+        user = self.user.judge(user_taken)
+        tenant = self.tenant.judge(tenant_taken)
         if not user.allowed and tenant.allowed:
             # A request its user may not make must not spend the other users' tenant budget.
-            await store.give_back(tenant_key, self.tenant, now)
+            await store.give_back(tenant_key, self.tenant, tenant_taken.now)
         if not user.allowed:
             return user
         if not tenant.allowed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -39,10 +40,11 @@ def body_of_size(size: int) -> bytes:
 
 
 class StepClock:
-    """A clock tests move by hand (seconds since the epoch)."""
+    """A clock tests move by hand (seconds since the epoch; by default weeks ahead of the
+    database's, so the limiter judges at this clock)."""
 
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
@@ -221,6 +223,30 @@ async def test_the_tenant_limit_binds_every_user_of_the_tenant(
         await mongo_client.drop_database(unique_db_name)
 
 
+async def test_a_request_that_reaches_the_bucket_late_is_judged_when_it_does(
+    auth: Auth,
+    infra: Any,
+    unique_db_name: str,
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """Under load a request can wait seconds between its replica reading the clock and its
+    bucket moving, while requests sent after it move the bucket first: it is judged at the
+    database's time then, not refused for being seconds behind them (tenant tolerance: 1 s)."""
+    settings = Settings(env="test", mongodb_url=infra.mongodb_url, mongodb_database=unique_db_name)
+    now = time.time()
+    try:
+        async with (
+            replica(settings, mongo_client, StepClock(now)) as current,
+            replica(settings, mongo_client, StepClock(now - 5)) as late,
+        ):
+            assert (await delete_unknown(current, auth("acme", "alice"))).status_code == 404
+            passed = await delete_unknown(late, auth("acme", "bob"))
+            assert passed.status_code == 404, passed.text
+            assert passed.headers["ratelimit-remaining"] == "39"  # his first of 40
+    finally:
+        await mongo_client.drop_database(unique_db_name)
+
+
 async def test_buckets_are_small_documents_that_name_nobody_and_expire(
     http: httpx.AsyncClient, auth: Auth, clock: StepClock, db: AsyncDatabase[Doc]
 ) -> None:
@@ -231,7 +257,7 @@ async def test_buckets_are_small_documents_that_name_nobody_and_expire(
     assert [b["_id"] for b in buckets] == sorted(
         [deletion_id(key, "acme"), deletion_id(key, "acme", "alice")]
     )
-    assert all(set(b) == {"_id", "tat", "expires_at"} for b in buckets)
+    assert all(set(b) == {"_id", "tat", "at", "passed", "expires_at"} for b in buckets)
     assert await documents_naming(db, "acme", "alice") == []
     indexes = await db[RATE_LIMITS].index_information()
     assert any(
