@@ -55,9 +55,9 @@ from mandaact_devstack.prometheus import (
 )
 from mandaact_devstack.prometheus import pid_file as prometheus_pid_file
 from mandaact_devstack.services import (
-    KINDS,
     SERVICE_PORTS,
     http_status,
+    kinds_of,
     log_path,
     pid_path,
     process_name,
@@ -281,7 +281,7 @@ def _start_services(
     for name, port in SERVICE_PORTS.items():
         if only is not None and name not in only:
             continue
-        for kind in KINDS:
+        for kind in kinds_of(name):
             if service_script(name, kind) is None:
                 label = process_name(name, kind)
                 _say(f"{label}: mandaact-{label} not installed yet, skipped")
@@ -386,9 +386,14 @@ def up(
         )
     print(f"  MONGODB_URL={mongo}")
     for name, port, _ in apis:
+        metrics = (
+            f", worker metrics: http://127.0.0.1:{worker_metrics_port(port)}/metrics"
+            if "worker" in kinds_of(name)
+            else ""
+        )
         print(
-            f"  {name:<13} http://127.0.0.1:{port}  (docs: /docs, AsyncAPI: /asyncapi.json,"
-            f" worker metrics: http://127.0.0.1:{port + 1000}/metrics)"
+            f"  {name:<13} http://127.0.0.1:{port}"
+            f"  (docs: /docs, AsyncAPI: /asyncapi.json{metrics})"
         )
     if prometheus_wanted():
         print(f"  prometheus    http://127.0.0.1:{PROMETHEUS_PORT}  (alerts: /alerts)")
@@ -486,7 +491,7 @@ def status(run_dir: Path) -> int:
         where = f"{host}:{port} {'open' if port_open(host, port) else 'closed'}"
         rows.append((spec.name, f"pid {proc.pid}" if proc else "not started by devstack", where))
     for name, port in SERVICE_PORTS.items():
-        for kind in KINDS:
+        for kind in kinds_of(name):
             label = process_name(name, kind)
             proc = running_service(name, kind, run_dir)
             if kind == "worker":

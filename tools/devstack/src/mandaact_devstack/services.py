@@ -34,6 +34,13 @@ SERVICE_PORTS: dict[str, int] = {
     "notifications": 8006,
     "ops": 8007,  # API only (its console and the ops endpoints); no worker
 }
+API_ONLY: frozenset[str] = frozenset({"ops"})
+"""Services that have no worker process by design (docs/ops.md)."""
+
+
+def kinds_of(name: str) -> tuple[Kind, ...]:
+    """The processes a service runs: its API, and its worker unless it has none."""
+    return ("api",) if name in API_ONLY else KINDS
 
 
 def process_name(name: str, kind: Kind, instance: int = 1) -> str:
