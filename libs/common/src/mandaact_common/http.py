@@ -29,7 +29,7 @@ from mandaact_common.auth import Authenticator, Principal
 from mandaact_common.consumer import ensure_delivery_indexes
 from mandaact_common.domain.owner import Owner
 from mandaact_common.kafka import client_security
-from mandaact_common.keys import deletion_id
+from mandaact_common.keys import subject_hashes
 from mandaact_common.lifecycle import Lifecycle, MongoTombstones, Tombstones, export_chunks
 from mandaact_common.limits import (
     MUTATING_METHODS,
@@ -167,13 +167,12 @@ async def refuse_erased(request: Request, principal: CurrentPrincipal) -> None:
         return
     state = app_state(request)
     secret = state.settings.erasure_secret
-    user = deletion_id(secret, principal.tenant_id, principal.user_id)
-    tenant = deletion_id(secret, principal.tenant_id)
+    hashes = subject_hashes(secret, principal.tenant_id, principal.user_id)
     tombstones: Tombstones = request.app.state.tombstones or MongoTombstones(state.db)
-    found = await tombstones.first_erased([user, tenant])
+    found = await tombstones.first_erased(hashes)
     if found is None:
         return
-    if found == tenant:
+    if found == hashes[-1]:  # the tenant's
         raise Erased("this tenant was deleted: nothing is stored for it any more")
     raise Erased("this user was erased (DELETE /v1/me): nothing is stored for them any more")
 

@@ -60,3 +60,10 @@ def deletion_id(key: bytes, tenant_id: str, user_id: str | None = None) -> str:
         return "t:" + hmac.new(key, f"t\x1f{tenant_id}".encode(), hashlib.sha256).hexdigest()
     message = f"u\x1f{tenant_id}\x1f{user_id}".encode()
     return "u:" + hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def subject_hashes(key: bytes, tenant_id: str, user_id: str | None = None) -> list[str]:
+    """The deletion ids whose tombstone stops a user's data (theirs, then their tenant's), or a
+    tenant's (`user_id` None): what an erased-subject check looks up."""
+    tenant = deletion_id(key, tenant_id)
+    return [tenant] if user_id is None else [deletion_id(key, tenant_id, user_id), tenant]

@@ -39,7 +39,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mandaact_common.clock import Clock, utc_now
 from mandaact_common.consistency import APPLIED, SEQUENCES
 from mandaact_common.idempotency import IDEMPOTENCY_KEYS
-from mandaact_common.keys import OWNER_SEPARATOR, PART_SEPARATOR, deletion_id, owner_key
+from mandaact_common.keys import (
+    OWNER_SEPARATOR,
+    PART_SEPARATOR,
+    deletion_id,
+    owner_key,
+    subject_hashes,
+)
 from mandaact_common.mongo import Doc, find_in
 from mandaact_common.outbox import Transaction, transact
 from mandaact_common.settings import ServiceSettings
@@ -260,10 +266,8 @@ class Eraser:
 
     def hashes_of(self, payload: EventPayload) -> tuple[str, str]:
         """The keyed hashes of an event's user and of its tenant."""
-        return (
-            deletion_id(self.key, payload.tenant_id, payload.user_id),
-            deletion_id(self.key, payload.tenant_id),
-        )
+        user, tenant = subject_hashes(self.key, payload.tenant_id, payload.user_id)
+        return user, tenant
 
     async def erased_among(self, tx: Transaction, payloads: Iterable[EventPayload]) -> set[str]:
         """The hashes of these events' users and tenants that have a tombstone (one query)."""

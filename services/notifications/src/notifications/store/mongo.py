@@ -29,7 +29,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common import codecs
 from mandaact_common.domain.pauses import Pause
-from mandaact_common.keys import compose_key, deletion_id, sub_key
+from mandaact_common.keys import compose_key, sub_key, subject_hashes
 from mandaact_common.lifecycle import Lifecycle, MongoTombstones, by_fields, by_owner_key
 from mandaact_common.mongo import Doc, find_in
 from mandaact_common.outbox import Transaction
@@ -337,10 +337,7 @@ class MongoNotificationsStore(MongoStore):
         """Whether the user or their tenant has a tombstone (the keyed hashes of SPEC §9)."""
         if self._erasure_key is None:
             raise RuntimeError("this store was built without the erasure key")
-        hashes = [
-            deletion_id(self._erasure_key, owner.tenant_id, owner.user_id),
-            deletion_id(self._erasure_key, owner.tenant_id),
-        ]
+        hashes = subject_hashes(self._erasure_key, owner.tenant_id, owner.user_id)
         return await MongoTombstones(self._db).first_erased(hashes) is not None
 
     async def users(self, owners: Collection[Owner]) -> dict[Owner, UserState]:

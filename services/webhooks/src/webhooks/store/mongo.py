@@ -20,7 +20,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, Upd
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.codecs import utc
-from mandaact_common.keys import deletion_id
+from mandaact_common.keys import subject_hashes
 from mandaact_common.lifecycle import Lifecycle, MongoTombstones, by_fields
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import Transaction
@@ -227,9 +227,7 @@ class MongoWebhooksStore(MongoStore):
         """Whether the tenant, or this user of it, has a tombstone (their keyed hashes)."""
         if self._erasure_key is None:
             raise RuntimeError("this store was built without the erasure key")
-        hashes = [deletion_id(self._erasure_key, tenant_id)]
-        if user_id is not None:
-            hashes.append(deletion_id(self._erasure_key, tenant_id, user_id))
+        hashes = subject_hashes(self._erasure_key, tenant_id, user_id)
         return await MongoTombstones(self._db).first_erased(hashes) is not None
 
     async def count_endpoints(self, tenant_id: str) -> int:
