@@ -334,15 +334,46 @@ async def _kafka_rtt(bootstrap: str, replication: int = 1) -> list[float]:
     return samples
 
 
+@dataclass
+class _Hops:
+    """Where the time of a check-in goes (ms): the PUT's answer, PUT → `action.completed` read
+    (the checkins relay after the commit), `action.completed` → `xp.awarded` (gamification)."""
+
+    answered: list[float] = field(default_factory=list)
+    to_event: list[float] = field(default_factory=list)
+    to_xp: list[float] = field(default_factory=list)
+
+    def figures(self) -> dict[str, float]:
+        return {
+            f"{name}_p50_ms": round(_pct(samples, 0.50), 1)
+            for name, samples in (
+                ("put_answered", self.answered),
+                ("put_to_action_completed", self.to_event),
+                ("action_completed_to_xp_awarded", self.to_xp),
+            )
+        }
+
+
 async def _e2e_latency(
-    http: httpx.AsyncClient, stack: _Stack, users: list[_User], tenant: str, bootstrap: str
+    http: httpx.AsyncClient,
+    stack: _Stack,
+    users: list[_User],
+    tenant: str,
+    bootstrap: str,
+    hops: _Hops | None = None,
 ) -> tuple[list[float], int]:
-    """PUT sent → its `xp.awarded` read on Kafka (ms), at RATE check-ins/s open loop."""
+    """PUT sent → its `xp.awarded` read on Kafka (ms), at RATE check-ins/s open loop; `hops`
+    gets the legs of each one."""
     consumer = AIOKafkaConsumer(
-        topics.XP_AWARDED, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+        topics.XP_AWARDED,
+        topics.ACTION_COMPLETED,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
     )
     await consumer.start()
     sent: dict[tuple[str, str, str], float] = {}
+    events: dict[tuple[str, str, str], float] = {}
     samples: list[float] = []
     failed = 0
     all_read = asyncio.Event()
@@ -355,18 +386,28 @@ async def _e2e_latency(
 
             async for record in consumer:
                 body = json.loads(record.value or b"{}")
-                if body.get("tenant_id") != tenant or body.get("reason") != "checkin":
+                if body.get("tenant_id") != tenant:
                     continue
                 key = (body["user_id"], body["action_id"], body["local_date"])
+                now = time.perf_counter()
+                if record.topic == topics.ACTION_COMPLETED:
+                    if key in sent and hops is not None:
+                        hops.to_event.append((now - sent[key]) * 1000)
+                        events[key] = now
+                    continue
+                if body.get("reason") != "checkin":
+                    continue
                 if key in sent:
-                    samples.append((time.perf_counter() - sent.pop(key)) * 1000)
+                    samples.append((now - sent.pop(key)) * 1000)
+                    if hops is not None and key in events:
+                        hops.to_xp.append((now - events.pop(key)) * 1000)
                 if not sent:
                     all_read.set()
 
         async def fire(user: _User) -> None:
             nonlocal failed
             action_id, day = user.slots.pop()
-            sent[(user.user_id, action_id, day.isoformat())] = time.perf_counter()
+            began = sent[(user.user_id, action_id, day.isoformat())] = time.perf_counter()
             try:
                 r = await http.put(
                     f"{stack.url('checkins')}/v1/checkins/{action_id}",
@@ -374,6 +415,8 @@ async def _e2e_latency(
                     headers=user.headers,
                 )
                 status = r.status_code
+                if hops is not None:
+                    hops.answered.append((time.perf_counter() - began) * 1000)
             except httpx.HTTPError:
                 status = 0
             if status != 201:
@@ -510,7 +553,8 @@ async def _measure(
         _say(f"Kafka round trip at {RATE:g}/s")
         rtt = await _kafka_rtt(bootstrap, replication)
         _say(f"PUT → xp.awarded at {RATE:g}/s open loop for {LATENCY_S:g}s")
-        e2e, lost = await _e2e_latency(http, stack, latency_users, f"{tenant}-lat", bootstrap)
+        hops = _Hops()
+        e2e, lost = await _e2e_latency(http, stack, latency_users, f"{tenant}-lat", bootstrap, hops)
         await _wait_drained(bootstrap)
         await asyncio.sleep(5.0)  # past the relays' last wake-ups after the load
         _say(f"the stack at rest for {IDLE_S:g}s")
@@ -527,6 +571,7 @@ async def _measure(
         "e2e_p99_ms": round(_pct(e2e, 0.99), 1),
         "e2e_samples": len(e2e),
         "e2e_missing": lost,
+        "e2e_hops": hops.figures(),
         "kafka_rtt_p50_ms": round(_pct(rtt, 0.50), 1),
         "kafka_rtt_p99_ms": round(_pct(rtt, 0.99), 1),
         "kafka_rtt_samples": len(rtt),
@@ -581,6 +626,12 @@ def _print(r: dict[str, Any]) -> None:
         f"PUT → xp.awarded p99 ms              {r['e2e_p99_ms']:>7.1f}"
         f"    Kafka round trip p99 {r['kafka_rtt_p99_ms']:.1f} ms"
         f" ({_verdict(r['e2e_p99_ms'] <= TARGETS['e2e_p99_ms'])}: ≤ 100 ms)"
+    )
+    h = r["e2e_hops"]
+    _say(
+        f"  where it went, p50 ms: PUT answered {h['put_answered_p50_ms']:.1f},"
+        f" PUT → action.completed {h['put_to_action_completed_p50_ms']:.1f},"
+        f" action.completed → xp.awarded {h['action_completed_to_xp_awarded_p50_ms']:.1f}"
     )
     _say(
         f"PUTs whose xp.awarded was not read     {r['e2e_missing']:>5}"
