@@ -515,16 +515,13 @@ async def run(infra: Any) -> dict[str, Any]:
 async def _on(stack: _Stack, replication: int = 1) -> dict[str, Any]:
     stack.start()
     try:
-        return await _measure(
-            stack, stack.infra.bootstrap_servers, stack.infra.mongodb_url, replication
-        )
+        return await _measure(stack, replication)
     finally:
         stack.stop()
 
 
-async def _measure(
-    stack: _Stack, bootstrap: str, mongodb_url: str, replication: int
-) -> dict[str, Any]:
+async def _measure(stack: _Stack, replication: int) -> dict[str, Any]:
+    bootstrap, mongodb_url = stack.infra.bootstrap_servers, stack.infra.mongodb_url
     limits = httpx.Limits(max_connections=CLIENTS * 2, max_keepalive_connections=CLIENTS * 2)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         tenant = f"pipe-{uuid.uuid4().hex[:6]}"

@@ -33,7 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mandaact_common.auth import Principal
-from mandaact_common.keys import deletion_id
+from mandaact_common.keys import subject_hashes
 from mandaact_common.mongo import Doc
 from mandaact_common.openapi import answers
 from mandaact_common.problems import TooManyRequests, problem_response
@@ -193,11 +193,6 @@ class Bucket:
             window_seconds=self.window_seconds,
         )
 
-    def decide(self, tat: int | None, now: int) -> tuple[Decision, int]:
-        """Whether a request at `now` passes, given the bucket's stored `tat`; and the new `tat`."""
-        taken = self.take(tat, now)
-        return self.judge(taken), taken.tat
-
     def update(self, now: int) -> list[dict[str, Any]]:
         """The one pipeline update that moves the stored bucket as `take` does, at the later of
         `now` and the server's clock (`at`); `passed` says whether the request passed."""
@@ -309,8 +304,7 @@ class RateLimiter:
         """Spend one request of the caller's and the tenant's buckets; the binding decision."""
         now = round(self.clock() * MICROS)
         store = self.store or MongoBuckets(db)
-        tenant_key = deletion_id(self.key, principal.tenant_id)
-        user_key = deletion_id(self.key, principal.tenant_id, principal.user_id)
+        user_key, tenant_key = subject_hashes(self.key, principal.tenant_id, principal.user_id)
         user_taken, tenant_taken = await asyncio.gather(
             store.take(user_key, self.user, now),
             store.take(tenant_key, self.tenant, now),
