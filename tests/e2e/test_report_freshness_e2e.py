@@ -94,7 +94,9 @@ async def test_a_backfilled_check_in_makes_the_report_stale_then_it_is_rewritten
         assert stale["summary"] == first["summary"]  # the old text until the rewrite
 
         fresh = await eventually(read, lambda r: r["stale"] is False, seconds=30)
-    assert fresh["fold_version"] == stale["fold_version"]
+    # The check-in's XP, streak and badge events fold into the week after its action.completed
+    # (other topics), so the rewrite may come from a later fold than the first stale read saw.
+    assert fresh["fold_version"] >= stale["fold_version"]
     assert fresh["stats"]["checkins_total"] == 3
     assert fresh["generator"] == "fallback"  # no OPENAI_API_KEY in the e2e stack
     assert "체크인 3회" in fresh["summary"]["headline"]  # the default locale, ko
