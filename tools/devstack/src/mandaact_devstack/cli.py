@@ -32,7 +32,7 @@ from mandaact_devstack.kafka_sasl import (
     service_principals,
     stack_acls,
 )
-from mandaact_devstack.mongo import mongo_answers, mongodb_url, start_secantus
+from mandaact_devstack.mongo import SECANTUS_LAUNCHER, mongo_answers, mongodb_url, start_secantus
 from mandaact_devstack.procs import (
     DevstackError,
     ManagedProcess,
@@ -92,7 +92,7 @@ class InfraSpec:
 
 
 KAFKA = InfraSpec("kafka", "kafka.Kafka")
-SECANTUS = InfraSpec("secantusdb", "secantusd-py")
+SECANTUS = InfraSpec("secantusdb", SECANTUS_LAUNCHER)
 
 
 def _say(message: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,13 +17,14 @@ from pymongo.errors import DuplicateKeyError
 from mandaact_devstack.procs import (
     DevstackError,
     ManagedProcess,
-    find_executable,
     port_open,
     run_sync,
     spawn_detached,
 )
 
 SECANTUS_SCRIPT = "secantusd-py"
+SECANTUS_LAUNCHER = "mandaact_devstack.secantus_server"
+"""The daemon with its retryable-write records pruned in O(1) (see that module)."""
 REPLICA_SET_NAME = "secantus"
 
 
@@ -45,9 +48,12 @@ def start_secantus(
     die_with_parent: bool = False,
     wait: bool = True,
 ) -> ManagedProcess:
-    """Start `secantusd-py` (detached) on host:port with WiredTiger storage; wait for ping."""
-    script = find_executable(SECANTUS_SCRIPT)
-    if script is None:
+    """Start SecantusDB (detached) on host:port with WiredTiger storage; wait for ping.
+
+    It runs as `python -m mandaact_devstack.secantus_server` (the daemon of `secantusd-py`, its
+    retryable-write records kept in O(1) per write) with this interpreter, which has it.
+    """
+    if importlib.util.find_spec("secantus") is None:
         raise DevstackError(f"{SECANTUS_SCRIPT} not found; pip install SecantusDB into the venv")
     if port_open(host, port):
         raise DevstackError(f"{host}:{port} is already in use; cannot start SecantusDB there")
@@ -58,7 +64,9 @@ def start_secantus(
     if not config.exists():
         config.write_text("# written by mandaact_devstack; command-line flags set everything\n")
     cmd: list[str] = [
-        str(script),
+        sys.executable,
+        "-m",
+        SECANTUS_LAUNCHER,
         "--config",
         str(config),
         "--host",
