@@ -22,7 +22,6 @@ from mandaact_devstack.procs import (
     spawn_detached,
 )
 
-SECANTUS_SCRIPT = "secantusd-py"
 SECANTUS_LAUNCHER = "mandaact_devstack.secantus_server"
 """The daemon with its retryable-write records pruned in O(1) (see that module)."""
 REPLICA_SET_NAME = "secantus"
@@ -54,7 +53,7 @@ def start_secantus(
     retryable-write records kept in O(1) per write) with this interpreter, which has it.
     """
     if importlib.util.find_spec("secantus") is None:
-        raise DevstackError(f"{SECANTUS_SCRIPT} not found; pip install SecantusDB into the venv")
+        raise DevstackError("SecantusDB is not installed; pip install SecantusDB into the venv")
     if port_open(host, port):
         raise DevstackError(f"{host}:{port} is already in use; cannot start SecantusDB there")
     storage_dir = storage_dir.resolve()
