@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -78,6 +79,8 @@ worker's relay also sweeps up what no live process will publish."""
 SWEEP_AFTER_SECONDS = 10.0
 """Rows this old are published by the sweeping relay whoever wrote them (a process that died
 between its commit and its publish); rows of no relay (`by` missing) are swept at once."""
+_RECENT_ROWS = 4096
+"""How many of its deleted rows' ids a relay remembers (see `OutboxRelay._recent`)."""
 
 _wakers: dict[str, set[asyncio.Event]] = {}
 """In-process wake-up: the relays of this process, by database name."""
@@ -91,6 +94,7 @@ def register_wake(db: AsyncDatabase[Doc], event: asyncio.Event, owner: str | Non
     _wakers.setdefault(db.name, set()).add(event)
     if owner is not None:
         _writers[db.name] = owner
+        _handoffs[db.name] = _Handoff()
 
 
 def unregister_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
@@ -100,12 +104,52 @@ def unregister_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
         if not waiting:
             del _wakers[db.name]
             _writers.pop(db.name, None)
+            _handoffs.pop(db.name, None)
 
 
 def notify_committed(db: AsyncDatabase[Doc]) -> None:
     """Wake this process's relays of `db`: call only after the outbox rows were committed."""
     for event in tuple(_wakers.get(db.name, ())):
         event.set()
+
+
+HANDOFF_MAX_ROWS = 2000
+"""The most committed rows held for a relay in memory; past it the relay reads the collection."""
+
+Handed = tuple[Doc, list[Doc]]
+"""An outbox row as committed, with its events."""
+
+
+@dataclass
+class _Handoff:
+    rows: list[Handed] = field(default_factory=list)
+    missed: bool = False
+    """Rows were committed that `rows` does not hold (it was full): read the collection."""
+
+
+_handoffs: dict[str, _Handoff] = {}
+"""Rows this process committed, by database name, for its relay to publish without reading."""
+
+
+def hand_over(db: AsyncDatabase[Doc], rows: list[Handed]) -> None:
+    """Give this process's relay of `db` the rows a transaction just committed (in order)."""
+    handoff = _handoffs.get(db.name)
+    if handoff is None or not rows:
+        return
+    if len(handoff.rows) + len(rows) > HANDOFF_MAX_ROWS:
+        handoff.missed = True  # they are in the collection: the relay reads them in order
+        return
+    handoff.rows.extend(rows)
+
+
+def take_handed(db: AsyncDatabase[Doc]) -> tuple[list[Handed], bool]:
+    """The rows handed over since the last call, and whether any were not (see `_Handoff`)."""
+    handoff = _handoffs.get(db.name)
+    if handoff is None:
+        return [], False
+    rows, missed = handoff.rows, handoff.missed
+    _handoffs[db.name] = _Handoff()
+    return rows, missed
 
 
 _ROW_FAULTS = (
@@ -131,7 +175,7 @@ def make_producer(
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
-        linger_ms=5,
+        linger_ms=0,  # a lone event goes at once; a relay round's events are sent together
         request_timeout_ms=30000,
     )
 
@@ -152,6 +196,11 @@ class Transaction:
         default_factory=list
     )
     """What `flush` numbered, per request and owner: handed over once the transaction commits."""
+    handing_over: bool = False
+    """Whether the rows go to this process's relay once committed (`transact` does that): only
+    then are they marked as its rows; others are left unmarked for a worker's sweep."""
+    written: list[Handed] = field(default_factory=list)
+    """The rows `flush` wrote, with their events: handed to this process's relay on commit."""
 
     def emit(self, topic: str, payload: BaseModel, subject: str | None = None) -> Envelope:
         """Record an event to be written to the outbox with this transaction's changes."""
@@ -199,14 +248,13 @@ class Transaction:
         ]
         ids = [f"{flush_id}.{n:06d}" for n in range(len(chunks))]
         # The small row is what the relay sorts; the events sit beside it, read by `_id`.
-        by = {"by": owner} if (owner := _writers.get(self.db.name)) is not None else {}
-        await self.db[OUTBOX].insert_many(
-            [
-                {"_id": i, "tenant_id": tenant, "created_at": now, "n": len(c), **by}
-                for i, (tenant, c) in zip(ids, chunks, strict=True)
-            ],
-            session=self.session,
-        )
+        owner = _writers.get(self.db.name) if self.handing_over else None
+        by = {"by": owner} if owner is not None else {}
+        rows = [
+            {"_id": i, "tenant_id": tenant, "created_at": now, "n": len(c), **by}
+            for i, (tenant, c) in zip(ids, chunks, strict=True)
+        ]
+        await self.db[OUTBOX].insert_many(rows, session=self.session)
         await self.db[OUTBOX_EVENTS].insert_many(
             [
                 {"_id": i, "tenant_id": tenant, "events": c}
@@ -214,6 +262,8 @@ class Transaction:
             ],
             session=self.session,
         )
+        if owner is not None:
+            self.written += [(row, c) for row, (_, c) in zip(rows, chunks, strict=True)]
         self.events.clear()
         self.askers.clear()
 
@@ -296,19 +346,22 @@ async def transact(
 
     async def callback(session: AsyncClientSession) -> T:
         nonlocal wrote
-        tx = Transaction(session=session, db=db, source=source)
+        tx = Transaction(session=session, db=db, source=source, handing_over=True)
         result = await work(tx)
         with span("outbox write", attributes={"messaging.batch.message_count": len(tx.events)}):
             await tx.flush()
         wrote = tx.wrote_outbox  # of the try that commits: the last one
         numbered[:] = tx.numbered
+        written[:] = tx.written
         return result
 
     numbered: list[tuple[consistency.RequestTokens, tuple[str, str], dict[str, int]]] = []
+    written: list[Handed] = []
     result = await in_transaction(client, callback)
     for asker, owner, seqs in numbered:
         asker.add(owner, seqs)  # committed: the requests' responses may name these numbers
     if wrote:
+        hand_over(db, written)
         notify_committed(db)
     return result
 
@@ -419,6 +472,11 @@ class OutboxRelay:
         """Until when (on `clock`) this relay surely holds the lease; -inf when it does not."""
         self.watching = False
         """Whether a change stream on `outbox` is open (for tests and diagnostics)."""
+        self._recent: dict[Any, None] = {}
+        """The ids of the rows this relay deleted last (in order, at most `_RECENT_ROWS`): a
+        row handed over that a read of the collection already published is not sent again."""
+        self._sweep_wake = False
+        """The change stream saw an insert: sweep in the next round, not only on the poll."""
 
     async def ensure_lease(self) -> bool:
         """Whether this relay holds the lease, renewing it only when less than half is left.
@@ -550,10 +608,24 @@ class OutboxRelay:
             raise
         await asyncio.gather(*futures)
 
+    async def publish_handed(self, handed: list[Handed]) -> int:
+        """Publish rows this process committed, as handed over (`transact`), without reading
+        them back; then delete them. Rows already published are skipped. A failure leaves the
+        rows to the collection's read (`publish_pending`), which counts and parks."""
+        rows = [(row, events) for row, events in handed if row["_id"] not in self._recent]
+        if not rows:
+            return 0
+        await self._send([event for _, events in rows for event in events])
+        return await self._delete([row for row, _ in rows], {row["_id"]: ev for row, ev in rows})
+
     async def _delete(self, rows: list[Doc], events_of: dict[Any, list[Doc]]) -> int:
         ids = [r["_id"] for r in rows]
         await self._db[OUTBOX_EVENTS].delete_many({"_id": {"$in": ids}})
         await self._db[OUTBOX].delete_many({"_id": {"$in": ids}})
+        for i in ids:
+            self._recent[i] = None
+        for old in list(itertools.islice(self._recent, max(0, len(self._recent) - _RECENT_ROWS))):
+            del self._recent[old]
         events = [event for row in rows for event in events_of[row["_id"]]]
         for event in events:
             OUTBOX_PUBLISHED.labels(self._service, event["topic"]).inc()
@@ -652,7 +724,12 @@ class OutboxRelay:
     async def _relay(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
         backoff = 0.05
         recount_at = 0.0
-        own_due = True  # at start, after a wake-up, after an error, while rows keep coming
+        sweep_at = 0.0
+        swept = 0
+        # Read this relay's rows from the collection: at start, after an error, when a
+        # handover was missed, and while such reads keep finding rows. Otherwise the rows of
+        # this process's commits come handed over, and publishing them reads nothing.
+        own_due = True
         while not stop.is_set():
             if time.monotonic() >= recount_at:
                 # The gauge also follows rows that operators requeued or deleted.
@@ -661,16 +738,25 @@ class OutboxRelay:
                 recount_at = time.monotonic() + PARKED_RECOUNT_SECONDS
             try:
                 wake.clear()  # a commit from now on wakes the next round
+                # Taken before any read: a row committed after this is either in the read
+                # below or handed over to the next round (and then skipped as published).
+                handed, missed = take_handed(self._db)
                 published = 0
-                if own_due:
+                if own_due or missed:
                     published += await self.publish_pending(self._own())
                     own_due = published > 0
-                if self._sweeps:
-                    published += await self._sweep()
+                else:
+                    published += await self.publish_handed(handed)
+                # Sweeping costs a read: on the poll, on the change stream, and while a sweep
+                # keeps finding rows; not on every commit of this process.
+                if self._sweeps and (swept > 0 or self._sweep_wake or time.monotonic() >= sweep_at):
+                    self._sweep_wake = False
+                    sweep_at = time.monotonic() + self._idle_poll()
+                    swept = await self._sweep()
+                    published += swept
                 backoff = 0.05
                 if published == 0:
-                    await _wait(stop, self._idle_poll(), wake)
-                    own_due = own_due or wake.is_set()
+                    await _wait(stop, max(0.0, self._next_wait(sweep_at)), wake)
             except Exception as exc:
                 own_due = True
                 self._lease_until = float("-inf")  # check the lease again before sweeping
@@ -689,6 +775,12 @@ class OutboxRelay:
 
     def _idle_poll(self) -> float:
         return max(self._poll, WATCHED_POLL_SECONDS) if self.watching else self._poll
+
+    def _next_wait(self, sweep_at: float) -> float:
+        """Seconds until the next round unless woken: the sweep's time, or the poll."""
+        if self._sweeps:
+            return sweep_at - time.monotonic()
+        return self._idle_poll()
 
     async def _watch_outbox(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
         """Set `wake` on every insert into `outbox` (any process), by a change stream.
@@ -710,12 +802,14 @@ class OutboxRelay:
                     max_await_time_ms=int(await_s * 1000),
                 ) as stream:
                     self.watching = True
+                    self._sweep_wake = True
                     wake.set()
                     backoff = 0.5
                     while not stop.is_set():
                         change = await stream.try_next()
                         token = stream.resume_token
                         if change is not None:
+                            self._sweep_wake = True
                             wake.set()
             except OperationFailure as exc:
                 self.watching = False

@@ -516,3 +516,55 @@ async def test_an_api_relay_publishes_its_process_commits_at_once_and_polls_noth
         stop.set()
         await task
         await producer.stop()
+
+
+async def test_a_relay_publishes_its_process_commits_as_handed_over_once_each_in_order(
+    infra: Any, mongo_client: Any, unique_db_name: str
+) -> None:
+    """Rows committed by this process reach Kafka without the relay reading the outbox back,
+    each once, a user's in commit order, also when commits come faster than rounds."""
+    topic = topics.ACTION_COMPLETED
+    await _create_topics(infra.bootstrap_servers, [topic])
+    db = mongo_client[unique_db_name]
+    producer = make_producer(infra.bootstrap_servers, "test-relay-handover")
+    await producer.start()
+    reads: list[str] = []
+
+    class Counted(OutboxRelay):
+        async def publish_pending(self, rows_of: Any = None) -> int:
+            reads.append("publish")
+            return await super().publish_pending(rows_of)
+
+    relay = Counted(db, producer, "checkins", kind=API_KIND, poll_seconds=30.0, watch=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    sent: dict[str, list[str]] = {}
+    try:
+        await asyncio.sleep(0.3)  # the start-up round read the (empty) outbox
+
+        async def commit(user: str) -> None:
+            event = completed(tenant=tenant, user=user)
+
+            async def work(tx: Transaction) -> None:
+                tx.emit(topic, event)
+
+            await transact(mongo_client, db, "checkins", work)
+            sent.setdefault(user, []).append(event.checkin_id)
+
+        for _ in range(4):  # one user, one commit after another
+            await commit("u-seq")
+        await asyncio.gather(*(commit(f"u-{k}") for k in range(6)))  # at once, many rounds
+        assert await _wait_published(db, 10.0) < 10.0
+        records = await _read(infra.bootstrap_servers, topic, 10**6, wait_seconds=3.0)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+    got: dict[str, list[str]] = {}
+    for record in records:
+        data = json.loads(record.value)
+        if data["tenant_id"] == tenant:
+            got.setdefault(data["user_id"], []).append(data["checkin_id"])
+    assert got == sent  # every event once; the sequential user's in commit order
+    assert reads == ["publish"]  # only the start-up round read the outbox
