@@ -224,6 +224,28 @@ async def test_racing_requests_make_one_check_in_and_never_more_than_three_chang
     assert sorted(r["payload"]["seq"] for r in events) == list(range(1, slot["changes"] + 1))
 
 
+async def test_concurrent_check_ins_of_many_users_share_transactions_and_each_counts_once(
+    http: httpx.AsyncClient, feed: Feed, auth: Auth, outbox: Outbox, db: AsyncDatabase[Doc]
+) -> None:
+    """Group commit across requests: check-ins that arrive together are committed together
+    (fewer outbox rows, one per transaction and tenant, than check-ins), and every user gets
+    exactly their own check-in, event and event number."""
+    users = [f"user-{k}" for k in range(24)]
+    ids = {u: (await seed(feed, user=u))["daily"] for u in users}
+    puts = await asyncio.gather(
+        *(http.put(f"/v1/checkins/{ids[u]}", headers=auth("acme", u)) for u in users)
+    )
+    assert [r.status_code for r in puts] == [201] * len(users), [r.text for r in puts]
+    events = await outbox()
+    by_user = {e["payload"]["user_id"]: e["payload"] for e in events}
+    assert len(events) == len(by_user) == len(users)
+    for user, put in zip(users, puts, strict=True):
+        assert by_user[user]["checkin_id"] == put.json()["id"]
+        assert by_user[user]["source_seq"] == 1
+    transactions = await db["outbox"].count_documents({})
+    assert transactions < len(users), "every check-in had a transaction of its own"
+
+
 async def test_racing_check_ins_of_a_mission_on_two_dates_leave_it_done_once(
     http: httpx.AsyncClient, feed: Feed, auth: Auth, outbox: Outbox
 ) -> None:
