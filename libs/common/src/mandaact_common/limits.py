@@ -7,7 +7,8 @@ the cap, whatever the app made of the truncated body.
 The rate limits are GCRA buckets kept in MongoDB, so every API replica shares them: one small
 document per (tenant, user) and one per tenant in the service's `rate_limits` collection, keyed
 by `_id` (a keyed hash of the ids, `keys.deletion_id`: a bucket names nobody), each moved by
-a single conditional `findOneAndUpdate` carrying the theoretical arrival time (`tat`). A bucket
+a single conditional `findOneAndUpdate` carrying the theoretical arrival time (`tat`); the
+requests that wait while this process moves a bucket are spent together by its next move. A bucket
 is judged at the later of the caller's clock and the database's (`$$NOW`): a request that waited
 in a queue is judged when it reaches the bucket, not as of when it was sent (else, under load,
 requests sent later but applied first would have moved `tat` past its tolerance). Both
@@ -178,6 +179,14 @@ class Bucket:
         allowed = base - now <= self.tolerance - self.interval
         return Taken(base + self.interval if allowed else base, now, allowed)
 
+    def take_many(self, tat: int | None, now: int, count: int) -> list[Taken]:
+        """`count` requests at `now` in order, as `take` one after another would judge them."""
+        out: list[Taken] = []
+        for _ in range(count):
+            out.append(self.take(tat, now))
+            tat = out[-1].tat
+        return out
+
     def judge(self, taken: Taken) -> Decision:
         """The decision (and the numbers of the RateLimit-* headers) of a move of the bucket."""
         ahead = taken.tat - taken.now
@@ -193,31 +202,60 @@ class Bucket:
             window_seconds=self.window_seconds,
         )
 
-    def update(self, now: int) -> list[dict[str, Any]]:
-        """The one pipeline update that moves the stored bucket as `take` does, at the later of
-        `now` and the server's clock (`at`); `passed` says whether the request passed."""
+    def update(self, now: int, count: int = 1) -> list[dict[str, Any]]:
+        """The one pipeline update that moves the stored bucket as `take_many` does for `count`
+        requests, at the later of `now` and the server's clock (`at`): `base` is `tat` before
+        them, `passed` how many of them passed (the first ones)."""
         server_now = {"$multiply": [{"$toLong": "$$NOW"}, 1000]}
-        base = {"$max": [{"$ifNull": ["$tat", "$at"]}, "$at"]}
-        passes = {"$lte": [{"$subtract": [base, "$at"]}, self.tolerance - self.interval]}
+        # Room for n more requests while base + (n - 1) * interval - at <= tolerance - interval.
+        room = {
+            "$add": [
+                {
+                    "$floor": {
+                        "$divide": [
+                            {
+                                "$subtract": [
+                                    self.tolerance - self.interval,
+                                    {"$subtract": ["$base", "$at"]},
+                                ]
+                            },
+                            self.interval,
+                        ]
+                    }
+                },
+                1,
+            ]
+        }
         # Full again `tolerance` after `at` at the latest; a second more before the TTL removes it.
         expires_ms = {"$divide": [{"$add": ["$at", self.tolerance + MICROS]}, 1000]}
         return [
             {"$set": {"at": {"$max": [now, server_now]}}},
-            {"$set": {"passed": passes}},
+            {"$set": {"base": {"$max": [{"$ifNull": ["$tat", "$at"]}, "$at"]}}},
+            {"$set": {"passed": {"$toLong": {"$max": [0, {"$min": [count, room]}]}}}},
             {
                 "$set": {
-                    "tat": {"$cond": ["$passed", {"$add": [base, self.interval]}, base]},
+                    "tat": {"$add": ["$base", {"$multiply": ["$passed", self.interval]}]},
                     "expires_at": {"$toDate": {"$toLong": expires_ms}},
                 }
             },
+        ]
+
+    def taken(self, base: int, at: int, passed: int, count: int) -> list[Taken]:
+        """What `update(now, count)` did to each of the `count` requests, in order."""
+        return [
+            Taken(base + (j + 1) * self.interval, at, True)
+            if j < passed
+            else Taken(base + passed * self.interval, at, False)
+            for j in range(count)
         ]
 
 
 class BucketStore(Protocol):
     """Where buckets live: each call moves one bucket atomically and says what it did."""
 
-    async def take(self, key: str, bucket: Bucket, now: int) -> Taken:
-        """Spend one request of bucket `key` if it passes (`Bucket.take`, at `now` or later)."""
+    async def take(self, key: str, bucket: Bucket, now: int, count: int = 1) -> list[Taken]:
+        """Spend `count` requests of bucket `key`, those that pass (`Bucket.take_many`, at
+        `now` or later), in one atomic move; what it did to each, in order."""
         ...
 
     async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
@@ -231,12 +269,13 @@ class MongoBuckets:
 
     db: AsyncDatabase[Doc]
 
-    async def take(self, key: str, bucket: Bucket, now: int) -> Taken:
+    async def take(self, key: str, bucket: Bucket, now: int, count: int = 1) -> list[Taken]:
         """One conditional findOneAndUpdate (upserting) that carries the new `tat`."""
+        fields = {"tat": True, "at": True, "passed": True, "base": True}
         after = await self.db[RATE_LIMITS].find_one_and_update(
             {"_id": key},
-            bucket.update(now),
-            projection={"tat": True, "at": True, "passed": True},
+            bucket.update(now, count),
+            projection=fields,
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
@@ -244,13 +283,11 @@ class MongoBuckets:
             # A new bucket that concurrent requests upserted at once: some servers (SecantusDB)
             # answer nothing to the ones that lost the insert race (the update may have applied).
             # Judge from the bucket as it is now; a new bucket has its whole burst, so the
-            # request passes unless a neighbour of the race spent the last token.
-            after = await self.db[RATE_LIMITS].find_one(
-                {"_id": key}, {"tat": True, "at": True, "passed": True}
-            )
-            if after is None:
-                return bucket.take(None, now)
-        return Taken(int(after["tat"]), int(after["at"]), bool(after["passed"]))
+            # requests pass unless a neighbour of the race spent the last tokens.
+            after = await self.db[RATE_LIMITS].find_one({"_id": key}, fields)
+            if after is None or "base" not in after:
+                return bucket.take_many(None, now, count)
+        return bucket.taken(int(after["base"]), int(after["at"]), int(after["passed"]), count)
 
     async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
         """Move `tat` back by one interval (never behind now)."""
@@ -266,16 +303,23 @@ class InMemoryBuckets:
 
     tats: dict[str, int] = field(default_factory=dict)
 
-    async def take(self, key: str, bucket: Bucket, now: int) -> Taken:
-        """Spend one request if it passes (at `now`: one process has one clock)."""
-        taken = bucket.take(self.tats.get(key), now)
-        self.tats[key] = taken.tat
+    async def take(self, key: str, bucket: Bucket, now: int, count: int = 1) -> list[Taken]:
+        """Spend the requests that pass (at `now`: one process has one clock)."""
+        taken = bucket.take_many(self.tats.get(key), now, count)
+        self.tats[key] = taken[-1].tat
         return taken
 
     async def give_back(self, key: str, bucket: Bucket, now: int) -> None:
         """Move `tat` back by one interval (never behind now)."""
         if self.tats.get(key, now) >= now + bucket.interval:
             self.tats[key] -= bucket.interval
+
+
+@dataclass
+class _Moves:
+    """Requests waiting for the next move of one bucket: the time each was judged at."""
+
+    waiting: list[tuple[int, asyncio.Future[Taken]]]
 
 
 @dataclass
@@ -289,6 +333,9 @@ class RateLimiter:
     store: BucketStore | None = None
     key: bytes = DEV_ERASURE_KEY.encode()
     """The keyed hash of bucket ids: a bucket names no tenant or user (docs/data-lifecycle.md)."""
+    _moving: dict[str, _Moves] = field(default_factory=dict, init=False, repr=False)
+    """The buckets this process is moving now, with the requests that wait for the next move."""
+    _movers: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> RateLimiter:
@@ -306,8 +353,8 @@ class RateLimiter:
         store = self.store or MongoBuckets(db)
         user_key, tenant_key = subject_hashes(self.key, principal.tenant_id, principal.user_id)
         user_taken, tenant_taken = await asyncio.gather(
-            store.take(user_key, self.user, now),
-            store.take(tenant_key, self.tenant, now),
+            self._take(store, user_key, self.user, now),
+            self._take(store, tenant_key, self.tenant, now),
         )
         user = self.user.judge(user_taken)
         tenant = self.tenant.judge(tenant_taken)
@@ -319,6 +366,43 @@ class RateLimiter:
         if not tenant.allowed:
             return tenant
         return user if user.remaining / user.limit <= tenant.remaining / tenant.limit else tenant
+
+    async def _take(self, store: BucketStore, key: str, bucket: Bucket, now: int) -> Taken:
+        """Spend one request of bucket `key`. A lone request moves it at once; requests that
+        come while this process moves that bucket wait and are spent together by the next move
+        (one write for all of them, judged in arrival order): a tenant's bucket, which every
+        request of the tenant moves, costs a write per round trip, not per request."""
+        answer: asyncio.Future[Taken] = asyncio.get_running_loop().create_future()
+        moving = self._moving.get(key)
+        if moving is not None:
+            moving.waiting.append((now, answer))
+            return await answer
+        moving = self._moving[key] = _Moves([(now, answer)])
+        mover = asyncio.get_running_loop().create_task(self._move(store, key, bucket, moving))
+        self._movers.add(mover)  # held until done: the loop keeps only weak references
+        mover.add_done_callback(self._movers.discard)
+        return await answer
+
+    async def _move(self, store: BucketStore, key: str, bucket: Bucket, moving: _Moves) -> None:
+        try:
+            while moving.waiting:
+                batch, moving.waiting = moving.waiting, []
+                try:
+                    taken = await store.take(key, bucket, max(n for n, _ in batch), len(batch))
+                except Exception as exc:
+                    for _, answer in batch:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for (_, answer), one in zip(batch, taken, strict=True):
+                    if not answer.done():
+                        answer.set_result(one)
+        finally:
+            if self._moving.get(key) is moving:
+                del self._moving[key]
+            for _, answer in moving.waiting:  # cancelled while waiting: nothing was spent
+                if not answer.done():
+                    answer.cancel()
 
     def headers(self, decision: Decision) -> dict[str, str]:
         """The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers) of a decision."""

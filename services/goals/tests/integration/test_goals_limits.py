@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -223,6 +224,40 @@ async def test_the_tenant_limit_binds_every_user_of_the_tenant(
         await mongo_client.drop_database(unique_db_name)
 
 
+async def test_concurrent_requests_on_two_replicas_spend_the_tenant_burst_exactly_once(
+    auth: Auth,
+    infra: Any,
+    unique_db_name: str,
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """Requests that arrive together are spent together (one move of the bucket for all that
+    wait), judged as one after another: of 30 users' requests at once on two replicas, the
+    tenant's burst of 10 passes, each remaining count once, and the rest are refused."""
+    settings = Settings(
+        env="test",
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=unique_db_name,
+        rate_limit_tenant_per_s=1,
+        rate_limit_tenant_burst=10,
+    )
+    clock = StepClock()
+    try:
+        async with (
+            replica(settings, mongo_client, clock) as one,
+            replica(settings, mongo_client, clock) as two,
+        ):
+            answers = await asyncio.gather(
+                *(delete_unknown(one if k % 2 else two, auth("acme", f"u{k}")) for k in range(30))
+            )
+    finally:
+        await mongo_client.drop_database(unique_db_name)
+    passed = [r for r in answers if r.status_code == 404]
+    refused = [r for r in answers if r.status_code == 429]
+    assert (len(passed), len(refused)) == (10, 20), [r.status_code for r in answers]
+    assert sorted(int(r.headers["ratelimit-remaining"]) for r in passed) == list(range(10))
+    assert all(r.headers["ratelimit-limit"] == "10" for r in refused)
+
+
 async def test_a_request_that_reaches_the_bucket_late_is_judged_when_it_does(
     auth: Auth,
     infra: Any,
@@ -257,7 +292,7 @@ async def test_buckets_are_small_documents_that_name_nobody_and_expire(
     assert [b["_id"] for b in buckets] == sorted(
         [deletion_id(key, "acme"), deletion_id(key, "acme", "alice")]
     )
-    assert all(set(b) == {"_id", "tat", "at", "passed", "expires_at"} for b in buckets)
+    assert all(set(b) == {"_id", "tat", "at", "base", "passed", "expires_at"} for b in buckets)
     assert await documents_naming(db, "acme", "alice") == []
     indexes = await db[RATE_LIMITS].index_information()
     assert any(
