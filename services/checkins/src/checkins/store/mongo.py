@@ -257,12 +257,20 @@ class MongoCheckinsStore(MongoStore):
         return [grid_from(doc) async for doc in cursor]
 
     async def grid_with_action(self, owner: Owner, action_id: str) -> Grid | None:
-        """The user's live grid holding this action."""
-        doc = await self._db[GRIDS].find_one(
-            {**_owner_filter(owner), "actions.id": action_id, "deleted": False},
-            session=self._session,
+        """The user's live grid holding this action.
+
+        The query names only the fields of the `owner_action` index: SecantusDB plans a
+        compound index only when every predicate is on its fields, and `deleted` in the filter
+        made this a scan of every grid of every tenant on each check-in (5.3 ms with 64 grids,
+        growing with them; 0.4 ms by the index). A deleted grid is skipped here instead.
+        """
+        cursor = self._db[GRIDS].find(
+            {**_owner_filter(owner), "actions.id": action_id}, session=self._session
         )
-        return grid_from(doc) if doc else None
+        async for doc in cursor:
+            if not doc.get("deleted"):
+                return grid_from(doc)
+        return None
 
     async def slot(self, owner: Owner, action: GridAction, day: date) -> DaySlot | None:
         """The stored state of the action on `day`."""
