@@ -124,6 +124,20 @@ async def replica(
             yield http
 
 
+def limited(
+    infra: Any, database: str, *, user_burst: int = 40, tenant_per_s: float, tenant_burst: int
+) -> Settings:
+    """Settings of a replica of the test's database with these limits."""
+    return Settings(
+        env="test",
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=database,
+        rate_limit_user_burst=user_burst,
+        rate_limit_tenant_per_s=tenant_per_s,
+        rate_limit_tenant_burst=tenant_burst,
+    )
+
+
 @pytest.fixture
 def clock(goals_app: FastAPI) -> StepClock:
     """The test's clock, on the `http` fixture's app."""
@@ -201,14 +215,7 @@ async def test_the_tenant_limit_binds_every_user_of_the_tenant(
     unique_db_name: str,
     mongo_client: AsyncMongoClient[Doc],
 ) -> None:
-    settings = Settings(
-        env="test",
-        mongodb_url=infra.mongodb_url,
-        mongodb_database=unique_db_name,
-        rate_limit_user_burst=3,
-        rate_limit_tenant_per_s=5,
-        rate_limit_tenant_burst=5,
-    )
+    settings = limited(infra, unique_db_name, user_burst=3, tenant_per_s=5, tenant_burst=5)
     clock = StepClock()
     try:
         async with replica(settings, mongo_client, clock) as http:
@@ -233,13 +240,7 @@ async def test_concurrent_requests_on_two_replicas_spend_the_tenant_burst_exactl
     """Requests that arrive together are spent together (one move of the bucket for all that
     wait), judged as one after another: of 30 users' requests at once on two replicas, the
     tenant's burst of 10 passes, each remaining count once, and the rest are refused."""
-    settings = Settings(
-        env="test",
-        mongodb_url=infra.mongodb_url,
-        mongodb_database=unique_db_name,
-        rate_limit_tenant_per_s=1,
-        rate_limit_tenant_burst=10,
-    )
+    settings = limited(infra, unique_db_name, tenant_per_s=1, tenant_burst=10)
     clock = StepClock()
     try:
         async with (
