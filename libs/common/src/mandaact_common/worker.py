@@ -63,7 +63,16 @@ class ConsumerSpec:
     group: str
     topics: tuple[str, ...]
     handler: Callable[[WorkerDeps], BatchHandler]
+    gather_ms: int = 0
+    """How long the broker may hold a fetch to gather more records when they trickle in (0: a
+    lone event is handled at once). A group whose results nobody waits on at once can trade
+    that much latency for batches that cost the database one transaction for many events; a
+    backlog comes in full batches either way."""
 
+
+GATHER_MIN_BYTES = 1024 * 1024
+"""What a gathering consumer's fetch waits for (a full batch of events is far less): in effect,
+the fetch waits `gather_ms` unless a backlog fills it at once."""
 
 IndexMaker = Callable[[AsyncDatabase[Doc]], Awaitable[None]]
 """Creates the indexes a service's queries rely on (once per process, at start)."""
@@ -259,6 +268,10 @@ def _subscribe(
         batch=True,
         max_records=settings.consumer_batch_size,
         batch_timeout_ms=100,
+        # With gathering, the broker answers a fetch once it has GATHER_MIN_BYTES for it or
+        # `gather_ms` passed; without, as soon as it has any record.
+        fetch_min_bytes=GATHER_MIN_BYTES if cspec.gather_ms else 1,
+        fetch_max_wait_ms=cspec.gather_ms or 500,
         max_poll_interval_ms=max_poll_interval_ms,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",

@@ -542,3 +542,89 @@ async def test_an_api_relay_publishes_its_process_commits_as_handed_over_and_pol
             got.setdefault(data["user_id"], []).append(data["checkin_id"])
     assert got == sent  # every event once; the sequential user's in commit order
     assert relay.reads == ["publish"]  # still only the start-up round's read
+
+
+async def test_a_gathering_group_folds_trickling_events_in_fewer_batches(
+    infra: Any, mongo_client: Any, unique_db_name: str
+) -> None:
+    """Through the real subscriber: events that come 40 ms apart are handled one batch each by
+    a group that handles a lone event at once, and a few at a time by one that may gather."""
+    topic = f"test.gather-{uuid.uuid4().hex[:6]}"
+    await _create_topics(infra.bootstrap_servers, [topic])
+    settings = ServiceSettings(
+        env="test",
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=unique_db_name,
+    )
+    batches: dict[str, list[int]] = {"at-once": [], "gathering": []}
+
+    def counting(name: str) -> Any:
+        async def handler(tx: Transaction, items: list[Inbound]) -> None:
+            batches[name].append(len(items))
+
+        return lambda _deps: handler
+
+    groups = {f"{name}-{uuid.uuid4().hex[:6]}": name for name in batches}
+    spec = WorkerSpec(
+        service="test",
+        consumers=tuple(
+            ConsumerSpec(
+                group,
+                (topic,),
+                counting(name),
+                gather_ms=400 if name == "gathering" else 0,
+            )
+            for group, name in groups.items()
+        ),
+    )
+    producer = make_producer(infra.bootstrap_servers, "test-gather")
+    await producer.start()
+    deps = WorkerDeps(
+        settings=settings, client=mongo_client, db=mongo_client[unique_db_name], producer=producer
+    )
+    consumers = {
+        c.group: IdempotentConsumer(
+            group=c.group,
+            client=mongo_client,
+            db=mongo_client[f"{unique_db_name}_{groups[c.group]}"],
+            handler=c.handler(deps),
+            dead_letters=RecordingDeadLetters(),
+        )
+        for c in spec.consumers
+    }
+    broker = build_broker(spec, settings, consumers)
+    await broker.start()
+    raw = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
+    await raw.start()
+
+    async def send() -> None:
+        event = new_envelope(topics.ACTION_COMPLETED, completed(), "checkins")
+        await raw.send_and_wait(
+            topic, encode_value(event), key=b"t:u", headers=to_kafka_headers(event)
+        )
+
+    async def handled(n: int) -> None:
+        for _ in range(300):
+            if all(sum(b) >= n for b in batches.values()):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"not all handled: {batches}")
+
+    try:
+        await send()  # both groups have joined once they handled this one
+        await handled(1)
+        for name in batches:
+            batches[name].clear()
+        for _ in range(8):
+            await send()
+            await asyncio.sleep(0.04)
+        await handled(8)
+    finally:
+        await raw.stop()
+        await broker.stop()
+        await producer.stop()
+        for name in batches:
+            await mongo_client.drop_database(f"{unique_db_name}_{name}")
+    assert len(batches["at-once"]) >= 5, batches
+    assert len(batches["gathering"]) <= 3, batches
