@@ -300,15 +300,27 @@ ServiceFactory = Callable[[AppState], ServiceT]
 """Builds a service's use cases over the process's clients (bootstrap hands one to create_app)."""
 
 
+_BUILT = "mandaact_built_service"
+"""Where an app keeps the service its factory built, with the `AppState` it was built over."""
+
+
 def use_cases(kind: type[ServiceT]) -> Callable[[Request], ServiceT]:
     """A dependency giving the use cases the app's service factory builds (of type `kind`).
 
-    Use cases read and write the database, so a route using them may answer 503.
+    The factory runs once per app start (per `AppState`), and every request gets that
+    service: what its unit of work shares between requests — group commit gathers concurrent
+    requests' units only within one `MongoUnitOfWork` — is shared. Use cases read and write the
+    database, so a route using them may answer 503.
     """
 
     @answers(503)
     def dependency(request: Request) -> ServiceT:
-        service = request.app.state.service_factory(app_state(request))
+        state = app_state(request)
+        built: tuple[AppState, object] | None = getattr(request.app.state, _BUILT, None)
+        if built is None or built[0] is not state:
+            built = (state, request.app.state.service_factory(state))
+            setattr(request.app.state, _BUILT, built)
+        service = built[1]
         if not isinstance(service, kind):
             raise TypeError(f"the service factory built {type(service)}, not {kind}")
         return service

@@ -47,21 +47,11 @@ def worker_spec() -> WorkerSpec:
 
 
 def mongo_service(settings: Settings, clock: Clock = utc_now) -> ServiceFactory:
-    """A factory of the use cases over the process's MongoDB client.
-
-    Every request of an app gets the same service, over one unit of work: group commit
-    gathers the check-ins of concurrent requests only within one `MongoUnitOfWork` (one per
-    request, each transaction held one check-in, whatever the load).
-    """
-    built: list[tuple[AppState, CheckinsService]] = []
+    """A factory of the use cases over the process's MongoDB client."""
 
     def factory(state: AppState) -> CheckinsService:
-        if built and built[0][0] is state:
-            return built[0][1]
         uow = unit_of_work(state.client, state.db)
-        service = CheckinsService(uow, backfill_days=settings.backfill_days, clock=clock)
-        built[:] = [(state, service)]
-        return service
+        return CheckinsService(uow, backfill_days=settings.backfill_days, clock=clock)
 
     return factory
 
