@@ -138,10 +138,7 @@ async def number_events(
         ((owner, per_topic),) = counts.items()
         doc = await db[SEQUENCES].find_one_and_update(
             {"_id": owner_key(*owner)},
-            {
-                "$inc": {f"seq.{field_of(t)}": n for t, n in per_topic.items()},
-                "$set": {"tenant_id": owner[0]},
-            },
+            _counting(owner, per_topic),
             projection={"seq": 1},
             upsert=True,
             return_document=ReturnDocument.AFTER,
@@ -151,19 +148,11 @@ async def number_events(
             doc = await db[SEQUENCES].find_one(
                 {"_id": owner_key(*owner)}, {"seq": 1}, session=session
             )
-        held = (doc or {}).get("seq", {})
-        return {owner: {t: int(held.get(field_of(t), 0)) for t in per_topic}}
+        return {owner: _numbers(doc or {}, per_topic)}
     keys = {owner_key(t, u): (t, u) for t, u in counts}
     await db[SEQUENCES].bulk_write(
         [
-            UpdateOne(
-                {"_id": key},
-                {
-                    "$inc": {f"seq.{field_of(t)}": n for t, n in counts[owner].items()},
-                    "$set": {"tenant_id": owner[0]},
-                },
-                upsert=True,
-            )
+            UpdateOne({"_id": key}, _counting(owner, counts[owner]), upsert=True)
             for key, owner in keys.items()
         ],
         ordered=False,
@@ -173,9 +162,22 @@ async def number_events(
     after: dict[tuple[str, str], dict[str, int]] = {}
     for doc in docs:
         owner = keys[doc["_id"]]
-        held = doc.get("seq", {})
-        after[owner] = {t: int(held.get(field_of(t), 0)) for t in counts[owner]}
+        after[owner] = _numbers(doc, counts[owner])
     return after
+
+
+def _counting(owner: tuple[str, str], per_topic: Mapping[str, int]) -> Doc:
+    """The update that adds an owner's events per topic to their counter."""
+    return {
+        "$inc": {f"seq.{field_of(t)}": n for t, n in per_topic.items()},
+        "$set": {"tenant_id": owner[0]},
+    }
+
+
+def _numbers(doc: Doc, topics: Iterable[str]) -> dict[str, int]:
+    """The counter's number of each topic, as a stored `user_sequences` document holds it."""
+    held = doc.get("seq", {})
+    return {t: int(held.get(field_of(t), 0)) for t in topics}
 
 
 # --- consumer side ------------------------------------------------------------------------------

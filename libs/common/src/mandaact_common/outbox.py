@@ -84,34 +84,6 @@ _RECENT_ROWS = 4096
 
 _wakers: dict[str, set[asyncio.Event]] = {}
 """In-process wake-up: the relays of this process, by database name."""
-_writers: dict[str, str] = {}
-"""The relay of this process for a database: the rows its commits write carry its id (`by`)."""
-
-
-def register_wake(db: AsyncDatabase[Doc], event: asyncio.Event, owner: str | None = None) -> None:
-    """Have `event` set whenever a transaction of this process commits outbox rows into `db`;
-    with `owner`, those rows are marked as that relay's to publish."""
-    _wakers.setdefault(db.name, set()).add(event)
-    if owner is not None:
-        _writers[db.name] = owner
-        _handoffs[db.name] = _Handoff()
-
-
-def unregister_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
-    waiting = _wakers.get(db.name)
-    if waiting is not None:
-        waiting.discard(event)
-        if not waiting:
-            del _wakers[db.name]
-            _writers.pop(db.name, None)
-            _handoffs.pop(db.name, None)
-
-
-def notify_committed(db: AsyncDatabase[Doc]) -> None:
-    """Wake this process's relays of `db`: call only after the outbox rows were committed."""
-    for event in tuple(_wakers.get(db.name, ())):
-        event.set()
-
 
 HANDOFF_MAX_ROWS = 2000
 """The most committed rows held for a relay in memory; past it the relay reads the collection."""
@@ -121,34 +93,61 @@ Handed = tuple[Doc, list[Doc]]
 
 
 @dataclass
-class _Handoff:
+class _Writer:
+    """The relay of this process for a database: the rows its commits write carry its id
+    (`by`), and are handed to it once committed."""
+
+    owner: str
     rows: list[Handed] = field(default_factory=list)
     missed: bool = False
     """Rows were committed that `rows` does not hold (it was full): read the collection."""
 
 
-_handoffs: dict[str, _Handoff] = {}
-"""Rows this process committed, by database name, for its relay to publish without reading."""
+_writers: dict[str, _Writer] = {}
+"""By database name."""
+
+
+def register_wake(db: AsyncDatabase[Doc], event: asyncio.Event, owner: str | None = None) -> None:
+    """Have `event` set whenever a transaction of this process commits outbox rows into `db`;
+    with `owner`, those rows are marked as that relay's to publish and handed to it."""
+    _wakers.setdefault(db.name, set()).add(event)
+    if owner is not None:
+        _writers[db.name] = _Writer(owner)
+
+
+def unregister_wake(db: AsyncDatabase[Doc], event: asyncio.Event) -> None:
+    waiting = _wakers.get(db.name)
+    if waiting is not None:
+        waiting.discard(event)
+        if not waiting:
+            del _wakers[db.name]
+            _writers.pop(db.name, None)
+
+
+def notify_committed(db: AsyncDatabase[Doc]) -> None:
+    """Wake this process's relays of `db`: call only after the outbox rows were committed."""
+    for event in tuple(_wakers.get(db.name, ())):
+        event.set()
 
 
 def hand_over(db: AsyncDatabase[Doc], rows: list[Handed]) -> None:
     """Give this process's relay of `db` the rows a transaction just committed (in order)."""
-    handoff = _handoffs.get(db.name)
-    if handoff is None or not rows:
+    writer = _writers.get(db.name)
+    if writer is None or not rows:
         return
-    if len(handoff.rows) + len(rows) > HANDOFF_MAX_ROWS:
-        handoff.missed = True  # they are in the collection: the relay reads them in order
+    if len(writer.rows) + len(rows) > HANDOFF_MAX_ROWS:
+        writer.missed = True  # they are in the collection: the relay reads them in order
         return
-    handoff.rows.extend(rows)
+    writer.rows.extend(rows)
 
 
 def take_handed(db: AsyncDatabase[Doc]) -> tuple[list[Handed], bool]:
-    """The rows handed over since the last call, and whether any were not (see `_Handoff`)."""
-    handoff = _handoffs.get(db.name)
-    if handoff is None:
+    """The rows handed over since the last call, and whether any were not (see `_Writer`)."""
+    writer = _writers.get(db.name)
+    if writer is None:
         return [], False
-    rows, missed = handoff.rows, handoff.missed
-    _handoffs[db.name] = _Handoff()
+    rows, missed = writer.rows, writer.missed
+    writer.rows, writer.missed = [], False
     return rows, missed
 
 
@@ -248,8 +247,8 @@ class Transaction:
         ]
         ids = [f"{flush_id}.{n:06d}" for n in range(len(chunks))]
         # The small row is what the relay sorts; the events sit beside it, read by `_id`.
-        owner = _writers.get(self.db.name) if self.handing_over else None
-        by = {"by": owner} if owner is not None else {}
+        writer = _writers.get(self.db.name) if self.handing_over else None
+        by = {"by": writer.owner} if writer is not None else {}
         rows = [
             {"_id": i, "tenant_id": tenant, "created_at": now, "n": len(c), **by}
             for i, (tenant, c) in zip(ids, chunks, strict=True)
@@ -262,7 +261,7 @@ class Transaction:
             ],
             session=self.session,
         )
-        if owner is not None:
+        if writer is not None:
             self.written += [(row, c) for row, (_, c) in zip(rows, chunks, strict=True)]
         self.events.clear()
         self.askers.clear()
