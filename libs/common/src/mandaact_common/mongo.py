@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import pymongo
-from pymongo import AsyncMongoClient, WriteConcern
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -52,6 +53,91 @@ async def find_in(
         query = {**(where or {}), field: chunk[0] if len(chunk) == 1 else {"$in": chunk}}
         found += await collection.find(query, projection, session=session).to_list()
     return found
+
+
+Order = Sequence[tuple[str, int]]
+"""A sort: (field, 1 ascending | -1 descending), the last field unique among the rows."""
+
+
+async def keyset_page(
+    collection: AsyncCollection[Doc],
+    where: Mapping[str, Any],
+    order: Order,
+    after: Sequence[Any] | None,
+    limit: int,
+    projection: Mapping[str, Any] | None = None,
+    *,
+    session: AsyncClientSession | None = None,
+) -> list[Doc]:
+    """The first `limit` documents matching `where` in `order` that come after the row whose
+    values of the order's fields are `after` (from the start when None).
+
+    The usual keyset filter is an `$or` ("first field past the cursor, or equal and the next
+    past it, ..."). The server used in development and tests answers any `$or` with a scan of
+    the whole collection, every tenant's rows (30,000 rows: 320 ms, against 6 ms by the
+    index). So this asks two index range reads instead: the rows strictly past the cursor on
+    the first field (sorted, `limit`), and the rows equal to it on the first field (the
+    cursor's ties, few: one timestamp, one date of one user), whose order on the other fields
+    is decided here. MongoDB would serve both shapes by the index as well.
+    """
+    first, direction = order[0]
+    sort = [(f, ASCENDING if d > 0 else DESCENDING) for f, d in order]
+    if after is None:
+        cursor = collection.find(dict(where), projection, session=session)
+        return await cursor.sort(sort).limit(limit).to_list()
+    bound = where.get(first)
+    held = dict(bound) if isinstance(bound, Mapping) else {} if bound is None else {"$eq": bound}
+    past = {**where, first: {**held, "$gt" if direction > 0 else "$lt": after[0]}}
+    beyond = collection.find(past, projection, session=session).sort(sort).limit(limit)
+    rows: list[Doc] = await beyond.to_list()
+    ties: list[Doc] = []
+    # The ties by plain equality, the bound checked here: that server answers a range with an
+    # `$eq` in it slowly (440 ms for 3 rows), and the cursor's value is one value.
+    if _within(after[0], held):
+        tied = {**where, first: after[0]}
+        ties = await collection.find(tied, projection, session=session).to_list()
+    rest = order[1:]
+    later = [d for d in ties if _after(tuple(d.get(f) for f, _ in rest), after[1:], rest)]
+    for field, way in reversed(rest):  # a stable sort per field, the last first
+
+        def value_of(doc: Doc, field: str = field) -> Any:
+            return _comparable(doc.get(field))
+
+        later.sort(key=value_of, reverse=way < 0)
+    return (later + rows)[:limit]
+
+
+_BOUNDS: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "$eq": lambda v, b: bool(v == b),
+    "$gt": lambda v, b: bool(v > b),
+    "$gte": lambda v, b: bool(v >= b),
+    "$lt": lambda v, b: bool(v < b),
+    "$lte": lambda v, b: bool(v <= b),
+}
+
+
+def _within(value: Any, bound: Mapping[str, Any]) -> bool:
+    """Whether a value satisfies a field's comparison operators (`$gt`, `$lte`, ...)."""
+    unknown = set(bound) - set(_BOUNDS)
+    if unknown:
+        raise ValueError(f"keyset_page: cannot check {sorted(unknown)} on the first order field")
+    return all(_BOUNDS[op](_comparable(value), _comparable(b)) for op, b in bound.items())
+
+
+def _comparable(value: Any) -> Any:
+    """A value as compared here: a datetime read without `tz_aware` is UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _after(values: Sequence[Any], cursor: Sequence[Any], order: Order) -> bool:
+    """Whether a row's values of these order fields come after the cursor's."""
+    for raw, mark, (_, way) in zip(values, cursor, order, strict=True):
+        value, held = _comparable(raw), _comparable(mark)
+        if value != held:
+            return bool(value > held) if way > 0 else bool(value < held)
+    return False
 
 
 DEFAULT_TIMEOUT_MS: Final = 10_000

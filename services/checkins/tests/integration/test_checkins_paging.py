@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
-from checkins.domain.model import MAX_RANGE_DAYS
-from mandaact_common.testing import SettableClock
+from checkins.domain.model import MAX_RANGE_DAYS, CheckinCursor
+from checkins.store.mongo import MongoCheckinsStore
+from mandaact_common.domain.owner import Owner
+from mandaact_common.mongo import Doc
+from mandaact_common.testing import QueryPlans, SettableClock
 from services.checkins.tests.support import (
     MON_THU,
     TWICE_A_MONTH,
@@ -93,3 +97,46 @@ async def test_a_listing_spans_at_most_92_days(http: httpx.AsyncClient, auth: Au
     body = too_long.json()
     assert "at most 92 days" in body["detail"]
     assert [e["field"] for e in body["errors"]] == ["query.to"]
+
+
+async def test_the_checklist_and_listing_reads_use_indexes_not_a_scan_of_every_tenant(
+    http: httpx.AsyncClient, feed: Feed, auth: Auth, clock: SettableClock, db: Any, infra: Any
+) -> None:
+    """The done dates a checklist needs (a week, and any date of its missions) and a listing
+    page after a cursor are index reads: the server used here answers an `$or`, or an `$in`
+    followed by another predicate, by scanning every tenant's check-ins."""
+    clock.now = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    await seed_checkins(http, feed, auth)
+    plans = QueryPlans()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
+    )
+    try:
+        store = MongoCheckinsStore(client[db.name], None)
+        alice = Owner("acme", "alice")
+        (grid,) = await store.live_grids(alice)
+        mission = next(a.id for a in grid.actions if a.type == "mission")
+        done = await store.done_dates(
+            alice, until=date(2026, 11, 20), since=date(2026, 11, 20), any_date_of=[mission]
+        )
+        assert done[mission] == {date(2026, 11, 20)}
+        assert len(done) == 5  # every action checked on the 20th
+        # Earlier dates come only for the any-date actions named: the routines' 19th stays out.
+        assert all(days == {date(2026, 11, 20)} for days in done.values())
+        later = await store.done_dates(
+            alice, until=date(2026, 11, 21), since=date(2026, 11, 21), any_date_of=[mission]
+        )
+        assert later == {mission: {date(2026, 11, 20)}}
+        first = await store.checkins(alice, date(2026, 11, 14), date(2026, 11, 20), limit=4)
+        rest = await store.checkins(
+            alice,
+            date(2026, 11, 14),
+            date(2026, 11, 20),
+            limit=10,
+            after=CheckinCursor.after(first[-1]),
+        )
+        assert len(first) + len(rest) == 9
+        assert {s.action_id for s in first} | {s.action_id for s in rest} >= {mission}
+        assert await plans.scans(client) == []
+    finally:
+        await client.close()

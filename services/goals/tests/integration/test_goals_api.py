@@ -11,9 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
+from goals.domain.model import PageCursor
+from goals.store.mongo import MongoGoalsStore
 from mandaact_common.domain.calendar import today_in
+from mandaact_common.domain.owner import Owner
 from mandaact_common.mongo import Doc
+from mandaact_common.testing import QueryPlans
 from mandaact_contracts import topics
 from mandaact_contracts.events import GoalChanged, UserChanged
 
@@ -728,3 +733,31 @@ async def test_unknown_grid_id_is_404(http: httpx.AsyncClient, auth: Auth) -> No
     missing = f"/v1/mandalarts/{uuid.uuid4()}"
     assert_problem(await http.get(missing, headers=auth()), 404)
     assert_problem(await http.delete(missing, headers=auth()), 404)
+
+
+async def test_list_pages_read_by_the_index_not_a_scan_of_every_tenant(
+    http: httpx.AsyncClient, auth: Auth, db: Any, infra: Any
+) -> None:
+    """A page after a cursor is an index read (the server used here answers the usual `$or`
+    keyset filter by scanning every tenant's grids), with or without the `active` filter."""
+    for n in range(4):
+        await create(http, auth, {"title": f"G{n}"})
+    plans = QueryPlans()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
+    )
+    try:
+        store = MongoGoalsStore(client[db.name], None)
+        alice = Owner("acme", "alice")
+        first = await store.list_mandalarts(alice, limit=2, after=None, active=None)
+        rest = await store.list_mandalarts(
+            alice, limit=5, after=PageCursor.after(first[-1]), active=None
+        )
+        assert [g.title for g in first + rest] == ["G3", "G2", "G1", "G0"]
+        active = await store.list_mandalarts(
+            alice, limit=5, after=PageCursor.after(first[0]), active=True
+        )
+        assert [g.title for g in active] == [g.title for g in first[1:] + rest if g.active]
+        assert await plans.scans(client) == []
+    finally:
+        await client.close()

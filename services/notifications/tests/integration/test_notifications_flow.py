@@ -9,12 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mandaact_common.domain.owner import Owner
 from mandaact_common.mongo import Doc
-from mandaact_common.testing import SettableClock, auth_header
+from mandaact_common.testing import QueryPlans, SettableClock, auth_header
 from mandaact_contracts import topics
+from notifications.domain.records import SentCursor
 from notifications.service import NotificationsService
+from notifications.store.mongo import MongoNotificationsStore
 from services.notifications.tests.integration.conftest import Feed
 from services.notifications.tests.support import (
     TODAY,
@@ -109,3 +113,41 @@ async def test_the_fifth_notification_of_a_day_is_not_sent(feed: Feed, outbox: O
     await feed(*(badge_unlocked("erin", f"badge_{n}", seoul(TODAY, 12)) for n in range(5)))
     await feed(badge_unlocked("erin", "badge_6", seoul(TODAY, 12)))
     assert len(await outbox(topics.NOTIFICATION_REQUESTED)) == 4
+
+
+async def test_done_dates_and_sent_pages_read_by_the_index_not_a_scan_of_every_tenant(
+    feed: Feed,
+    workers: list[NotificationsService],
+    clock: SettableClock,
+    db: AsyncDatabase[Doc],
+    infra: Any,
+) -> None:
+    """What a reminder decision reads (a day's check-ins, any date of the missions) and a page
+    of sent notifications after a cursor are index reads: the server used here answers an
+    `$or` by scanning every tenant's rows."""
+    await feed(goal_changed("bob", [{"id": "run"}, {"id": "ship"}]))
+    await feed(*(checkin("bob", "run", TODAY - timedelta(days=d)) for d in (3, 2, 1)))
+    await feed(checkin("bob", "ship", TODAY - timedelta(days=5)), checkin("carol", "run", TODAY))
+    await feed(streak_changed("bob", 3, TODAY - timedelta(days=1), at=clock.now))
+    clock.now = seoul(TODAY, 21, 0, 30)
+    await workers[0].run_due()
+    plans = QueryPlans()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
+    )
+    try:
+        store = MongoNotificationsStore(client[db.name], None)
+        bob = Owner("acme", "bob")
+        yesterday = TODAY - timedelta(days=1)
+        done = await store.done_dates(bob, since=yesterday, until=yesterday, missions=["ship"])
+        assert done == {"run": {yesterday}, "ship": {TODAY - timedelta(days=5)}}
+        first = await store.sent_page(bob, limit=1, after=None)
+        rest = await store.sent_page(
+            bob, limit=5, after=SentCursor(first[0].created_at, first[0].id)
+        )
+        assert len(first) == 1
+        assert len(rest) >= 1
+        assert not {s.id for s in first} & {s.id for s in rest}
+        assert await plans.scans(client) == []
+    finally:
+        await client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.mongo import Doc
 from mandaact_common.settings import DEV_ERASURE_KEY
+from mandaact_common.testing import QueryPlans
 from services.webhooks.tests.integration.conftest import Feed
 from services.webhooks.tests.support import action_completed, resolver_of
 from webhooks.delivery import DeliveryWorker, Limits
@@ -84,3 +86,33 @@ async def test_deleting_an_endpoint_removes_its_log(
     await feed(action_completed())
     await service.delete("acme", endpoint.id)
     assert await db[DELIVERIES].count_documents({"endpoint_id": endpoint.id}) == 0
+
+
+async def test_log_and_endpoint_pages_read_by_the_index_not_a_scan_of_every_tenant(
+    mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], feed: Feed, infra: Any
+) -> None:
+    """Pages after a cursor are index reads: the server used here answers the usual `$or`
+    keyset filter by scanning every tenant's deliveries."""
+    service = WebhooksService(unit_of_work(mongo_client, db, KEY), GUARD)
+    endpoints = [await service.create("acme", f"http://127.0.0.1:9/{n}", ["*"], None) for n in "ab"]
+    await feed(*(action_completed("acme") for _ in range(5)))
+    plans = QueryPlans()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
+    )
+    try:
+        watched = WebhooksService(unit_of_work(client, client[db.name], KEY), GUARD)
+        first = await watched.list("acme", limit=1)
+        rest = await watched.list("acme", limit=5, after=first.next_cursor)
+        assert [e.id for e in first.items + rest.items] == [e.id for e in endpoints]
+        for status in (None, "pending"):
+            page = await watched.deliveries("acme", endpoints[0].id, status=status, limit=2)
+            more = await watched.deliveries(
+                "acme", endpoints[0].id, status=status, limit=9, after=page.next_cursor
+            )
+            assert len(page.items) + len(more.items) == 5
+            stamps = [d.created_at for d in page.items + more.items]
+            assert stamps == sorted(stamps, reverse=True)
+        assert await plans.scans(client) == []
+    finally:
+        await client.close()

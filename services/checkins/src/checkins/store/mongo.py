@@ -32,7 +32,7 @@ from mandaact_common.domain.calendar import DEFAULT_DAY_START
 from mandaact_common.domain.pauses import Pause
 from mandaact_common.keys import compose_key, sub_key
 from mandaact_common.lifecycle import Lifecycle, by_fields, by_owner_key
-from mandaact_common.mongo import Doc, find_in
+from mandaact_common.mongo import Doc, find_in, keyset_page
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 
 USERS: Final = "users"
@@ -315,25 +315,29 @@ class MongoCheckinsStore(MongoStore):
         since: date,
         any_date_of: Collection[str] = (),
     ) -> dict[str, set[date]]:
-        """Check-in dates per action up to `until`: from `since` on, or any for `any_date_of`."""
-        query: Doc = {**_owner_filter(owner), "done": True}
-        in_window: Doc = {"local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()}}
+        """Check-in dates per action up to `until`: from `since` on, or any for `any_date_of`.
+
+        Two index reads, not one `$or` (which the server used here answers by scanning every
+        tenant's check-ins): the window by date, and every row of the any-date actions (a few
+        each), whose `done` and date are checked here (a predicate after the `$in` would make
+        that server scan too).
+        """
+        owner_rows = _owner_filter(owner)
+        window = {
+            **owner_rows,
+            "done": True,
+            "local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()},
+        }
+        fields = {"action_id": 1, "local_date": 1, "done": 1}
+        rows = await self._db[CHECKINS].find(window, fields, session=self._session).to_list()
         if any_date_of:
-            query["$or"] = [
-                in_window,
-                {
-                    "action_id": {"$in": list(any_date_of)},
-                    "local_date": {"$lte": until.isoformat()},
-                },
-            ]
-        else:
-            query.update(in_window)
-        cursor = self._db[CHECKINS].find(
-            query, {"action_id": 1, "local_date": 1}, session=self._session
-        )
+            wanted = {**owner_rows, "action_id": {"$in": sorted(any_date_of)}}
+            rows += await self._db[CHECKINS].find(wanted, fields, session=self._session).to_list()
+        last = until.isoformat()
         done: dict[str, set[date]] = {}
-        async for doc in cursor:
-            done.setdefault(doc["action_id"], set()).add(date.fromisoformat(doc["local_date"]))
+        for doc in rows:
+            if doc.get("done") and doc["local_date"] <= last:
+                done.setdefault(doc["action_id"], set()).add(date.fromisoformat(doc["local_date"]))
         return done
 
     async def action_done_dates(self, owner: Owner, action_id: str) -> set[date]:
@@ -361,24 +365,18 @@ class MongoCheckinsStore(MongoStore):
             "done": True,
             "local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()},
         }
-        if after is not None:
-            day = after.day.isoformat()
-            query["$or"] = [
-                {"local_date": {"$gt": day}},
-                {"local_date": day, "checked_at": {"$gt": after.checked_at}},
-                {
-                    "local_date": day,
-                    "checked_at": after.checked_at,
-                    "action_id": {"$gt": after.action_id},
-                },
-            ]
         cursor = (
-            self._db[CHECKINS]
-            .find(query, session=self._session)
-            .sort([("local_date", ASCENDING), ("checked_at", ASCENDING), ("action_id", ASCENDING)])
-            .limit(limit)
+            None if after is None else (after.day.isoformat(), after.checked_at, after.action_id)
         )
-        return [slot_from(doc) async for doc in cursor]
+        docs = await keyset_page(
+            self._db[CHECKINS],
+            query,
+            [("local_date", 1), ("checked_at", 1), ("action_id", 1)],
+            cursor,
+            limit,
+            session=self._session,
+        )
+        return [slot_from(doc) for doc in docs]
 
     async def grid_versions(self, keys: Collection[GridKey]) -> dict[GridKey, int]:
         """The stored version of each of these grids."""

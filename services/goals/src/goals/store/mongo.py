@@ -32,7 +32,7 @@ from mandaact_common.domain.calendar import DEFAULT_DAY_START
 from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import ensure_idempotency_indexes
 from mandaact_common.lifecycle import Lifecycle, Subject, by_fields, schedule_erasure
-from mandaact_common.mongo import Doc
+from mandaact_common.mongo import Doc, keyset_page
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 
 USERS = "users"
@@ -65,6 +65,19 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
             ("_id", DESCENDING),
         ],
         name="owner_newest_first",
+    )
+    # The list filtered on `active`: on the server used here a predicate outside the index
+    # makes the read scan every tenant's grids.
+    await db[MANDALARTS].create_index(
+        [
+            ("tenant_id", ASCENDING),
+            ("user_id", ASCENDING),
+            ("deleted", ASCENDING),
+            ("active", ASCENDING),
+            ("created_at", DESCENDING),
+            ("_id", DESCENDING),
+        ],
+        name="owner_active_newest_first",
     )
     await db[GRID_CREATES].create_index([("tenant_id", ASCENDING)], name="tenant")
     await ensure_idempotency_indexes(db)
@@ -280,18 +293,15 @@ class MongoGoalsStore(MongoStore):
         query: Doc = {**_owner_filter(owner), "deleted": False}
         if active is not None:
             query["active"] = active
-        if after is not None:
-            query["$or"] = [
-                {"created_at": {"$lt": after.created_at}},
-                {"created_at": after.created_at, "_id": {"$lt": after.id}},
-            ]
-        cursor = (
-            self._db[MANDALARTS]
-            .find(query, session=self._session)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(limit)
+        docs = await keyset_page(
+            self._db[MANDALARTS],
+            query,
+            [("created_at", -1), ("_id", -1)],
+            None if after is None else (after.created_at, after.id),
+            limit,
+            session=self._session,
         )
-        return [mandalart_from(doc) async for doc in cursor]
+        return [mandalart_from(doc) for doc in docs]
 
     async def get_deletion(self, deletion_id: str) -> Deletion | None:
         """The deletion record of this id."""

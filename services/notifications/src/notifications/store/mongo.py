@@ -31,7 +31,7 @@ from mandaact_common import codecs
 from mandaact_common.domain.pauses import Pause
 from mandaact_common.keys import compose_key, sub_key, subject_hashes
 from mandaact_common.lifecycle import Lifecycle, MongoTombstones, by_fields, by_owner_key
-from mandaact_common.mongo import Doc, find_in
+from mandaact_common.mongo import Doc, find_in, keyset_page
 from mandaact_common.outbox import Transaction
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from notifications.domain.model import (
@@ -94,6 +94,10 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
             ("local_date", ASCENDING),
         ],
         name="owner_done_by_date",
+    )
+    await db[CHECKINS].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("action_id", ASCENDING)],
+        name="owner_action",
     )
     await db[CHECKINS].create_index([("expire_at", ASCENDING)], name="expire", expireAfterSeconds=0)
     await db[SENT].create_index(
@@ -411,22 +415,29 @@ class MongoNotificationsStore(MongoStore):
     async def done_dates(
         self, owner: Owner, *, since: date, until: date, missions: Collection[str]
     ) -> dict[str, set[date]]:
-        """Check-in dates per action from `since` to `until`, and any date of `missions`."""
-        window: Doc = {"local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()}}
-        query: Doc = {**_owner_filter(owner), "done": True}
+        """Check-in dates per action from `since` to `until`, and any date of `missions`.
+
+        Two index reads, not one `$or` (which the server used here answers by scanning every
+        tenant's check-ins): the window by date, and every row of the missions (a few each),
+        whose `done` and date are checked here (a predicate after the `$in` would make that
+        server scan too).
+        """
+        owner_rows = _owner_filter(owner)
+        window: Doc = {
+            **owner_rows,
+            "done": True,
+            "local_date": {"$gte": since.isoformat(), "$lte": until.isoformat()},
+        }
+        fields = {"action_id": 1, "local_date": 1, "done": 1}
+        rows = await self._db[CHECKINS].find(window, fields, session=self._session).to_list()
         if missions:
-            query["$or"] = [
-                window,
-                {"action_id": {"$in": list(missions)}, "local_date": {"$lte": until.isoformat()}},
-            ]
-        else:
-            query.update(window)
-        cursor = self._db[CHECKINS].find(
-            query, {"action_id": 1, "local_date": 1}, session=self._session
-        )
+            wanted = {**owner_rows, "action_id": {"$in": sorted(missions)}}
+            rows += await self._db[CHECKINS].find(wanted, fields, session=self._session).to_list()
+        last = until.isoformat()
         done: dict[str, set[date]] = {}
-        async for doc in cursor:
-            done.setdefault(doc["action_id"], set()).add(date.fromisoformat(doc["local_date"]))
+        for doc in rows:
+            if doc.get("done") and doc["local_date"] <= last:
+                done.setdefault(doc["action_id"], set()).add(date.fromisoformat(doc["local_date"]))
         return done
 
     async def latest_checkin(self, owner: Owner) -> date | None:
@@ -500,19 +511,15 @@ class MongoNotificationsStore(MongoStore):
 
     async def sent_page(self, owner: Owner, *, limit: int, after: SentCursor | None) -> list[Sent]:
         """The user's notifications, newest first, after `after`."""
-        query: Doc = _owner_filter(owner)
-        if after is not None:
-            query["$or"] = [
-                {"created_at": {"$lt": after.created_at}},
-                {"created_at": after.created_at, "notification_id": {"$lt": after.id}},
-            ]
-        cursor = (
-            self._db[SENT]
-            .find(query, session=self._session)
-            .sort([("created_at", DESCENDING), ("notification_id", DESCENDING)])
-            .limit(limit)
+        docs = await keyset_page(
+            self._db[SENT],
+            _owner_filter(owner),
+            [("created_at", -1), ("notification_id", -1)],
+            None if after is None else (after.created_at, after.id),
+            limit,
+            session=self._session,
         )
-        return [sent_from(doc) async for doc in cursor]
+        return [sent_from(doc) for doc in docs]
 
 
 def _newer(doc: Doc, field: str, value: int) -> ReplaceOne[Doc]:

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mandaact_common.codecs import utc
 from mandaact_common.keys import subject_hashes
 from mandaact_common.lifecycle import Lifecycle, MongoTombstones, by_fields
-from mandaact_common.mongo import Doc
+from mandaact_common.mongo import Doc, keyset_page
 from mandaact_common.outbox import Transaction
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from webhooks.domain.model import (
@@ -200,15 +200,9 @@ def delivery_from(doc: Doc) -> Delivery:
     )
 
 
-def _after_filter(after: PageCursor | None, op: str) -> Doc:
-    if after is None:
-        return {}
-    return {
-        "$or": [
-            {"created_at": {op: after.at}},
-            {"created_at": after.at, "_id": {op: after.id}},
-        ]
-    }
+def _cursor(after: PageCursor | None) -> tuple[Any, ...] | None:
+    """A page cursor as `keyset_page` takes it: (created_at, _id)."""
+    return None if after is None else (after.at, after.id)
 
 
 # --- the adapter -------------------------------------------------------------------------------
@@ -247,14 +241,15 @@ class MongoWebhooksStore(MongoStore):
         self, tenant_id: str, *, limit: int, after: PageCursor | None = None
     ) -> list[Endpoint]:
         """The tenant's endpoints, oldest first."""
-        query: Doc = {"tenant_id": tenant_id, **_after_filter(after, "$gt")}
-        cursor = (
-            self._db[ENDPOINTS]
-            .find(query, session=self._session)
-            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit)
+        docs = await keyset_page(
+            self._db[ENDPOINTS],
+            {"tenant_id": tenant_id},
+            [("created_at", 1), ("_id", 1)],
+            _cursor(after),
+            limit,
+            session=self._session,
         )
-        return [endpoint_from(doc) async for doc in cursor]
+        return [endpoint_from(doc) for doc in docs]
 
     async def save_endpoint(self, endpoint: Endpoint) -> None:
         """Store the endpoint."""
@@ -324,14 +319,15 @@ class MongoWebhooksStore(MongoStore):
         query: Doc = {"tenant_id": tenant_id, "endpoint_id": endpoint_id}
         if status is not None:
             query["status"] = status
-        query.update(_after_filter(after, "$lt"))
-        cursor = (
-            self._db[DELIVERIES]
-            .find(query, session=self._session)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(limit)
+        docs = await keyset_page(
+            self._db[DELIVERIES],
+            query,
+            [("created_at", -1), ("_id", -1)],
+            _cursor(after),
+            limit,
+            session=self._session,
         )
-        return [delivery_from(doc) async for doc in cursor]
+        return [delivery_from(doc) for doc in docs]
 
     async def save_delivery(self, delivery: Delivery, *, held_by: str | None) -> bool:
         """Replace the delivery if still held by `held_by`."""
