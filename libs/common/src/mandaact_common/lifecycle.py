@@ -23,9 +23,8 @@ import base64
 import contextlib
 import json
 import logging
-import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -75,9 +74,11 @@ DELETION_TOPICS: Final = frozenset({topics.USER_DELETED, topics.TENANT_DELETED})
 
 # --- holdings ----------------------------------------------------------------------------------
 
-Filter = Callable[[str, str | None], Doc | None]
-"""The filter of one subject's documents in a collection: (tenant, user) for a user, (tenant,
-None) for a whole tenant; None: the collection holds nothing of that scope."""
+Filter = Callable[[str, str | None], Sequence[Doc]]
+"""The filters of one subject's documents in a collection: (tenant, user) for a user, (tenant,
+None) for a whole tenant; none: the collection holds nothing of that scope. Each is one index
+read; together they find the subject's documents, each once (no `$or`: the server used in
+development answers one by scanning the whole collection)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,8 @@ class Holding:
     export: bool = True
     """Whether `GET /v1/me/export` includes its documents (not for pure replay caches)."""
 
-    def filter(self, tenant_id: str, user_id: str | None) -> Doc | None:
-        """The subject's documents here (None: none of this scope)."""
+    def filters(self, tenant_id: str, user_id: str | None) -> Sequence[Doc]:
+        """The subject's documents here, as disjoint filters (none: none of this scope)."""
         return self.find(tenant_id, user_id)
 
 
@@ -104,33 +105,42 @@ def by_fields(
     """Documents carrying the tenant and the user in fields of their own (indexed, preferably
     with the tenant first). `user=None`: the collection is the tenant's, no user's alone."""
 
-    def find(tenant_id: str, user_id: str | None) -> Doc | None:
+    def find(tenant_id: str, user_id: str | None) -> Sequence[Doc]:
         if user_id is None:
-            return {tenant: tenant_id}
+            return [{tenant: tenant_id}]
         if user is None:
-            return None
-        return {tenant: tenant_id, user: user_id}
+            return []
+        return [{tenant: tenant_id, user: user_id}]
 
     return Holding(collection, find, export)
 
 
 def by_owner_key(collection: str, *, key: str = "_id", export: bool = True) -> Holding:
     """Documents keyed by the owner key (`<tenant>:<user>`) or a sub-key of it
-    (`<tenant>:<user>|…`, `keys.sub_key`): an anchored prefix the `_id` index serves."""
+    (`<tenant>:<user>|…`, `keys.sub_key`): the key itself, and the range of keys that start
+    with it and the separator, both read by the key's index. (An anchored `$regex` or an `$or`
+    says the same, but the server used in development scans the whole collection for either:
+    every tenant's ledger for one user's export.)"""
 
-    def find(tenant_id: str, user_id: str | None) -> Doc | None:
+    def find(tenant_id: str, user_id: str | None) -> Sequence[Doc]:
         if user_id is None:
             prefix = owner_key(tenant_id, "x").rsplit(OWNER_SEPARATOR, 1)[0] + OWNER_SEPARATOR
-            return {key: {"$regex": "^" + re.escape(prefix)}}
+            return [{key: _starting_with(prefix)}]
         owner = owner_key(tenant_id, user_id)
-        return {"$or": [{key: owner}, {key: {"$regex": "^" + re.escape(owner + PART_SEPARATOR)}}]}
+        return [{key: owner}, {key: _starting_with(owner + PART_SEPARATOR)}]
 
     return Holding(collection, find, export)
 
 
-def _processed(tenant_id: str, user_id: str | None) -> Doc | None:
+def _starting_with(prefix: str) -> Doc:
+    """The strings that start with `prefix` (ending in a separator), as an index range: up to
+    the prefix with its last character's successor."""
+    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+
+
+def _processed(tenant_id: str, user_id: str | None) -> Sequence[Doc]:
     # Processed event ids carry the tenant (never the user): a tenant's go with it.
-    return {"tenant_id": tenant_id} if user_id is None else None
+    return [{"tenant_id": tenant_id}] if user_id is None else []
 
 
 COMMON_HOLDINGS: Final[tuple[Holding, ...]] = (
@@ -138,7 +148,7 @@ COMMON_HOLDINGS: Final[tuple[Holding, ...]] = (
     by_owner_key(SEQUENCES, export=False),
     by_owner_key(APPLIED, export=False),
     Holding(PROCESSED, _processed, export=False),
-    Holding(ERASURE_JOBS, lambda t, u: None, export=False),  # never erased by a job: it is one
+    Holding(ERASURE_JOBS, lambda t, u: [], export=False),  # never erased by a job: it is one
 )
 """What every service keeps through `libs/common`: stored responses of idempotent requests,
 processed event ids and the read-your-writes counters (`consistency`). Rate-limit buckets are
@@ -337,27 +347,27 @@ class Eraser:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def _delete(self, job: Doc, collection: str, where: Doc) -> int:
+        """Delete what `where` finds, `CHUNK` at a time, renewing the job's lease each time."""
+        erased = 0
+        while True:
+            ids = [d["_id"] async for d in self.db[collection].find(where, {"_id": 1}).limit(CHUNK)]
+            if not ids:
+                return erased
+            result = await self.db[collection].delete_many({"_id": {"$in": ids}})
+            erased += result.deleted_count
+            await self.db[ERASURE_JOBS].update_one(
+                {"_id": job["_id"]}, {"$set": {"lease_until": self.clock() + LEASE}}
+            )
+
     async def _erase(self, job: Doc) -> None:
         subject = Subject(job["tenant_id"], job.get("user_id"))
         if self.lifecycle.prepare is not None:
             await self.lifecycle.prepare(self.client, self.db, subject)
         erased = 0
         for holding in self.lifecycle.every_holding:
-            where = holding.filter(subject.tenant_id, subject.user_id)
-            if where is None:
-                continue
-            while True:
-                ids = [
-                    d["_id"]
-                    async for d in self.db[holding.collection].find(where, {"_id": 1}).limit(CHUNK)
-                ]
-                if not ids:
-                    break
-                result = await self.db[holding.collection].delete_many({"_id": {"$in": ids}})
-                erased += result.deleted_count
-                await self.db[ERASURE_JOBS].update_one(
-                    {"_id": job["_id"]}, {"$set": {"lease_until": self.clock() + LEASE}}
-                )
+            for where in holding.filters(subject.tenant_id, subject.user_id):
+                erased += await self._delete(job, holding.collection, where)
         erased_at = self.clock()
         service = self.lifecycle.service
 
@@ -439,14 +449,15 @@ async def export_chunks(
     yield json.dumps(head)[:-1].encode() + b', "collections": {'
     first_holding = True
     for holding in lifecycle.every_holding:
-        where = holding.filter(tenant_id, user_id)
-        if not holding.export or where is None:
+        filters = holding.filters(tenant_id, user_id)
+        if not holding.export or not filters:
             continue
         yield (b"" if first_holding else b", ") + json.dumps(holding.collection).encode() + b": ["
         first_holding = False
         first = True
-        async for doc in db[holding.collection].find(where).sort("_id", ASCENDING):
-            yield (b"" if first else b", ") + json.dumps(plain(doc)).encode()
-            first = False
+        for where in filters:
+            async for doc in db[holding.collection].find(where).sort("_id", ASCENDING):
+                yield (b"" if first else b", ") + json.dumps(plain(doc)).encode()
+                first = False
         yield b"]"
     yield b"}}"

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from mandaact_common.consumer import PROCESSED, IdempotentConsumer, Inbound
 from mandaact_common.keys import deletion_id
@@ -20,9 +21,11 @@ from mandaact_common.lifecycle import (
     by_owner_key,
     export_chunks,
 )
+from mandaact_common.mongo import Doc
 from mandaact_common.outbox import OUTBOX, OUTBOX_EVENTS, Transaction
 from mandaact_common.settings import DEV_ERASURE_KEY
 from mandaact_common.testing import (
+    QueryPlans,
     RecordingDeadLetters,
     SettableClock,
     documents_naming,
@@ -213,3 +216,53 @@ async def test_the_export_is_the_callers_documents_as_one_json_document(
         assert "bob" not in body.decode()
     finally:
         await mongo_client.drop_database(unique_db_name)
+
+
+KEYED = Lifecycle("testsvc", holdings=(by_owner_key("rows", key="uk"), by_owner_key("states")))
+
+
+async def test_owner_keyed_documents_are_found_by_index_ranges_and_only_the_subjects(
+    infra: Any, unique_db_name: str, clock: SettableClock
+) -> None:
+    """A user's documents under their key and its sub-keys, and nobody else's: not a user
+    whose id starts with theirs ("al" and "alice"), not another tenant's. Keyed in a field of
+    their own, the export and the erasure read them by its index (an `$or` or a `$regex` is a
+    scan of every tenant's documents on the server used here; so is any `_id` range, which
+    is why `states` is only checked for what it finds)."""
+    plans = QueryPlans()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
+    )
+    db = client[unique_db_name]
+    keys = ["acme:al", "acme:al|w1", "acme:al|w2", "acme:alice", "acme:alice|w1", "acmex:al|w1"]
+    try:
+        await db["rows"].create_index("uk")
+        await db["rows"].insert_many([{"_id": n, "uk": k} for n, k in enumerate(keys)])
+        await db["states"].insert_many([{"_id": k} for k in keys])
+        body = b"".join([c async for c in export_chunks(db, KEYED, "acme", "al", NOW)])
+        exported = json.loads(body)["collections"]
+        assert [d["uk"] for d in exported["rows"]] == ["acme:al", "acme:al|w1", "acme:al|w2"]
+        assert [d["_id"] for d in exported["states"]] == ["acme:al", "acme:al|w1", "acme:al|w2"]
+        eraser = Eraser(KEYED, client, db, KEY, grace=timedelta(0), clock=clock)
+        consumer = IdempotentConsumer(
+            group="testsvc",
+            client=client,
+            db=db,
+            handler=handler,
+            dead_letters=RecordingDeadLetters(),
+            eraser=eraser,
+        )
+        await feed(consumer, erasure_of("acme", "al", at=NOW))
+        assert await eraser.run_due() == 1
+        for name, field in (("rows", "uk"), ("states", "_id")):
+            left = sorted(d[field] for d in await db[name].find({}).to_list())
+            assert left == ["acme:alice", "acme:alice|w1", "acmex:al|w1"]
+        await feed(consumer, erasure_of("acme", at=NOW))
+        assert await eraser.run_due() == 1
+        assert [d["uk"] for d in await db["rows"].find({}).to_list()] == ["acmex:al|w1"]
+        assert [d["_id"] for d in await db["states"].find({}).to_list()] == ["acmex:al|w1"]
+        scans = [x for x in await plans.scans(client) if x["command"]["find"] == "rows"]
+        assert [x for x in scans if x["command"].get("filter")] == []
+    finally:
+        await client.drop_database(unique_db_name)
+        await client.close()

@@ -8,10 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.consumer import PROCESSED
 from mandaact_common.mongo import Doc
+from mandaact_common.testing import QueryPlans
 from mandaact_contracts.events import (
     BadgeUnlocked,
     EventPayload,
@@ -21,7 +23,7 @@ from mandaact_contracts.events import (
     XpAwarded,
     XpRevoked,
 )
-from reports.store.mongo import GRIDS, JOBS, USERS, WEEKS
+from reports.store.mongo import GRIDS, JOBS, USERS, WEEKS, MongoReportsStore
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +217,27 @@ async def test_feeding_the_same_events_in_another_order_gives_the_same_fold(
         doc["checkins"].sort(key=lambda c: (c["a"], c["d"]))
         doc["xp"].sort(key=lambda x: x["id"])
     assert again == first
+
+
+async def test_the_reads_a_report_folds_from_use_indexes_not_a_scan_of_every_tenant(
+    kit: Any, consumer: Any, db: AsyncDatabase[Doc], infra: Any
+) -> None:
+    """A report's grid buckets and the open jobs of moved users are index reads: an `$in`
+    followed by another predicate makes the server used here scan every tenant's rows."""
+    u, events = week_events(kit)
+    await kit.feed(consumer, [kit.record(e, i) for i, e in enumerate(events)], batch=50)
+    plans = QueryPlans()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
+    )
+    try:
+        store = MongoReportsStore(client[db.name], None)
+        uk = f"{u.tenant}:{u.user}"
+        buckets = await store.buckets_of([uk, "acme:nobody"], "2026-W47")
+        assert [b.week for b in buckets[uk]] == ["2026-W47"]
+        assert await store.buckets_of([uk], "2026-W46") == {}
+        open_weeks = sorted(j.week for j in (await store.open_jobs([uk, "acme:nobody"])).values())
+        assert open_weeks == sorted(j["week"] for j in await db[JOBS].find({}).to_list())
+        assert await plans.scans(client) == []
+    finally:
+        await client.close()

@@ -34,7 +34,7 @@ from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import ensure_idempotency_indexes
 from mandaact_common.keys import compose_key, owner_key, owner_of
 from mandaact_common.lifecycle import Holding, Lifecycle, by_fields, by_owner_key
-from mandaact_common.mongo import Doc
+from mandaact_common.mongo import Doc, find_in
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from reports.domain.errors import ReportExists
 from reports.domain.facts import (
@@ -69,12 +69,12 @@ def user_mark(tenant_id: str, user_id: str) -> str:
     return hashlib.sha256(owner_key(tenant_id, user_id).encode()).hexdigest()[:32]
 
 
-def _cache_rows(tenant_id: str, user_id: str | None) -> Doc:
+def _cache_rows(tenant_id: str, user_id: str | None) -> list[Doc]:
     # A user's: the rows their reports used (cached summaries of their folds; a row another
     # user's identical fold also used goes too, which only costs that fold a new call).
     if user_id is None:
-        return {"tenant_id": tenant_id}
-    return {"tenant_id": tenant_id, "used_by": user_mark(tenant_id, user_id)}
+        return [{"tenant_id": tenant_id}]
+    return [{"tenant_id": tenant_id, "used_by": user_mark(tenant_id, user_id)}]
 
 
 LIFECYCLE = Lifecycle(
@@ -112,7 +112,7 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     await db[JOBS].create_index(
         [("state", ASCENDING), ("active", ASCENDING), ("due_at", ASCENDING)]
     )
-    await db[JOBS].create_index([("uk", ASCENDING), ("state", ASCENDING)])
+    await db[JOBS].create_index([("state", ASCENDING), ("uk", ASCENDING)], name="open_by_user")
     # Only rows whose report waits for a rewrite carry the marker: the settle job reads just them.
     await db[JOBS].create_index(
         [("rewrite_due_at", ASCENDING)],
@@ -419,11 +419,11 @@ class MongoReportsStore(MongoStore):
     async def buckets_of(self, uks: Iterable[str], up_to_week: str) -> dict[str, list[GridBucket]]:
         """Every grid bucket of these users up to a week, by user key."""
         out: dict[str, list[GridBucket]] = {}
-        cursor = self._db[GRIDS].find(
-            {"uk": {"$in": list(uks)}, "week": {"$lte": up_to_week}}, session=self._session
-        )
-        async for doc in cursor:
-            out.setdefault(doc["uk"], []).append(bucket_from_doc(doc))
+        # The week is checked here: an `$in` followed by another predicate of the index makes
+        # the server used here scan every tenant's buckets (docs/benchmarks.md).
+        for doc in await find_in(self._db[GRIDS], "uk", list(uks), session=self._session):
+            if doc["week"] <= up_to_week:
+                out.setdefault(doc["uk"], []).append(bucket_from_doc(doc))
         return out
 
     async def jobs(self, keys: Iterable[str]) -> dict[str, ReportJob]:
@@ -433,10 +433,12 @@ class MongoReportsStore(MongoStore):
 
     async def open_jobs(self, uks: Iterable[str]) -> dict[str, ReportJob]:
         """Report jobs of these users that have no report yet."""
-        cursor = self._db[JOBS].find(
-            {"uk": {"$in": list(uks)}, "state": OPEN}, session=self._session
+        # By `open_by_user` (state, then the `$in`): with the `$in` first and the state after it,
+        # the server used here scans every tenant's jobs (docs/benchmarks.md).
+        found = await find_in(
+            self._db[JOBS], "uk", list(uks), where={"state": OPEN}, session=self._session
         )
-        return {d["_id"]: job_from_doc(d) async for d in cursor}
+        return {d["_id"]: job_from_doc(d) for d in found}
 
     async def save_facts(
         self,
