@@ -267,7 +267,8 @@ def settings_for_tests(kind: type[SettingsT], infra: Any, database: str, **extra
 
 
 class QueryPlans(monitoring.CommandListener):
-    """The `find` commands a client sends, to explain afterwards: which of them the server
+    """The reads a client sends (finds, and what its updates, deletes and findAndModifys
+    match), to explain afterwards: which of them the server
     answered by scanning a whole collection (every tenant's rows) instead of an index.
 
     Register it on a client of its own (`event_listeners=[plans]`), run the calls, then
@@ -278,11 +279,19 @@ class QueryPlans(monitoring.CommandListener):
         self.finds: list[dict[str, Any]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            command = {
-                k: v for k, v in event.command.items() if k in {"find", "filter", "sort", "limit"}
-            }
-            self.finds.append({"db": event.database_name, "command": command})
+        command, name = event.command, event.command_name
+        # What an update, delete or findAndModify matches is planned as a find of its filter.
+        if name == "find":
+            shapes = [{k: v for k, v in command.items() if k in {"filter", "sort", "limit"}}]
+        elif name == "findAndModify":
+            shapes = [{"filter": command.get("query", {}), "sort": command.get("sort")}]
+        elif name in {"update", "delete"}:
+            shapes = [{"filter": op.get("q", {})} for op in command.get(f"{name}s", [])]
+        else:
+            return
+        for shape in shapes:
+            find = {"find": command[name], **{k: v for k, v in shape.items() if v is not None}}
+            self.finds.append({"db": event.database_name, "command": find})
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from services.webhooks.tests.support import action_completed, resolver_of
 from webhooks.delivery import DeliveryWorker, Limits
 from webhooks.guard import UrlGuard
 from webhooks.service import WebhooksService
-from webhooks.store.mongo import DELIVERIES, unit_of_work
+from webhooks.store.mongo import DELIVERIES, MongoWebhooksStore, unit_of_work
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +114,37 @@ async def test_log_and_endpoint_pages_read_by_the_index_not_a_scan_of_every_tena
             assert len(page.items) + len(more.items) == 5
             stamps = [d.created_at for d in page.items + more.items]
             assert stamps == sorted(stamps, reverse=True)
+        assert await plans.scans(client) == []
+    finally:
+        await client.close()
+
+
+async def test_a_claim_passes_over_a_busy_endpoints_backlog_by_index_reads(
+    mongo_client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], feed: Feed, infra: Any
+) -> None:
+    """A busy endpoint's 60 due deliveries (more than a page) do not hide another endpoint's
+    one behind them, and the claim reads by the `due` index: a `$nin` of the busy endpoints
+    in the query would make the server used here scan every tenant's deliveries per claim."""
+    service = WebhooksService(unit_of_work(mongo_client, db, KEY), GUARD)
+    busy = await service.create("acme", "http://127.0.0.1:9/busy", ["*"], None)
+    await feed(*(action_completed("acme") for _ in range(60)))
+    other = await service.create("acme", "http://127.0.0.1:9/other", ["*"], None)
+    await feed(action_completed("acme"))
+    plans = QueryPlans()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
+    )
+    try:
+        store = MongoWebhooksStore(client[db.name], None, KEY)
+        now = datetime.now(UTC) + timedelta(minutes=1)
+        claimed = await store.claim_due(now, "t1", now + timedelta(minutes=5), skip={busy.id})
+        assert claimed is not None
+        assert claimed.endpoint_id == other.id
+        again = await store.claim_due(now, "t2", now + timedelta(minutes=5), skip={busy.id})
+        assert again is None, "the other endpoint's only delivery is claimed already"
+        first = await store.claim_due(now, "t3", now + timedelta(minutes=5))
+        assert first is not None
+        assert first.endpoint_id == busy.id
         assert await plans.scans(client) == []
     finally:
         await client.close()

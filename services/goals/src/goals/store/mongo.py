@@ -56,6 +56,12 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     await db[USERS].create_index(
         [("tenant_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="owner_unique"
     )
+    # A settings change replaces on the version read: with `version` outside an index, that
+    # match is a scan of every tenant's users on the server used here.
+    await db[USERS].create_index(
+        [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("version", ASCENDING)],
+        name="owner_version",
+    )
     await db[MANDALARTS].create_index(
         [
             ("tenant_id", ASCENDING),

@@ -348,20 +348,41 @@ class MongoWebhooksStore(MongoStore):
         skip: Collection[str] = (),
         skip_tenants: Collection[str] = (),
     ) -> Delivery | None:
-        """One atomic update through the `due` index."""
-        query: dict[str, Any] = {"status": "pending", "next_attempt_at": {"$lte": now}}
-        if skip:
-            query["endpoint_id"] = {"$nin": list(skip)}
-        if skip_tenants:
-            query["tenant_id"] = {"$nin": list(skip_tenants)}
-        doc = await self._db[DELIVERIES].find_one_and_update(
-            query,
-            {"$set": {"claim": token, "next_attempt_at": lease_until}},
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-            session=self._session,
-        )
-        return delivery_from(doc) if doc is not None else None
+        """The first due delivery of an endpoint and tenant not skipped, claimed atomically.
+
+        The due rows are read by the `due` index, oldest first, a page at a time, and the
+        skipped endpoints and tenants are passed over here; the pick is claimed by id, only if
+        it is still due as read (another worker's claim moves `next_attempt_at` past now), else
+        the next is tried. A `$nin` in the query would make the server used here scan every
+        tenant's deliveries on each claim (356 ms among 20,000, against 2.6 ms).
+        """
+        due: Doc = {"status": "pending", "next_attempt_at": {"$lte": now}}
+        order = [("next_attempt_at", 1), ("_id", 1)]
+        fields = {"tenant_id": 1, "endpoint_id": 1, "next_attempt_at": 1}
+        after: tuple[Any, ...] | None = None
+        while True:
+            page = await keyset_page(
+                self._db[DELIVERIES], due, order, after, CLAIM_PAGE, fields, session=self._session
+            )
+            for row in page:
+                if row["endpoint_id"] in skip or row["tenant_id"] in skip_tenants:
+                    continue
+                still_due = {"status": "pending", "next_attempt_at": row["next_attempt_at"]}
+                doc = await self._db[DELIVERIES].find_one_and_update(
+                    {"_id": row["_id"], **still_due},
+                    {"$set": {"claim": token, "next_attempt_at": lease_until}},
+                    return_document=ReturnDocument.AFTER,
+                    session=self._session,
+                )
+                if doc is not None:
+                    return delivery_from(doc)
+            if len(page) < CLAIM_PAGE:
+                return None
+            after = (page[-1]["next_attempt_at"], page[-1]["_id"])
+
+
+CLAIM_PAGE = 50
+"""Due deliveries read per page while looking for one that is not skipped."""
 
 
 def unit_of_work(
