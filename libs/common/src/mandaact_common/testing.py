@@ -7,11 +7,12 @@ real server without a round trip through Kafka.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +22,7 @@ from typing import Any, Literal, TypeVar
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 
 from mandaact_common.auth import mint_token
 from mandaact_common.consumer import Record
@@ -316,3 +317,14 @@ class QueryPlans(monitoring.CommandListener):
             if "COLLSCAN" in json.dumps(chosen, default=str):
                 out.append({**find, "examined": stats.get("totalDocsExamined")})
         return out
+
+
+@contextlib.asynccontextmanager
+async def watched_client(url: str) -> AsyncIterator[tuple[Any, QueryPlans]]:
+    """A client of its own on `url` whose reads `QueryPlans` records, and the plans."""
+    plans = QueryPlans()
+    client: Any = AsyncMongoClient(url, tz_aware=True, event_listeners=[plans])
+    try:
+        yield client, plans
+    finally:
+        await client.close()

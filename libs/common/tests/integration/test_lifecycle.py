@@ -85,15 +85,19 @@ def clock() -> SettableClock:
 def parts(mongo_client: Any, unique_db_name: str, clock: SettableClock) -> Any:
     db = mongo_client[unique_db_name]
     eraser = Eraser(LIFECYCLE, mongo_client, db, KEY, grace=timedelta(seconds=40), clock=clock)
-    consumer = IdempotentConsumer(
+    return db, eraser, consumer_of(mongo_client, db, eraser)
+
+
+def consumer_of(client: Any, db: Any, eraser: Eraser) -> IdempotentConsumer:
+    """The test service's consumer: `handler`, with the eraser."""
+    return IdempotentConsumer(
         group="testsvc",
-        client=mongo_client,
+        client=client,
         db=db,
         handler=handler,
         dead_letters=RecordingDeadLetters(),
         eraser=eraser,
     )
-    return db, eraser, consumer
 
 
 async def feed(consumer: IdempotentConsumer, *events: EventPayload) -> None:
@@ -244,14 +248,7 @@ async def test_owner_keyed_documents_are_found_by_index_ranges_and_only_the_subj
         assert [d["uk"] for d in exported["rows"]] == ["acme:al", "acme:al|w1", "acme:al|w2"]
         assert [d["_id"] for d in exported["states"]] == ["acme:al", "acme:al|w1", "acme:al|w2"]
         eraser = Eraser(KEYED, client, db, KEY, grace=timedelta(0), clock=clock)
-        consumer = IdempotentConsumer(
-            group="testsvc",
-            client=client,
-            db=db,
-            handler=handler,
-            dead_letters=RecordingDeadLetters(),
-            eraser=eraser,
-        )
+        consumer = consumer_of(client, db, eraser)
         await feed(consumer, erasure_of("acme", "al", at=NOW))
         assert await eraser.run_due() == 1
         for name, field in (("rows", "uk"), ("states", "_id")):

@@ -8,13 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 
 from checkins.domain.model import MAX_RANGE_DAYS, CheckinCursor
 from checkins.store.mongo import MongoCheckinsStore
 from mandaact_common.domain.owner import Owner
-from mandaact_common.mongo import Doc
-from mandaact_common.testing import QueryPlans, SettableClock
+from mandaact_common.testing import SettableClock, watched_client
 from services.checkins.tests.support import (
     MON_THU,
     TWICE_A_MONTH,
@@ -107,11 +105,7 @@ async def test_the_checklist_and_listing_reads_use_indexes_not_a_scan_of_every_t
     followed by another predicate, by scanning every tenant's check-ins."""
     clock.now = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
     await seed_checkins(http, feed, auth)
-    plans = QueryPlans()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
-    )
-    try:
+    async with watched_client(infra.mongodb_url) as (client, plans):
         store = MongoCheckinsStore(client[db.name], None)
         alice = Owner("acme", "alice")
         (grid,) = await store.live_grids(alice)
@@ -138,5 +132,3 @@ async def test_the_checklist_and_listing_reads_use_indexes_not_a_scan_of_every_t
         assert len(first) + len(rest) == 9
         assert {s.action_id for s in first} | {s.action_id for s in rest} >= {mission}
         assert await plans.scans(client) == []
-    finally:
-        await client.close()

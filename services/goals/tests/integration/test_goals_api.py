@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 
 from goals.domain.errors import ConcurrentChange
 from goals.domain.model import PageCursor
@@ -20,7 +19,7 @@ from goals.store.mongo import MongoGoalsStore
 from mandaact_common.domain.calendar import today_in
 from mandaact_common.domain.owner import Owner
 from mandaact_common.mongo import Doc
-from mandaact_common.testing import QueryPlans
+from mandaact_common.testing import watched_client
 from mandaact_contracts import topics
 from mandaact_contracts.events import GoalChanged, UserChanged
 
@@ -744,11 +743,7 @@ async def test_list_pages_read_by_the_index_not_a_scan_of_every_tenant(
     keyset filter by scanning every tenant's grids), with or without the `active` filter."""
     for n in range(4):
         await create(http, auth, {"title": f"G{n}"})
-    plans = QueryPlans()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
-    )
-    try:
+    async with watched_client(infra.mongodb_url) as (client, plans):
         store = MongoGoalsStore(client[db.name], None)
         alice = Owner("acme", "alice")
         first = await store.list_mandalarts(alice, limit=2, after=None, active=None)
@@ -761,8 +756,6 @@ async def test_list_pages_read_by_the_index_not_a_scan_of_every_tenant(
         )
         assert [g.title for g in active] == [g.title for g in first[1:] + rest if g.active]
         assert await plans.scans(client) == []
-    finally:
-        await client.close()
 
 
 async def test_a_settings_change_finds_the_stored_version_by_the_index(
@@ -772,11 +765,7 @@ async def test_a_settings_change_finds_the_stored_version_by_the_index(
     is an index read, not a scan of every tenant's users (266 ms among 20,000 on the server
     used here, 1.6 ms by the index)."""
     assert (await http.put("/v1/me", json={"timezone": "Asia/Seoul"}, headers=auth())).is_success
-    plans = QueryPlans()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
-    )
-    try:
+    async with watched_client(infra.mongodb_url) as (client, plans):
         store = MongoGoalsStore(client[db.name], None)
         alice = Owner("acme", "alice")
         held = await store.get_settings(alice)
@@ -789,5 +778,3 @@ async def test_a_settings_change_finds_the_stored_version_by_the_index(
         assert again is not None
         assert (again.display_name, again.version) == ("Alice", held.version + 1)
         assert await plans.scans(client) == []
-    finally:
-        await client.close()

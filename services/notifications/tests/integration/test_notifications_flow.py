@@ -9,12 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.domain.owner import Owner
 from mandaact_common.mongo import Doc
-from mandaact_common.testing import QueryPlans, SettableClock, auth_header
+from mandaact_common.testing import SettableClock, auth_header, watched_client
 from mandaact_contracts import topics
 from notifications.domain.records import SentCursor
 from notifications.service import NotificationsService
@@ -131,11 +130,7 @@ async def test_done_dates_and_sent_pages_read_by_the_index_not_a_scan_of_every_t
     await feed(streak_changed("bob", 3, TODAY - timedelta(days=1), at=clock.now))
     clock.now = seoul(TODAY, 21, 0, 30)
     await workers[0].run_due()
-    plans = QueryPlans()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
-    )
-    try:
+    async with watched_client(infra.mongodb_url) as (client, plans):
         store = MongoNotificationsStore(client[db.name], None)
         bob = Owner("acme", "bob")
         yesterday = TODAY - timedelta(days=1)
@@ -149,5 +144,3 @@ async def test_done_dates_and_sent_pages_read_by_the_index_not_a_scan_of_every_t
         assert len(rest) >= 1
         assert not {s.id for s in first} & {s.id for s in rest}
         assert await plans.scans(client) == []
-    finally:
-        await client.close()

@@ -8,12 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.consumer import PROCESSED
 from mandaact_common.mongo import Doc
-from mandaact_common.testing import QueryPlans
+from mandaact_common.testing import watched_client
 from mandaact_contracts.events import (
     BadgeUnlocked,
     EventPayload,
@@ -226,11 +225,7 @@ async def test_the_reads_a_report_folds_from_use_indexes_not_a_scan_of_every_ten
     followed by another predicate makes the server used here scan every tenant's rows."""
     u, events = week_events(kit)
     await kit.feed(consumer, [kit.record(e, i) for i, e in enumerate(events)], batch=50)
-    plans = QueryPlans()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
-    )
-    try:
+    async with watched_client(infra.mongodb_url) as (client, plans):
         store = MongoReportsStore(client[db.name], None)
         uk = f"{u.tenant}:{u.user}"
         buckets = await store.buckets_of([uk, "acme:nobody"], "2026-W47")
@@ -239,5 +234,3 @@ async def test_the_reads_a_report_folds_from_use_indexes_not_a_scan_of_every_ten
         open_weeks = sorted(j.week for j in (await store.open_jobs([uk, "acme:nobody"])).values())
         assert open_weeks == sorted(j["week"] for j in await db[JOBS].find({}).to_list())
         assert await plans.scans(client) == []
-    finally:
-        await client.close()

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.mongo import Doc
 from mandaact_common.settings import DEV_ERASURE_KEY
-from mandaact_common.testing import QueryPlans
+from mandaact_common.testing import watched_client
 from services.webhooks.tests.integration.conftest import Feed
 from services.webhooks.tests.support import action_completed, resolver_of
 from webhooks.delivery import DeliveryWorker, Limits
@@ -97,11 +97,7 @@ async def test_log_and_endpoint_pages_read_by_the_index_not_a_scan_of_every_tena
     service = WebhooksService(unit_of_work(mongo_client, db, KEY), GUARD)
     endpoints = [await service.create("acme", f"http://127.0.0.1:9/{n}", ["*"], None) for n in "ab"]
     await feed(*(action_completed("acme") for _ in range(5)))
-    plans = QueryPlans()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
-    )
-    try:
+    async with watched_client(infra.mongodb_url) as (client, plans):
         watched = WebhooksService(unit_of_work(client, client[db.name], KEY), GUARD)
         first = await watched.list("acme", limit=1)
         rest = await watched.list("acme", limit=5, after=first.next_cursor)
@@ -115,8 +111,6 @@ async def test_log_and_endpoint_pages_read_by_the_index_not_a_scan_of_every_tena
             stamps = [d.created_at for d in page.items + more.items]
             assert stamps == sorted(stamps, reverse=True)
         assert await plans.scans(client) == []
-    finally:
-        await client.close()
 
 
 async def test_a_claim_passes_over_a_busy_endpoints_backlog_by_index_reads(
@@ -130,11 +124,7 @@ async def test_a_claim_passes_over_a_busy_endpoints_backlog_by_index_reads(
     await feed(*(action_completed("acme") for _ in range(60)))
     other = await service.create("acme", "http://127.0.0.1:9/other", ["*"], None)
     await feed(action_completed("acme"))
-    plans = QueryPlans()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, event_listeners=[plans]
-    )
-    try:
+    async with watched_client(infra.mongodb_url) as (client, plans):
         store = MongoWebhooksStore(client[db.name], None, KEY)
         now = datetime.now(UTC) + timedelta(minutes=1)
         claimed = await store.claim_due(now, "t1", now + timedelta(minutes=5), skip={busy.id})
@@ -146,5 +136,3 @@ async def test_a_claim_passes_over_a_busy_endpoints_backlog_by_index_reads(
         assert first is not None
         assert first.endpoint_id == busy.id
         assert await plans.scans(client) == []
-    finally:
-        await client.close()
