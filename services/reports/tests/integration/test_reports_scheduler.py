@@ -12,11 +12,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mandaact_common.mongo import Doc
 from mandaact_common.outbox import pending_events
+from mandaact_common.testing import watched_client
 from mandaact_common.worker import WorkerDeps
 from mandaact_contracts import topics
 from reports.bootstrap import mongo_service, scheduler_job
 from reports.llm import FallbackWriter
-from reports.store.mongo import JOBS, REPORTS
+from reports.store.mongo import JOBS, REPORTS, MongoJobLeases
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +173,32 @@ async def test_a_claim_left_by_a_dead_worker_is_taken_over_after_its_lease(
     assert await generator.run_due(SEOUL_0600 + lease - MINUTE) == 0
     assert await generator.run_due(SEOUL_0600 + lease) == 1
     assert len(await generated_events(db)) == 1
+
+
+async def test_the_schedulers_claims_read_by_indexes_not_a_scan_of_every_tenant(
+    kit: Any, consumer: Any, db: AsyncDatabase[Doc], infra: Any
+) -> None:
+    """The due jobs and the due rewrites are claimed by index reads, a claimed one passed
+    over: on the server used here `claim_expires` beside the due index, or a partial index,
+    means a scan of every tenant's jobs on each tick."""
+    seoul, _ = await seed(kit, consumer)
+    lease = timedelta(minutes=5)
+    async with watched_client(infra.mongodb_url) as (client, plans):
+        leases = MongoJobLeases(client[db.name])
+        await db[JOBS].update_one(
+            {"user_id": seoul[0].user},
+            {"$set": {"claim_owner": "x", "claim_expires": SEOUL_0600 + lease}},
+        )
+        found, won = await leases.claim_due(SEOUL_0600, lease, 100, "w1")
+        assert found
+        assert sorted(j.owner.user_id for j in won) == sorted(u.user for u in seoul[1:])
+        assert (await leases.claim_due(SEOUL_0600, lease, 100, "w2"))[1] == []
+        await db[JOBS].update_many(
+            {"user_id": {"$in": [u.user for u in seoul[1:4]]}},
+            {"$set": {"state": "done", "claim_expires": SEOUL_0600, "rewrite_due_at": SEOUL_0600}},
+        )
+        rewrites = await leases.claim_rewrites(SEOUL_0600, lease, 2, "w3")
+        more = await leases.claim_rewrites(SEOUL_0600, lease, 5, "w4")
+        assert len(rewrites) == 2
+        assert len(more) == 1
+        assert await plans.scans(client) == []

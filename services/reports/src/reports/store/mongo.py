@@ -18,14 +18,15 @@ Every document carries `tenant_id` (as the shared outbox and processed-event row
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from mandaact_common.codecs import action_doc, action_from, utc
 from mandaact_common.domain.calendar import DEFAULT_DAY_START
@@ -34,7 +35,7 @@ from mandaact_common.domain.pauses import Pause
 from mandaact_common.idempotency import ensure_idempotency_indexes
 from mandaact_common.keys import compose_key, owner_key, owner_of
 from mandaact_common.lifecycle import Holding, Lifecycle, by_fields, by_owner_key
-from mandaact_common.mongo import Doc, find_in
+from mandaact_common.mongo import Doc, find_in, keyset_page
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from reports.domain.errors import ReportExists
 from reports.domain.facts import (
@@ -113,11 +114,14 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
         [("state", ASCENDING), ("active", ASCENDING), ("due_at", ASCENDING)]
     )
     await db[JOBS].create_index([("state", ASCENDING), ("uk", ASCENDING)], name="open_by_user")
-    # Only rows whose report waits for a rewrite carry the marker: the settle job reads just them.
-    await db[JOBS].create_index(
-        [("rewrite_due_at", ASCENDING)],
-        partialFilterExpression={"rewrite_due_at": {"$exists": True}},
-    )
+    # Only rows whose report waits for a rewrite carry the marker: the settle job reads just them,
+    # by a sparse index (SecantusDB never uses a partial one; the partial index of earlier
+    # versions goes first, since MongoDB keeps one index per key pattern and options).
+    for held in await (await db[JOBS].list_indexes()).to_list():
+        if held.get("name") == "rewrite_due_at_1" and "partialFilterExpression" in held:
+            with contextlib.suppress(OperationFailure):  # another process dropped it first
+                await db[JOBS].drop_index("rewrite_due_at_1")
+    await db[JOBS].create_index([("rewrite_due_at", ASCENDING)], sparse=True, name="rewrite_due")
     await db[REPORTS].create_index(
         [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("week", DESCENDING)]
     )
@@ -344,6 +348,10 @@ def report_from_doc(doc: Doc) -> Report:
         fold_version=int(doc.get("fold_version", 0)),
         llm_calls=int(doc.get("llm_calls", 1 if made_a_call(doc["llm_outcome"]) else 0)),
     )
+
+
+_DUE_FIELDS: Final = {"due_at": 1, "rewrite_due_at": 1, "claim_expires": 1}
+"""What a claim reads of the due rows before it claims them by id."""
 
 
 def _claimable(now: datetime) -> Doc:
@@ -599,25 +607,35 @@ class MongoJobLeases:
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int, token: str
     ) -> tuple[bool, list[ReportJob]]:
-        """Claim up to `limit` due rows: (whether any was due and free, the ones won)."""
-        candidates = (
-            await self._jobs.find(
-                {**_claimable(now), "active": True, "due_at": {"$lte": now}}, {"_id": 1}
-            )
-            .sort("due_at", 1)
-            .limit(limit)
-            .to_list()
-        )
-        if not candidates:
+        """Claim up to `limit` due rows: (whether any was due and free, the ones won).
+
+        The due open rows are read by `(state, active, due_at)`, a page at a time, and the free
+        ones (claim expired) picked here: `claim_expires` in the query, outside that index,
+        makes the server used here scan every tenant's jobs (49 ms among 20,000, 1 ms without).
+        """
+        due: Doc = {"state": OPEN, "active": True, "due_at": {"$lte": now}}
+        order = [("due_at", 1), ("_id", 1)]
+        ids: list[str] = []
+        after: tuple[Any, ...] | None = None
+        while len(ids) < limit:
+            page = await keyset_page(self._jobs, due, order, after, limit, _DUE_FIELDS)
+            ids += [d["_id"] for d in page if utc(d.get("claim_expires", NEVER)) <= now][
+                : limit - len(ids)
+            ]
+            if len(page) < limit:
+                break
+            after = (page[-1]["due_at"], page[-1]["_id"])
+        if not ids:
             return False, []
-        ids = [c["_id"] for c in candidates]
         # Each row is claimed by a conditional update of its own: of two concurrent claims
         # only one still matches it.
         await self._jobs.bulk_write(
             [UpdateOne({"_id": i, **_claimable(now)}, _claim(token, now, lease)) for i in ids],
             ordered=False,
         )
-        claimed = await self._jobs.find({"_id": {"$in": ids}, "claim_owner": token}).to_list()
+        claimed = [
+            d for d in await find_in(self._jobs, "_id", ids) if d.get("claim_owner") == token
+        ]
         return True, [job_from_doc(d) for d in claimed]
 
     async def claim(self, key: str, now: datetime, lease: timedelta, token: str) -> bool:
@@ -636,17 +654,26 @@ class MongoJobLeases:
         self, now: datetime, lease: timedelta, limit: int, token: str
     ) -> list[ReportJob]:
         """Claim due rewrites one conditional update at a time (earliest due first): only the
-        rows that carry the marker are read (partial index on `rewrite_due_at`)."""
+        rows that carry the marker are read (sparse index `rewrite_due`), each claimed by id
+        while it is still free. (The server used here ignores a partial index and scans every
+        job for this read, 194 ms among 20,000; the sparse one answers in 2 ms.)"""
         won: list[ReportJob] = []
+        due: Doc = {"rewrite_due_at": {"$lte": now}}
+        order = [("rewrite_due_at", 1), ("_id", 1)]
+        after: tuple[Any, ...] | None = None
         while len(won) < limit:
-            doc = await self._jobs.find_one_and_update(
-                {"rewrite_due_at": {"$lte": now}, **_rewritable(now)},
-                _claim(token, now, lease),
-                sort=[("rewrite_due_at", ASCENDING)],
-            )
-            if doc is None:
+            page = await keyset_page(self._jobs, due, order, after, limit, _DUE_FIELDS)
+            for row in page:
+                doc = await self._jobs.find_one_and_update(
+                    {"_id": row["_id"], **_rewritable(now)}, _claim(token, now, lease)
+                )
+                if doc is not None:
+                    won.append(job_from_doc(doc))
+                    if len(won) == limit:
+                        return won
+            if len(page) < limit:
                 break
-            won.append(job_from_doc(doc))
+            after = (page[-1]["rewrite_due_at"], page[-1]["_id"])
         return won
 
     async def claim_rewrite(self, key: str, now: datetime, lease: timedelta, token: str) -> bool:
