@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -105,6 +105,30 @@ async def keyset_page(
 
         later.sort(key=value_of, reverse=way < 0)
     return (later + rows)[:limit]
+
+
+async def keyset_rows(
+    collection: AsyncCollection[Doc],
+    where: Mapping[str, Any],
+    order: Order,
+    page: int,
+    projection: Mapping[str, Any] | None = None,
+    *,
+    session: AsyncClientSession | None = None,
+) -> AsyncIterator[Doc]:
+    """Every document matching `where` in `order`, read `page` at a time by `keyset_page`: for
+    a reader that stops at the first rows it can use (a claim passing over busy ones). The
+    projection, if any, must keep the order's fields."""
+    if page < 1:
+        raise ValueError(f"keyset_rows: a page holds at least one row, not {page}")
+    after: tuple[Any, ...] | None = None
+    while True:
+        rows = await keyset_page(collection, where, order, after, page, projection, session=session)
+        for row in rows:
+            yield row
+        if len(rows) < page:
+            return
+        after = tuple(rows[-1][f] for f, _ in order)
 
 
 _BOUNDS: Final[dict[str, Callable[[Any, Any], bool]]] = {

@@ -301,7 +301,8 @@ class QueryPlans(monitoring.CommandListener):
         pass
 
     async def scans(self, client: Any) -> list[dict[str, Any]]:
-        """The recorded finds the server plans as a collection scan, with their plans."""
+        """The recorded reads the server plans as a collection scan, with the number of
+        documents each examined."""
         out: list[dict[str, Any]] = []
         for find in self.finds:
             key = find["command"].get("filter", {}).get("_id")

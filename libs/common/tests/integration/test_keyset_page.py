@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from mandaact_common.mongo import Doc, keyset_page
+from mandaact_common.mongo import Doc, keyset_page, keyset_rows
 from mandaact_common.testing import QueryPlans
 
 pytestmark = pytest.mark.integration
@@ -71,6 +71,8 @@ async def test_paging_reads_every_row_once_in_order_without_a_scan(
         for field, way in reversed(order):  # stable: the last field first
             expected.sort(key=itemgetter(field), reverse=way < 0)
         assert [d["_id"] for d in seen] == [d["_id"] for d in expected]
+        walked = [d["_id"] async for d in keyset_rows(rows, where, order, 7)]
+        assert walked == [d["_id"] for d in expected]
         assert await plans.scans(client) == []
     finally:
         await client.close()

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mandaact_common.codecs import utc
 from mandaact_common.keys import subject_hashes
 from mandaact_common.lifecycle import Lifecycle, MongoTombstones, by_fields
-from mandaact_common.mongo import Doc, keyset_page
+from mandaact_common.mongo import Doc, keyset_page, keyset_rows
 from mandaact_common.outbox import Transaction
 from mandaact_common.unit_of_work import MongoStore, MongoUnitOfWork
 from webhooks.domain.model import (
@@ -359,26 +359,21 @@ class MongoWebhooksStore(MongoStore):
         due: Doc = {"status": "pending", "next_attempt_at": {"$lte": now}}
         order = [("next_attempt_at", 1), ("_id", 1)]
         fields = {"tenant_id": 1, "endpoint_id": 1, "next_attempt_at": 1}
-        after: tuple[Any, ...] | None = None
-        while True:
-            page = await keyset_page(
-                self._db[DELIVERIES], due, order, after, CLAIM_PAGE, fields, session=self._session
+        deliveries = self._db[DELIVERIES]
+        rows = keyset_rows(deliveries, due, order, CLAIM_PAGE, fields, session=self._session)
+        async for row in rows:
+            if row["endpoint_id"] in skip or row["tenant_id"] in skip_tenants:
+                continue
+            still_due = {"status": "pending", "next_attempt_at": row["next_attempt_at"]}
+            doc = await deliveries.find_one_and_update(
+                {"_id": row["_id"], **still_due},
+                {"$set": {"claim": token, "next_attempt_at": lease_until}},
+                return_document=ReturnDocument.AFTER,
+                session=self._session,
             )
-            for row in page:
-                if row["endpoint_id"] in skip or row["tenant_id"] in skip_tenants:
-                    continue
-                still_due = {"status": "pending", "next_attempt_at": row["next_attempt_at"]}
-                doc = await self._db[DELIVERIES].find_one_and_update(
-                    {"_id": row["_id"], **still_due},
-                    {"$set": {"claim": token, "next_attempt_at": lease_until}},
-                    return_document=ReturnDocument.AFTER,
-                    session=self._session,
-                )
-                if doc is not None:
-                    return delivery_from(doc)
-            if len(page) < CLAIM_PAGE:
-                return None
-            after = (page[-1]["next_attempt_at"], page[-1]["_id"])
+            if doc is not None:
+                return delivery_from(doc)
+        return None
 
 
 CLAIM_PAGE = 50
